@@ -1,0 +1,1 @@
+//! at (work in progress).

@@ -1,0 +1,1 @@
+//! emulator (work in progress).

@@ -1,0 +1,1 @@
+//! Recipe loading (placeholder, filled in by the loader work).

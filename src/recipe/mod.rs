@@ -1,0 +1,7 @@
+//! Recipes: the YAML model, loading, and variables.
+
+pub mod load;
+pub mod model;
+pub mod vars;
+
+pub use model::*;

@@ -1,0 +1,383 @@
+//! The recipe data model: what a YAML recipe file deserializes into.
+//!
+//! These types are plain data. Loading (YAML parsing, `include:` resolution, error
+//! rendering) lives in [`super::load`]; variable interpolation in [`super::vars`].
+//! Every struct denies unknown keys so a typo is an error with a location, never a
+//! silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A whole recipe file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Human-readable name shown in progress output and reports.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the recipe does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Other YAML files (paths relative to this file, `{{var}}` allowed) whose `vars`
+    /// are merged underneath this file's and whose `steps` run before this file's steps,
+    /// in the order listed.
+    #[serde(default)]
+    pub include: OneOrMany<String>,
+    /// A per-carrier profile file: the same as one more `include:` entry, listed first.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Variables with their defaults. Override with `--set key=value`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, VarDef>,
+    /// Rhai script files (relative to this file) whose functions every `script:` step
+    /// of this recipe can call.
+    #[serde(default)]
+    pub scripts: OneOrMany<String>,
+    /// Default per-attempt timeout for steps that do not set one (default `5s`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub timeout: Option<Duration>,
+    /// Patterns that fail any step at once. Defaults to `ERROR`, `+CME ERROR`,
+    /// `+CMS ERROR`, `CONNECT FAIL`, `SEND FAIL`.
+    #[serde(default)]
+    pub abort: Option<Vec<Pattern>>,
+    /// Bound on the whole run, start-up sync included.
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub deadline: Option<Duration>,
+    /// Start-up sync: send `AT` until `OK` (the SIM7000 autobauds). `false` disables it.
+    #[serde(default)]
+    pub sync: Option<SyncSpec>,
+    /// Handlers for unsolicited result codes.
+    #[serde(default)]
+    pub urc: Vec<UrcHandler>,
+    /// The steps, run in order.
+    #[serde(default)]
+    #[schemars(with = "Vec<Step>")]
+    pub steps: Vec<Spanned<Step>>,
+}
+
+/// A variable definition: a bare value, or a map with a value and flags.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum VarDef {
+    /// `name: value` (strings, numbers and booleans are all kept as text).
+    Plain(Scalar),
+    /// `name: { value: ..., secret: true }`
+    Full(VarSpec),
+}
+
+/// The long form of a variable.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VarSpec {
+    /// Default value. May reference `{{env.NAME}}` and other vars.
+    #[serde(default)]
+    pub value: Option<Scalar>,
+    /// Secret values are shown as `***` in logs, transcripts and reports.
+    #[serde(default)]
+    pub secret: bool,
+    /// The run refuses to start while a required var is empty.
+    #[serde(default)]
+    pub required: bool,
+    /// What the variable is for (shown by `sim7k check`).
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A YAML scalar kept as text.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    /// The scalar as the text `{{var}}` expands to.
+    pub fn to_text(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One item or a list of items.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
+}
+
+impl<T> OneOrMany<T> {
+    /// The items as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(t) => std::slice::from_ref(t),
+            OneOrMany::Many(v) => v,
+        }
+    }
+    /// True when there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+}
+
+/// A match pattern. Plain text matches as a substring of one whole line;
+/// text written `/like this/` is a regular expression (Rust `regex` syntax) tried
+/// against one whole line. `{{var}}` is expanded first (regex-escaped inside `/.../`).
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(transparent)]
+pub struct Pattern(pub String);
+
+impl Pattern {
+    /// The pattern as written (with the `/.../` delimiters of a regex).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// True when written `/regex/`.
+    pub fn is_regex(&self) -> bool {
+        self.0.len() >= 2 && self.0.starts_with('/') && self.0.ends_with('/')
+    }
+}
+
+/// Start-up sync settings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SyncSpec {
+    /// `sync: false` turns it off; `sync: true` uses the defaults.
+    Enabled(bool),
+    /// Tuned sync.
+    Tuned(SyncTuning),
+}
+
+/// Tuning for the start-up sync.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncTuning {
+    /// How long to keep trying (default `10s`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub within: Option<Duration>,
+    /// Wait for `OK` after each `AT` this long (default `300ms`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub interval: Option<Duration>,
+}
+
+/// What to do when an unsolicited result code matches.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UrcHandler {
+    /// Pattern tried against each URC line.
+    #[serde(rename = "match")]
+    pub pattern: Pattern,
+    /// `fail` ends the run with an error, `log` only records it (default `fail`).
+    #[serde(default)]
+    pub action: UrcAction,
+    /// Message for the error or log line.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Action taken by a URC handler.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UrcAction {
+    /// Fail the run at once.
+    #[default]
+    Fail,
+    /// Record the URC and go on.
+    Log,
+}
+
+/// What happens when a step fails after its retries.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFail {
+    /// Stop the run (default).
+    #[default]
+    Fail,
+    /// Record the failure and go on with the next step.
+    Continue,
+}
+
+/// One step of a recipe.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Name shown in progress output, errors and reports (default: the command sent).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Splice the steps of another YAML file here (its vars merge underneath).
+    #[serde(default)]
+    pub include: Option<String>,
+    /// Run this step only when the text (after `{{var}}` expansion) is non-empty and not
+    /// `false`/`0`.
+    #[serde(default, rename = "if")]
+    pub condition: Option<String>,
+    /// Print a message (after `{{var}}` expansion).
+    #[serde(default)]
+    pub say: Option<String>,
+    /// Inline Rhai script (use a `|` block). Runs before `send`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub script: Option<Spanned<String>>,
+    /// Command line to send (`{{var}}` expanded; CR appended).
+    #[serde(default)]
+    pub send: Option<String>,
+    /// Name of a var holding bytes (built by a script) to send through the binary-safe
+    /// `AT+CIPSEND=<len>` form, in chunks.
+    #[serde(default)]
+    pub send_data: Option<String>,
+    /// Options for `send_data`.
+    #[serde(default)]
+    pub data: Option<DataOptions>,
+    /// Wait this long doing nothing but handle URCs (a timeout-only step).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub wait: Option<Duration>,
+    /// Patterns of which any one completes the step. Without `expect`, a step
+    /// succeeds on the final `OK`.
+    #[serde(default)]
+    pub expect: OneOrMany<Pattern>,
+    /// Patterns that fail the step at once, added to the recipe's `abort` list.
+    #[serde(default)]
+    pub abort: OneOrMany<Pattern>,
+    /// Repeat the command until one of these matches (polling), within `deadline`.
+    #[serde(default)]
+    pub until: OneOrMany<Pattern>,
+    /// Pause between polls of `until` (default `1s`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub interval: Option<Duration>,
+    /// Per-attempt timeout (default: the recipe's `timeout`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub timeout: Option<Duration>,
+    /// Bound on the whole step, all retries and polls included.
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub deadline: Option<Duration>,
+    /// Extra attempts after a failure.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Pause before a retry (default `1s`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub retry_delay: Option<Duration>,
+    /// Multiply `retry_delay` by this after each retry (default `1.0`).
+    #[serde(default)]
+    pub backoff: Option<f64>,
+    /// Pause before the step starts.
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub delay: Option<Duration>,
+    /// Regexes (plain, not `/…/`) with named groups; each named group becomes a var.
+    #[serde(default)]
+    pub capture: OneOrMany<String>,
+    /// Checks on captured values; a failed check fails the step with the value.
+    #[serde(default)]
+    pub validate: BTreeMap<String, Validator>,
+    /// Captured vars that are secret.
+    #[serde(default)]
+    pub secret: bool,
+    /// `continue` makes the step optional.
+    #[serde(default)]
+    pub on_fail: OnFail,
+}
+
+/// Options for a `send_data` step.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataOptions {
+    /// Largest chunk per `AT+CIPSEND` (default 1460, or what `AT+CIPSEND?` reported).
+    #[serde(default)]
+    pub chunk: Option<usize>,
+    /// Send as hex text after `AT+CIPSENDHEX=1` (the original script's mode).
+    #[serde(default)]
+    pub hex: bool,
+    /// Expect `DATA ACCEPT:<len>` (after `AT+CIPQSEND=1`) instead of `SEND OK`.
+    #[serde(default)]
+    pub quick: bool,
+}
+
+/// A check on a captured value.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Validator {
+    /// The value must match this regex.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// The value, read as a number, must be at least this.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// The value, read as a number, must be at most this.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// The value must equal this text.
+    #[serde(default)]
+    pub equals: Option<String>,
+    /// The value must not equal any of these (e.g. `99` for CSQ's "unknown").
+    #[serde(default)]
+    pub not: Vec<String>,
+}
+
+/// Duration text: `500ms`, `85s`, `2m`, `1m 30s`.
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+pub struct DurationText(
+    #[schemars(pattern(
+        r"^\s*\d+(\.\d+)?\s*(ns|us|ms|s|sec|m|min|h)(\s*\d+(\.\d+)?\s*(ns|us|ms|s|sec|m|min|h))*\s*$"
+    ))]
+    #[allow(dead_code)]
+    String,
+);
+
+/// Serde helper for `Option<Duration>` written as humantime text.
+pub mod duration_opt {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    /// Deserialize `"5s"`-style text into a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        match text {
+            None => Ok(None),
+            Some(t) => super::parse_duration(&t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parse `500ms`, `85s`, `2m`, `1m 30s`. A bare number is refused (units are required).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration: write e.g. `500ms`, `85s` or `2m`".into());
+    }
+    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "duration `{t}` has no unit: write e.g. `{t}s` or `{t}ms`"
+        ));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration `{t}` ({e}): write e.g. `500ms`, `85s` or `2m`"))
+}

@@ -1,0 +1,1 @@
+//! Recipe variables and `{{var}}` interpolation (placeholder).

@@ -1,0 +1,1 @@
+//! script (work in progress).

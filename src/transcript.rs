@@ -1,0 +1,1 @@
+//! Transcripts (work in progress).
