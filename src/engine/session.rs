@@ -1,0 +1,831 @@
+//! [`Session`]: the modem conversation across steps (framer, echo state, URC handling) and
+//! the state machine of the step in progress.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::{Action, DataPlan, Event, Failure, Matcher, PlanAction, StepOutcome, StepPlan};
+use crate::at::command::{Command, Shape, second_phase};
+use crate::at::framer::{Frame, Framer};
+use crate::at::line::{ResultCode, Urc, known_urc, result_code};
+
+/// Default largest chunk for `AT+CIPSEND=<len>` (`AT+CIPSEND?` reports it).
+pub const DEFAULT_CHUNK: usize = 1460;
+/// Largest chunk in hex mode (bytes before hex encoding).
+pub const HEX_CHUNK: usize = 730;
+
+/// What sim7k believes about the modem's command echo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Echo {
+    /// Not known yet.
+    Unknown,
+    /// Echo on (the SIM7000's power-on default).
+    On,
+    /// Echo off (`ATE0`).
+    Off,
+}
+
+/// A recipe URC handler, compiled.
+#[derive(Debug, Clone)]
+pub struct UrcRule {
+    /// Pattern tried against unsolicited lines.
+    pub matcher: Matcher,
+    /// `true`: fail the run; `false`: log only.
+    pub fail: bool,
+    /// Message for the failure.
+    pub message: String,
+}
+
+/// The conversation with one modem.
+#[derive(Debug)]
+pub struct Session {
+    framer: Framer,
+    echo: Echo,
+    rules: Vec<UrcRule>,
+    /// Boot URCs are still the power-on sequence (not a reboot).
+    boot_window: bool,
+    steps_since_boot_window: u32,
+    events: VecDeque<Event>,
+    outbox: VecDeque<Vec<u8>>,
+    run: Option<StepRun>,
+    done: Option<StepOutcome>,
+    /// Largest `AT+CIPSEND` chunk reported by the modem.
+    max_send: Option<usize>,
+    /// A fatal URC that arrived between steps: the next step fails with it.
+    pending_fatal: Option<Failure>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+#[derive(Debug)]
+struct StepRun {
+    plan: StepPlan,
+    started: Instant,
+    hard_deadline: Option<Instant>,
+    attempt: u32,
+    polls: u32,
+    retry_delay: Duration,
+    phase: Phase,
+    captures: Vec<(String, String)>,
+    lines: Vec<String>,
+    expect_matched: bool,
+    until_matched: bool,
+    data: Option<DataProgress>,
+}
+
+#[derive(Debug)]
+struct DataProgress {
+    offset: usize,
+    chunk: Option<usize>,
+    /// Size of the chunk in flight.
+    in_flight: usize,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Pause until the instant, then start an exchange.
+    Pause(Instant),
+    /// A command is in flight.
+    InFlight(Exchange),
+    /// A wait step.
+    Waiting(Instant),
+}
+
+#[derive(Debug)]
+struct Exchange {
+    cmd: Command,
+    purpose: Purpose,
+    payload: Option<Vec<u8>>,
+    payload_sent: bool,
+    deadline: Instant,
+    started: Instant,
+    echo_seen: bool,
+    /// The first phase ended OK (two-phase commands wait for the second).
+    first_ok: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The step's own command.
+    Step,
+    /// `AT+CIPSEND?` before a data send.
+    QueryMax,
+    /// One chunk of a data send.
+    Chunk,
+}
+
+enum Verdict {
+    /// Exchange finished: `Ok(())` or the failure.
+    Finished(Result<(), Failure>),
+    Continue,
+}
+
+impl Session {
+    /// A session with the recipe's URC handlers.
+    pub fn new(rules: Vec<UrcRule>) -> Session {
+        Session {
+            framer: Framer::new(),
+            echo: Echo::Unknown,
+            rules,
+            boot_window: true,
+            steps_since_boot_window: 0,
+            events: VecDeque::new(),
+            outbox: VecDeque::new(),
+            run: None,
+            done: None,
+            max_send: None,
+            pending_fatal: None,
+        }
+    }
+
+    /// The current belief about echo.
+    pub fn echo(&self) -> Echo {
+        self.echo
+    }
+
+    /// End the power-on window: from now on `SMS Ready`/`RDY` mean a reboot. The runner
+    /// calls this after the first step following the start-up sync.
+    pub fn close_boot_window(&mut self) {
+        self.boot_window = false;
+    }
+
+    /// Take the events recorded so far.
+    pub fn drain_events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.events.drain(..)
+    }
+
+    /// True while a step is running.
+    pub fn busy(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Start a step. `hard_deadline` is the recipe's deadline, if any.
+    pub fn start(&mut self, plan: StepPlan, now: Instant, hard_deadline: Option<Instant>) {
+        let step_deadline = plan.deadline.map(|d| now + d);
+        let hard_deadline = match (step_deadline, hard_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let reboot_expected =
+            matches!(&plan.action, PlanAction::Command(c) if is_reboot_command(c));
+        let phase = match &plan.action {
+            PlanAction::Wait(d) => Phase::Waiting(now + plan.delay + *d),
+            _ => Phase::Pause(now + plan.delay),
+        };
+        let data = match &plan.action {
+            PlanAction::Data(d) => Some(DataProgress {
+                offset: 0,
+                chunk: d.chunk,
+                in_flight: 0,
+            }),
+            _ => None,
+        };
+        self.done = None;
+        self.run = Some(StepRun {
+            retry_delay: plan.retry_delay,
+            plan,
+            started: now,
+            hard_deadline,
+            attempt: 1,
+            polls: 0,
+            phase,
+            captures: Vec::new(),
+            lines: Vec::new(),
+            expect_matched: false,
+            until_matched: false,
+            data,
+        });
+        // The start-up sync and the step after it (or a reboot command and the step after
+        // it) may see the boot URCs; from the step after that on, they mean a reboot.
+        if reboot_expected {
+            self.boot_window = true;
+            self.steps_since_boot_window = 0;
+        }
+        if self.boot_window {
+            self.steps_since_boot_window += 1;
+            if self.steps_since_boot_window > 2 {
+                self.boot_window = false;
+            }
+        }
+        if let Some(failure) = self.pending_fatal.take() {
+            self.finish(Some(failure), now);
+            return;
+        }
+        self.advance(now);
+    }
+
+    /// Feed bytes received from the modem.
+    pub fn feed(&mut self, bytes: &[u8], now: Instant) {
+        self.framer.push(bytes);
+        while let Some(frame) = self.framer.next_frame() {
+            self.on_frame(frame, now);
+        }
+    }
+
+    /// What to do next.
+    pub fn poll(&mut self, now: Instant) -> Action {
+        if let Some(bytes) = self.outbox.pop_front() {
+            return Action::Write(bytes);
+        }
+        self.advance(now);
+        if let Some(bytes) = self.outbox.pop_front() {
+            return Action::Write(bytes);
+        }
+        if let Some(outcome) = self.done.take() {
+            return Action::Done(outcome);
+        }
+        match &self.run {
+            None => Action::Wait(now + Duration::from_secs(3600)),
+            Some(run) => {
+                let mut wake = match &run.phase {
+                    Phase::Pause(t) | Phase::Waiting(t) => *t,
+                    Phase::InFlight(ex) => ex.deadline,
+                };
+                if let Some(h) = run.hard_deadline {
+                    wake = wake.min(h);
+                }
+                Action::Wait(wake.max(now))
+            }
+        }
+    }
+
+    /// Time-driven transitions.
+    fn advance(&mut self, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if let Some(h) = run.hard_deadline
+            && now >= h
+        {
+            let waiting_for = match &run.phase {
+                Phase::InFlight(ex) => waiting_for(ex, &run.plan),
+                Phase::Pause(_) => "the next attempt".to_string(),
+                Phase::Waiting(_) => describe_expect(&run.plan),
+            };
+            let failure = if !run.plan.until.is_empty() && run.polls > 0 {
+                Failure::UntilNotMet {
+                    patterns: sources(&run.plan.until),
+                    polls: run.polls,
+                }
+            } else {
+                Failure::Deadline { waiting_for }
+            };
+            self.finish(Some(failure), now);
+            return;
+        }
+        match &run.phase {
+            Phase::Pause(t) if now >= *t => self.begin_attempt(now),
+            Phase::Waiting(t) if now >= *t => {
+                if run.plan.expect.is_empty() {
+                    self.finish(None, now);
+                } else {
+                    let failure = Failure::Timeout {
+                        waited: now.saturating_duration_since(run.started),
+                        waiting_for: describe_expect(&run.plan),
+                    };
+                    self.finish(Some(failure), now);
+                }
+            }
+            Phase::InFlight(ex) if now >= ex.deadline => {
+                let failure = Failure::Timeout {
+                    waited: now.saturating_duration_since(ex.started),
+                    waiting_for: waiting_for(ex, &run.plan),
+                };
+                self.framer.expect_prompt(false);
+                self.framer.clear_echo();
+                self.attempt_failed(failure, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Start (or restart) the exchange of the current attempt or poll.
+    fn begin_attempt(&mut self, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        run.lines.clear();
+        run.captures.clear();
+        run.expect_matched = false;
+        run.until_matched = false;
+        let (line, purpose, payload) = match &run.plan.action {
+            PlanAction::Command(c) => (c.clone(), Purpose::Step, None),
+            PlanAction::Wait(_) => return,
+            PlanAction::Data(d) => {
+                let Some(progress) = run.data.as_mut() else {
+                    return;
+                };
+                match next_data_exchange(d, progress, self.max_send) {
+                    Ok(x) => x,
+                    Err(message) => {
+                        self.finish(Some(Failure::Data { message }), now);
+                        return;
+                    }
+                }
+            }
+        };
+        let cmd = Command::parse(&line);
+        if cmd.shape == Shape::Prompt {
+            self.framer.expect_prompt(true);
+        }
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\r');
+        self.outbox.push_back(bytes);
+        self.events.push_back(Event::Sent(line));
+        if purpose == Purpose::Step && !run.plan.until.is_empty() {
+            run.polls += 1;
+        }
+        run.phase = Phase::InFlight(Exchange {
+            cmd,
+            purpose,
+            payload,
+            payload_sent: false,
+            deadline: now + run.plan.timeout,
+            started: now,
+            echo_seen: false,
+            first_ok: false,
+        });
+    }
+
+    fn on_frame(&mut self, frame: Frame, now: Instant) {
+        match frame {
+            Frame::Line(bytes) => {
+                let line = String::from_utf8_lossy(&bytes).trim().to_string();
+                if !line.is_empty() {
+                    self.on_line(line, now);
+                }
+            }
+            Frame::Prompt => {
+                self.events.push_back(Event::Prompt);
+                self.on_prompt();
+            }
+            Frame::Data(data) => self.events.push_back(Event::Data(data)),
+            Frame::Echo(bytes) => {
+                self.echo = Echo::On;
+                self.events
+                    .push_back(Event::Echo(String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+    }
+
+    fn on_prompt(&mut self) {
+        let echo = self.echo;
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let Phase::InFlight(ex) = &mut run.phase else {
+            return;
+        };
+        if ex.payload_sent {
+            return;
+        }
+        if let Some(payload) = ex.payload.take() {
+            ex.payload_sent = true;
+            if echo != Echo::Off {
+                self.framer.expect_echo(&payload);
+            }
+            self.events.push_back(Event::SentData(payload.len()));
+            self.outbox.push_back(payload);
+        }
+    }
+
+    fn on_line(&mut self, line: String, now: Instant) {
+        // Is there a command in flight that this line may belong to?
+        let in_flight = match self.run.as_ref().map(|r| &r.phase) {
+            Some(Phase::InFlight(ex)) => Some((ex.cmd.clone(), ex.echo_seen)),
+            _ => None,
+        };
+        let Some((cmd, echo_seen)) = in_flight else {
+            self.on_unsolicited(line, now);
+            return;
+        };
+        if cmd.is_echo(&line) {
+            self.echo = Echo::On;
+            if let Some(Phase::InFlight(ex)) = self.run.as_mut().map(|r| &mut r.phase) {
+                ex.echo_seen = true;
+            }
+            self.events.push_back(Event::Echo(line));
+            return;
+        }
+        let urc = known_urc(&line);
+        // `+CIPRXGET: 1` is a URC even during `AT+CIPRXGET=2,…` (only `AT+CIPRXGET?` owns it).
+        let owned = cmd.owns(&line) && (urc != Some(Urc::RxData) || cmd.text.contains('?'));
+        if !owned {
+            if urc.is_some() {
+                self.on_unsolicited(line, now);
+                return;
+            }
+            // With echo on, anything before our echo predates the command.
+            if self.echo == Echo::On && !echo_seen {
+                self.on_unsolicited(line, now);
+                return;
+            }
+        }
+        self.events.push_back(Event::Response(line.clone()));
+        self.on_response(line, now);
+    }
+
+    fn on_unsolicited(&mut self, line: String, now: Instant) {
+        let urc = known_urc(&line);
+        self.events.push_back(Event::Unsolicited {
+            line: line.clone(),
+            urc,
+        });
+        // A wait step matches any line, URCs included.
+        if let Some(run) = self.run.as_mut()
+            && matches!(run.phase, Phase::Waiting(_))
+        {
+            if run.plan.expect.iter().any(|m| m.is_match(&line)) {
+                run.lines.push(line.clone());
+                run.captures
+                    .extend(super::captures(&run.plan.capture, &line));
+                self.finish(None, now);
+                return;
+            }
+            if let Some(m) = run.plan.abort.iter().find(|m| m.is_match(&line)) {
+                let failure = Failure::Aborted {
+                    pattern: m.source().to_string(),
+                    line,
+                };
+                self.finish(Some(failure), now);
+                return;
+            }
+        }
+        // Recipe handlers first: they may turn a reboot into a logged event.
+        if let Some(rule) = self.rules.iter().find(|r| r.matcher.is_match(&line)) {
+            if rule.fail && !(urc.is_some_and(Urc::is_reboot) && self.boot_window) {
+                let failure = Failure::Urc {
+                    line,
+                    message: rule.message.clone(),
+                };
+                self.fail_run(failure, now);
+            }
+            return;
+        }
+        if urc.is_some_and(Urc::is_reboot) {
+            if self.boot_window {
+                self.events.push_back(Event::Boot(line));
+            } else {
+                self.fail_run(Failure::Rebooted { line }, now);
+            }
+        }
+    }
+
+    fn on_response(&mut self, line: String, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let Phase::InFlight(ex) = &mut run.phase else {
+            return;
+        };
+        let purpose = ex.purpose;
+        let code = result_code(&line);
+        if purpose == Purpose::Step {
+            run.lines.push(line.clone());
+            let expect_hit = run.plan.expect.iter().any(|m| m.is_match(&line));
+            if expect_hit {
+                run.expect_matched = true;
+            }
+            if run.plan.until.iter().any(|m| m.is_match(&line)) {
+                run.until_matched = true;
+            }
+            if !expect_hit && let Some(m) = run.plan.abort.iter().find(|m| m.is_match(&line)) {
+                let failure = Failure::Aborted {
+                    pattern: m.source().to_string(),
+                    line,
+                };
+                self.framer.expect_prompt(false);
+                self.attempt_failed(failure, now);
+                return;
+            }
+            if code.is_none() {
+                let caps = super::captures(&run.plan.capture, &line);
+                run.captures.extend(caps);
+            }
+        } else if purpose == Purpose::QueryMax {
+            if let Some(size) = parse_cipsend_size(&line) {
+                self.max_send = Some(size);
+            }
+        } else if purpose == Purpose::Chunk {
+            run.lines.push(line.clone());
+            if let Some(m) = run.plan.abort.iter().find(|m| m.is_match(&line)) {
+                let failure = Failure::Aborted {
+                    pattern: m.source().to_string(),
+                    line,
+                };
+                self.framer.expect_prompt(false);
+                self.attempt_failed(failure, now);
+                return;
+            }
+        }
+        match exchange_verdict(ex, &line, code.as_ref()) {
+            Verdict::Continue => {}
+            Verdict::Finished(result) => {
+                self.framer.expect_prompt(false);
+                self.exchange_finished(result, now);
+            }
+        }
+    }
+
+    fn exchange_finished(&mut self, result: Result<(), Failure>, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let Phase::InFlight(ex) = &run.phase else {
+            return;
+        };
+        match ex.purpose {
+            Purpose::QueryMax => {
+                // Whatever the answer, go on with the chunks (default size on failure).
+                if self.max_send.is_none() {
+                    self.max_send = Some(DEFAULT_CHUNK);
+                }
+                run.phase = Phase::Pause(now);
+                self.begin_attempt(now);
+            }
+            Purpose::Chunk => match result {
+                Ok(()) => {
+                    let total = match &run.plan.action {
+                        PlanAction::Data(d) => d.payload.len(),
+                        _ => 0,
+                    };
+                    let done = match run.data.as_mut() {
+                        Some(p) => {
+                            p.offset += p.in_flight;
+                            p.in_flight = 0;
+                            p.offset >= total
+                        }
+                        None => true,
+                    };
+                    if done {
+                        self.finish(None, now);
+                    } else {
+                        run.phase = Phase::Pause(now);
+                        self.begin_attempt(now);
+                    }
+                }
+                Err(failure) => self.attempt_failed(failure, now),
+            },
+            Purpose::Step => {
+                let plan = &run.plan;
+                if !plan.until.is_empty() {
+                    if run.until_matched {
+                        self.finish(None, now);
+                    } else {
+                        self.events.push_back(Event::Poll { polls: run.polls });
+                        let next = now + plan.interval;
+                        if run.hard_deadline.is_some_and(|h| next >= h) {
+                            let failure = Failure::UntilNotMet {
+                                patterns: sources(&plan.until),
+                                polls: run.polls,
+                            };
+                            self.finish(Some(failure), now);
+                        } else {
+                            run.phase = Phase::Pause(next);
+                        }
+                    }
+                    return;
+                }
+                let outcome = if run.expect_matched {
+                    Ok(())
+                } else {
+                    match result {
+                        Err(f) => Err(f),
+                        Ok(()) if plan.expect.is_empty() => Ok(()),
+                        Ok(()) => Err(Failure::NotMatched {
+                            expected: sources(&plan.expect),
+                        }),
+                    }
+                };
+                match outcome {
+                    Ok(()) => self.finish(None, now),
+                    Err(f) => self.attempt_failed(f, now),
+                }
+            }
+        }
+    }
+
+    fn attempt_failed(&mut self, failure: Failure, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if run.attempt <= run.plan.retries && !failure.is_fatal() {
+            let next = now + run.retry_delay;
+            if run.hard_deadline.is_none_or(|h| next < h) {
+                self.events.push_back(Event::Retry {
+                    attempt: run.attempt,
+                    failure,
+                });
+                run.attempt += 1;
+                let factor = if run.plan.backoff.is_finite() && run.plan.backoff >= 1.0 {
+                    run.plan.backoff
+                } else {
+                    1.0
+                };
+                run.retry_delay = run
+                    .retry_delay
+                    .mul_f64(factor)
+                    .min(Duration::from_secs(3600));
+                run.phase = Phase::Pause(next);
+                if let Some(p) = run.data.as_mut() {
+                    p.in_flight = 0;
+                }
+                return;
+            }
+        }
+        self.finish(Some(failure), now);
+    }
+
+    /// A URC handler or a reboot ends the step at once, whatever it was doing.
+    fn fail_run(&mut self, failure: Failure, now: Instant) {
+        if self.run.is_some() {
+            self.framer.expect_prompt(false);
+            self.finish(Some(failure), now);
+        } else {
+            // Between steps: report it with the next step.
+            self.pending_fatal = Some(failure);
+        }
+    }
+
+    fn finish(&mut self, failure: Option<Failure>, now: Instant) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        let passed = failure.is_none();
+        if passed
+            && let PlanAction::Command(c) = &run.plan.action
+            && let Some(e) = echo_change(c)
+        {
+            self.echo = e;
+        }
+        self.done = Some(StepOutcome {
+            failure,
+            attempts: run.attempt,
+            polls: run.polls,
+            captures: if passed { run.captures } else { Vec::new() },
+            lines: run.lines,
+            elapsed: now.saturating_duration_since(run.started),
+        });
+    }
+}
+
+/// The next command of a data send: the size query, or the next chunk.
+fn next_data_exchange(
+    d: &DataPlan,
+    progress: &mut DataProgress,
+    max_send: Option<usize>,
+) -> Result<(String, Purpose, Option<Vec<u8>>), String> {
+    if d.hex
+        && let Some(pos) = d.payload.iter().position(|b| *b == 0x1A)
+    {
+        return Err(format!(
+            "hex mode cannot send this payload: byte {pos} is 0x1A, which ends a hex-mode \
+             send early on the SIM7000; use binary mode (remove `hex: true`)"
+        ));
+    }
+    let chunk = match (progress.chunk, max_send) {
+        (Some(c), _) => c,
+        (None, Some(m)) => m,
+        (None, None) if !d.hex => {
+            return Ok(("AT+CIPSEND?".to_string(), Purpose::QueryMax, None));
+        }
+        (None, None) => DEFAULT_CHUNK,
+    };
+    let chunk = if d.hex { chunk.min(HEX_CHUNK) } else { chunk };
+    let chunk = chunk.max(1);
+    let start = progress.offset.min(d.payload.len());
+    let end = (start + chunk).min(d.payload.len());
+    let piece = &d.payload[start..end];
+    progress.in_flight = piece.len();
+    if d.hex {
+        let mut text = String::with_capacity(piece.len() * 3 + 2);
+        for b in piece {
+            text.push_str(&format!("{b:02X} "));
+        }
+        text.push_str("1A");
+        Ok((
+            "AT+CIPSEND".to_string(),
+            Purpose::Chunk,
+            Some(text.into_bytes()),
+        ))
+    } else {
+        Ok((
+            format!("AT+CIPSEND={}", piece.len()),
+            Purpose::Chunk,
+            Some(piece.to_vec()),
+        ))
+    }
+}
+
+/// Did this response line end the exchange?
+fn exchange_verdict(ex: &mut Exchange, line: &str, code: Option<&ResultCode>) -> Verdict {
+    let fail = |line: &str| Verdict::Finished(Err(Failure::ErrorResult { line: line.into() }));
+    match ex.cmd.shape {
+        Shape::Standard | Shape::Own(_) => match code {
+            Some(c) if ex.cmd.ends_with(c) => {
+                if c.is_failure() {
+                    fail(line)
+                } else {
+                    Verdict::Finished(Ok(()))
+                }
+            }
+            _ => Verdict::Continue,
+        },
+        Shape::BareLine => match code {
+            Some(c) if c.is_failure() => fail(line),
+            _ => Verdict::Finished(Ok(())),
+        },
+        Shape::TwoPhase(phase) => {
+            if !ex.first_ok {
+                match code {
+                    Some(c) if c.is_generic_final() => {
+                        if c.is_failure() {
+                            return fail(line);
+                        }
+                        ex.first_ok = true;
+                        return Verdict::Continue;
+                    }
+                    _ => {}
+                }
+            }
+            match second_phase(phase, line) {
+                Some(true) => Verdict::Finished(Ok(())),
+                Some(false) => fail(line),
+                None => Verdict::Continue,
+            }
+        }
+        Shape::Prompt => match code {
+            Some(c) if c.is_failure() => fail(line),
+            Some(ResultCode::SendOk | ResultCode::DataAccept(_) | ResultCode::Ok)
+                if ex.payload_sent =>
+            {
+                Verdict::Finished(Ok(()))
+            }
+            // Prompt suppressed (`AT+CIPSPRT=2`) or a command without payload.
+            Some(ResultCode::Ok) if ex.payload.is_none() && !ex.payload_sent => {
+                Verdict::Finished(Ok(()))
+            }
+            _ => Verdict::Continue,
+        },
+    }
+}
+
+fn waiting_for(ex: &Exchange, plan: &StepPlan) -> String {
+    match ex.cmd.shape {
+        Shape::Prompt if !ex.payload_sent => format!("the `> ` prompt after `{}`", ex.cmd.text),
+        Shape::Prompt => "SEND OK".to_string(),
+        _ if ex.purpose == Purpose::Step && !plan.expect.is_empty() => describe_expect(plan),
+        Shape::BareLine => format!("the reply to `{}`", ex.cmd.text),
+        Shape::TwoPhase(_) if ex.first_ok => format!("the result of `{}`", ex.cmd.text),
+        _ => format!("the final result of `{}`", ex.cmd.text),
+    }
+}
+
+fn describe_expect(plan: &StepPlan) -> String {
+    if plan.expect.is_empty() {
+        "OK".to_string()
+    } else {
+        sources(&plan.expect)
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+fn sources(ms: &[Matcher]) -> Vec<String> {
+    ms.iter().map(|m| m.source().to_string()).collect()
+}
+
+/// `+CIPSEND: 1460` (single) or `+CIPSEND: 0,1460` (multi).
+fn parse_cipsend_size(line: &str) -> Option<usize> {
+    let rest = line.trim().strip_prefix("+CIPSEND:")?;
+    let last = rest.rsplit(',').next()?.trim();
+    let n: usize = last.parse().ok()?;
+    (n > 0).then_some(n)
+}
+
+/// `ATE0`/`ATE1` (alone or chained, `AT+CIFSR;E0`) switch echo.
+fn echo_change(line: &str) -> Option<Echo> {
+    let up = line.trim().to_ascii_uppercase();
+    let body = up.strip_prefix("AT")?;
+    let mut result = None;
+    for part in body.split(';') {
+        match part.trim() {
+            "E0" => result = Some(Echo::Off),
+            "E1" | "E" => result = Some(Echo::On),
+            _ => {}
+        }
+    }
+    result
+}
+
+/// `AT+CFUN=<fun>,1` resets the module.
+fn is_reboot_command(line: &str) -> bool {
+    let up = line.trim().to_ascii_uppercase().replace(' ', "");
+    up.starts_with("AT+CFUN=") && up.ends_with(",1")
+}
