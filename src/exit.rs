@@ -15,6 +15,8 @@ pub enum Exit {
     Timeout = 3,
     /// I/O error: the port is missing, busy, or vanished mid-run.
     Io = 4,
+    /// Stopped by Ctrl-C / SIGTERM (the shell convention 128 + SIGINT).
+    Interrupted = 130,
 }
 
 impl Exit {

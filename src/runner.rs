@@ -1,1 +1,775 @@
-//! Runner (work in progress).
+//! The runner: drives the sans-IO [`Session`] over a [`Transport`] for every step of a
+//! [`LoadedRecipe`], keeps vars and the transcript, and produces a [`RunReport`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::engine::{
+    Action, DataPlan, Event, Failure, Matcher, PlanAction, Session, StepOutcome, StepPlan, UrcRule,
+    compile,
+};
+use crate::exit::Exit;
+use crate::recipe::load::{LoadedRecipe, Origin, PlannedStep};
+use crate::recipe::model::{OnFail, Step, UrcAction, Validator};
+use crate::recipe::vars::{VarValue, Vars};
+use crate::transcript::Transcript;
+use crate::transport::Transport;
+
+/// Longest single read wait, so an interrupt is noticed quickly.
+const READ_SLICE: Duration = Duration::from_millis(200);
+/// Default deadline of an `until` step that sets none.
+pub const DEFAULT_UNTIL_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Receives progress while a recipe runs. Every text is already redacted.
+pub trait Observer {
+    /// A step starts. `index` is 0-based; the start-up sync is reported as `sync`.
+    fn step_started(&mut self, _index: usize, _total: usize, _name: &str) {}
+    /// A step ended.
+    fn step_finished(&mut self, _record: &StepRecord) {}
+    /// Modem traffic and engine events, one line each (`> AT`, `< OK`, `! DST: 1`, …).
+    fn traffic(&mut self, _line: &str) {}
+    /// A `say:` message.
+    fn say(&mut self, _text: &str) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Runs `script:` steps (provided by the script module).
+pub trait ScriptHost {
+    /// Run a step's inline script with the recipe vars; returns lines it printed.
+    fn run_step_script(
+        &mut self,
+        step: &PlannedStep,
+        vars: &mut Vars,
+    ) -> Result<Vec<String>, String>;
+}
+
+/// Options for one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Set to stop the run (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Port name for the report.
+    pub port: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every step passed (optional steps may have failed).
+    Passed,
+    /// A step failed.
+    Failed,
+    /// A step or the recipe deadline timed out.
+    Timeout,
+    /// The port failed or vanished.
+    IoError,
+    /// A `{{var}}` or script problem found while running.
+    RecipeError,
+    /// Stopped by the user.
+    Interrupted,
+}
+
+impl Verdict {
+    /// The process exit code for this verdict.
+    pub fn exit(self) -> Exit {
+        match self {
+            Verdict::Passed => Exit::Success,
+            Verdict::Failed => Exit::StepFailed,
+            Verdict::Timeout => Exit::Timeout,
+            Verdict::IoError => Exit::Io,
+            Verdict::RecipeError => Exit::Usage,
+            Verdict::Interrupted => Exit::Interrupted,
+        }
+    }
+}
+
+/// The status of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// It passed.
+    Passed,
+    /// It failed and ended the run.
+    Failed,
+    /// It failed, but `on_fail: continue`.
+    FailedContinued,
+    /// Its `if:` was false.
+    Skipped,
+}
+
+/// What happened in one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// 0-based index among the recipe's steps (the sync is not counted).
+    pub index: Option<usize>,
+    /// Name.
+    pub name: String,
+    /// Where the step is written.
+    pub origin: Option<String>,
+    /// Status.
+    pub status: StepStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time spent, in seconds.
+    pub seconds: f64,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Details of the failure that ended a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureReport {
+    /// Step name (`sync` for the start-up sync).
+    pub step: String,
+    /// Where the step is written.
+    pub origin: Option<String>,
+    /// What went wrong.
+    pub reason: String,
+    /// The last transcript lines.
+    pub tail: Vec<String>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Recipe name.
+    pub recipe: String,
+    /// Port.
+    pub port: String,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Exit code.
+    pub exit_code: u8,
+    /// Start, seconds since the Unix epoch.
+    pub started: f64,
+    /// Duration in seconds.
+    pub seconds: f64,
+    /// Steps run.
+    pub steps: Vec<StepRecord>,
+    /// The failure, if the run did not pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReport>,
+    /// Values captured from the modem (secrets as `***`).
+    pub captures: BTreeMap<String, String>,
+    /// All vars at the end (secrets as `***`, bytes as hex).
+    pub vars: serde_json::Value,
+}
+
+impl RunReport {
+    /// The exit code.
+    pub fn exit(&self) -> Exit {
+        self.verdict.exit()
+    }
+}
+
+/// Why the drive loop stopped early.
+enum Stop {
+    Io(String),
+    Interrupted,
+}
+
+/// Runs one recipe against one modem.
+pub struct Runner<'a> {
+    recipe: &'a LoadedRecipe,
+    port: &'a mut dyn Transport,
+    transcript: &'a mut Transcript,
+    observer: &'a mut dyn Observer,
+    scripts: Option<&'a mut dyn ScriptHost>,
+    options: RunOptions,
+    vars: Vars,
+    session: Session,
+    captures: BTreeMap<String, String>,
+    records: Vec<StepRecord>,
+    deadline: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Runner<'a> {
+    /// Prepare a run.
+    pub fn new(
+        recipe: &'a LoadedRecipe,
+        port: &'a mut dyn Transport,
+        transcript: &'a mut Transcript,
+        observer: &'a mut dyn Observer,
+        options: RunOptions,
+    ) -> Runner<'a> {
+        let vars = recipe.vars.clone();
+        Runner {
+            recipe,
+            port,
+            transcript,
+            observer,
+            scripts: None,
+            options,
+            vars,
+            session: Session::default(),
+            captures: BTreeMap::new(),
+            records: Vec::new(),
+            deadline: None,
+            buf: vec![0u8; 4096],
+        }
+    }
+
+    /// Use this host for `script:` steps.
+    pub fn with_scripts(mut self, host: &'a mut dyn ScriptHost) -> Runner<'a> {
+        self.scripts = Some(host);
+        self
+    }
+
+    /// Run every step; never panics on modem input, always flushes the transcript.
+    pub fn run(mut self) -> RunReport {
+        let started_wall = SystemTime::now();
+        let started = Instant::now();
+        self.deadline = self.recipe.deadline.map(|d| started + d);
+        self.transcript.set_secrets(self.vars.secret_values());
+        let (verdict, failure) = match self.run_inner() {
+            Ok(()) => (Verdict::Passed, None),
+            Err((v, f)) => (v, Some(f)),
+        };
+        if let Some(f) = &failure {
+            self.transcript.note(&format!(
+                "run ended: {:?} in `{}`: {}",
+                verdict, f.step, f.reason
+            ));
+        } else {
+            self.transcript.note("run passed");
+        }
+        let flush_err = self.transcript.flush().err();
+        let mut failure = failure;
+        if let Some(e) = flush_err
+            && let Some(f) = failure.as_mut()
+        {
+            f.reason
+                .push_str(&format!(" (transcript write failed: {e})"));
+        }
+        let tail_ready = failure.map(|mut f| {
+            f.tail = self.transcript.tail();
+            f
+        });
+        RunReport {
+            recipe: self.recipe.name.clone(),
+            port: self.options.port.clone(),
+            verdict,
+            exit_code: verdict.exit().code(),
+            started: started_wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            seconds: started.elapsed().as_secs_f64(),
+            steps: self.records,
+            failure: tail_ready,
+            captures: self.captures,
+            vars: self.vars.to_json(),
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<(), (Verdict, FailureReport)> {
+        let rules = self
+            .recipe
+            .urc
+            .iter()
+            .map(|h| {
+                let text = self
+                    .vars
+                    .expand_pattern(&h.pattern)
+                    .map_err(|e| self.recipe_error("urc", None, e.to_string()))?;
+                let matcher = Matcher::parse(&text)
+                    .map_err(|e| self.recipe_error("urc", None, e.to_string()))?;
+                Ok(UrcRule {
+                    matcher,
+                    fail: h.action == UrcAction::Fail,
+                    message: h
+                        .message
+                        .clone()
+                        .unwrap_or_else(|| format!("URC matched `{}`", h.pattern.as_str())),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.session = Session::new(rules);
+
+        if self.recipe.sync.enabled {
+            self.sync()?;
+        }
+        let total = self.recipe.steps.len();
+        for (index, planned) in self.recipe.steps.iter().enumerate() {
+            self.step(index, total, planned)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), (Verdict, FailureReport)> {
+        let s = &self.recipe.sync;
+        let mut plan = StepPlan::command("AT", s.interval);
+        plan.name = "sync".into();
+        let tries = (s.within.as_millis() / s.interval.as_millis().max(1)).max(1);
+        plan.retries = u32::try_from(tries).unwrap_or(u32::MAX).saturating_sub(1);
+        plan.retry_delay = Duration::ZERO;
+        plan.deadline = Some(s.within);
+        self.observer
+            .step_started(0, self.recipe.steps.len(), "sync");
+        self.transcript.note("sync: AT until OK");
+        let outcome = self
+            .drive(plan)
+            .map_err(|stop| self.stopped(stop, "sync", None))?;
+        let record = StepRecord {
+            index: None,
+            name: "sync".into(),
+            origin: None,
+            status: if outcome.passed() {
+                StepStatus::Passed
+            } else {
+                StepStatus::Failed
+            },
+            attempts: outcome.attempts,
+            seconds: outcome.elapsed.as_secs_f64(),
+            reason: None,
+        };
+        self.observer.step_finished(&record);
+        self.records.push(record);
+        if let Some(f) = outcome.failure {
+            let reason = format!(
+                "the modem did not answer `AT` with `OK` within {} ({f}); is it powered, on this port, at this baud rate?",
+                humantime::format_duration(s.within)
+            );
+            let verdict = if f.is_timeout() {
+                Verdict::Timeout
+            } else {
+                Verdict::Failed
+            };
+            if let Some(r) = self.records.last_mut() {
+                r.reason = Some(reason.clone());
+            }
+            return Err((verdict, self.failure_report("sync", None, reason)));
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        index: usize,
+        total: usize,
+        planned: &PlannedStep,
+    ) -> Result<(), (Verdict, FailureReport)> {
+        let step = &planned.step;
+        let origin = planned.origin.to_string();
+        let name = self.step_name(index, step);
+        let started = Instant::now();
+        if let Some(d) = self.deadline
+            && Instant::now() >= d
+        {
+            let reason = "the recipe's deadline passed".to_string();
+            return Err((
+                Verdict::Timeout,
+                self.failure_report(&name, Some(&planned.origin), reason),
+            ));
+        }
+        if let Some(cond) = &step.condition {
+            let value = self
+                .vars
+                .expand(cond)
+                .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e.to_string()))?;
+            if !truthy(&value) {
+                let record = StepRecord {
+                    index: Some(index),
+                    name,
+                    origin: Some(origin),
+                    status: StepStatus::Skipped,
+                    attempts: 0,
+                    seconds: 0.0,
+                    reason: None,
+                };
+                self.observer.step_finished(&record);
+                self.records.push(record);
+                return Ok(());
+            }
+        }
+        self.observer.step_started(index, total, &name);
+        self.transcript
+            .note(&format!("step {} `{}` ({origin})", index + 1, name));
+        if let Some(text) = &step.say {
+            let text = self
+                .vars
+                .expand(text)
+                .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e.to_string()))?;
+            let text = self.vars.redact(&text);
+            self.transcript.note(&format!("say: {text}"));
+            self.observer.say(&text);
+        }
+        if step.script.is_some() {
+            let result = match self.scripts.as_deref_mut() {
+                Some(host) => host.run_step_script(planned, &mut self.vars),
+                None => Err("this build has no script support".to_string()),
+            };
+            match result {
+                Ok(lines) => {
+                    for l in lines {
+                        let l = self.vars.redact(&l);
+                        self.transcript.note(&format!("script: {l}"));
+                        self.observer.say(&l);
+                    }
+                    self.transcript.set_secrets(self.vars.secret_values());
+                }
+                Err(e) => return Err(self.recipe_error(&name, Some(&planned.origin), e)),
+            }
+        }
+        let plan = self
+            .plan(index, step, &name)
+            .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e))?;
+        let outcome = match plan {
+            None => StepOutcome {
+                failure: None,
+                attempts: 1,
+                polls: 0,
+                captures: Vec::new(),
+                lines: Vec::new(),
+                elapsed: started.elapsed(),
+            },
+            Some(plan) => self
+                .drive(plan)
+                .map_err(|stop| self.stopped(stop, &name, Some(&planned.origin)))?,
+        };
+        let mut failure = outcome.failure.clone();
+        if failure.is_none() {
+            for (k, v) in &outcome.captures {
+                self.vars.set(k, VarValue::Text(v.clone()), step.secret);
+            }
+            if step.secret {
+                self.transcript.set_secrets(self.vars.secret_values());
+            }
+            for (k, v) in &outcome.captures {
+                let shown = if self.vars.is_secret(k) {
+                    crate::transcript::REDACTED.to_string()
+                } else {
+                    v.clone()
+                };
+                self.captures.insert(k.clone(), shown);
+            }
+            if let Some(msg) = self.validate(step) {
+                failure = Some(Failure::Data { message: msg });
+            }
+        }
+        let reason = failure.as_ref().map(|f| self.vars.redact(&f.to_string()));
+        let fatal = failure.as_ref().is_some_and(Failure::is_fatal);
+        let status = match (&failure, step.on_fail) {
+            (None, _) => StepStatus::Passed,
+            (Some(_), OnFail::Continue) if !fatal => StepStatus::FailedContinued,
+            (Some(_), _) => StepStatus::Failed,
+        };
+        let record = StepRecord {
+            index: Some(index),
+            name: name.clone(),
+            origin: Some(origin),
+            status,
+            attempts: outcome.attempts,
+            seconds: started.elapsed().as_secs_f64(),
+            reason: reason.clone(),
+        };
+        self.transcript.note(&format!(
+            "step {} `{}` {}",
+            index + 1,
+            name,
+            match &reason {
+                None => "passed".to_string(),
+                Some(r) => format!("failed: {r}"),
+            }
+        ));
+        self.observer.step_finished(&record);
+        self.records.push(record);
+        if status == StepStatus::Failed {
+            let f = failure.unwrap_or(Failure::Data {
+                message: "failed".into(),
+            });
+            let verdict = if f.is_timeout() {
+                Verdict::Timeout
+            } else {
+                Verdict::Failed
+            };
+            let mut reason = reason.unwrap_or_default();
+            if !outcome.lines.is_empty() && !f.is_timeout() {
+                let lines: Vec<String> =
+                    outcome.lines.iter().map(|l| self.vars.redact(l)).collect();
+                reason.push_str(&format!("; the modem said: {}", lines.join(" | ")));
+            }
+            return Err((
+                verdict,
+                self.failure_report(&name, Some(&planned.origin), reason),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Build the engine plan of a step; `None` for steps without IO.
+    fn plan(&self, index: usize, step: &Step, name: &str) -> Result<Option<StepPlan>, String> {
+        let e = |e: crate::recipe::vars::ExpandError| e.to_string();
+        let action = if let Some(send) = &step.send {
+            PlanAction::Command(self.vars.expand(send).map_err(e)?)
+        } else if let Some(var) = &step.send_data {
+            let payload = match self.vars.get(var) {
+                Some(v) => v.as_bytes().to_vec(),
+                None => {
+                    return Err(format!(
+                        "send_data: var `{var}` is not set (a script step must build it first)"
+                    ));
+                }
+            };
+            let opts = step.data.clone().unwrap_or_default();
+            PlanAction::Data(DataPlan {
+                payload,
+                chunk: opts.chunk,
+                hex: opts.hex,
+                quick: opts.quick,
+            })
+        } else if let Some(w) = step.wait {
+            PlanAction::Wait(w)
+        } else {
+            return Ok(None);
+        };
+        let matchers = |pats: &[crate::recipe::model::Pattern]| -> Result<Vec<Matcher>, String> {
+            pats.iter()
+                .map(|p| {
+                    let text = self.vars.expand_pattern(p).map_err(e)?;
+                    Matcher::parse(&text).map_err(|err| format!("pattern `{}`: {err}", p.as_str()))
+                })
+                .collect()
+        };
+        let until = matchers(step.until.as_slice())?;
+        let mut abort = if until.is_empty() {
+            matchers(&self.recipe.abort)?
+        } else {
+            Vec::new()
+        };
+        abort.extend(matchers(step.abort.as_slice())?);
+        let capture = step
+            .capture
+            .as_slice()
+            .iter()
+            .map(|c| compile(c).map_err(|err| format!("capture `{c}`: {err}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deadline = step.deadline.or(if until.is_empty() {
+            None
+        } else {
+            Some(DEFAULT_UNTIL_DEADLINE)
+        });
+        let _ = index;
+        Ok(Some(StepPlan {
+            name: name.to_string(),
+            action,
+            expect: matchers(step.expect.as_slice())?,
+            abort,
+            until,
+            capture,
+            timeout: step.timeout.unwrap_or(self.recipe.timeout),
+            deadline,
+            retries: step.retries.unwrap_or(0),
+            retry_delay: step.retry_delay.unwrap_or(Duration::from_secs(1)),
+            backoff: step.backoff.unwrap_or(1.0),
+            interval: step.interval.unwrap_or(Duration::from_secs(1)),
+            delay: step.delay.unwrap_or(Duration::ZERO),
+        }))
+    }
+
+    /// Drive the session until the step is done.
+    fn drive(&mut self, plan: StepPlan) -> Result<StepOutcome, Stop> {
+        // Whatever arrived between steps is unsolicited: take it in before sending.
+        self.drain_input()?;
+        self.session.start(plan, Instant::now(), self.deadline);
+        loop {
+            self.flush_events();
+            if self
+                .options
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst))
+            {
+                return Err(Stop::Interrupted);
+            }
+            let now = Instant::now();
+            match self.session.poll(now) {
+                Action::Write(bytes) => {
+                    self.transcript.tx(&bytes);
+                    if let Err(e) = self.port.write_all(&bytes) {
+                        return Err(Stop::Io(format!("write to the port failed: {e}")));
+                    }
+                }
+                Action::Wait(until) => {
+                    let wait = until.saturating_duration_since(now).min(READ_SLICE);
+                    self.read_some(wait)?;
+                }
+                Action::Done(outcome) => {
+                    self.flush_events();
+                    return Ok(outcome);
+                }
+            }
+        }
+    }
+
+    fn read_some(&mut self, wait: Duration) -> Result<usize, Stop> {
+        match self.port.read_timeout(&mut self.buf, wait) {
+            Ok(0) => Ok(0),
+            Ok(n) => {
+                let bytes = self.buf[..n].to_vec();
+                self.transcript.rx(&bytes);
+                self.session.feed(&bytes, Instant::now());
+                Ok(n)
+            }
+            Err(e) => Err(Stop::Io(format!(
+                "the port {} failed or vanished: {e}",
+                self.port.describe()
+            ))),
+        }
+    }
+
+    fn drain_input(&mut self) -> Result<(), Stop> {
+        for _ in 0..64 {
+            if self.read_some(Duration::ZERO)? == 0 {
+                break;
+            }
+        }
+        self.flush_events();
+        Ok(())
+    }
+
+    fn flush_events(&mut self) {
+        let events: Vec<Event> = self.session.drain_events().collect();
+        for ev in events {
+            let line = match &ev {
+                Event::Sent(l) => format!("> {l}"),
+                Event::SentData(n) => format!("> [{n} data bytes]"),
+                Event::Echo(l) => format!("< {l} (echo)"),
+                Event::Response(l) => format!("< {l}"),
+                Event::Unsolicited { line, urc } => match urc {
+                    Some(u) => format!("! {line} ({})", u.describe()),
+                    None => format!("! {line}"),
+                },
+                Event::Prompt => "< >".to_string(),
+                Event::Data(d) => format!("< [{} bytes received]", d.len()),
+                Event::Retry { attempt, failure } => {
+                    format!("attempt {attempt} failed ({failure}); retrying")
+                }
+                Event::Poll { polls } => format!("poll {polls}: not yet"),
+                Event::Boot(l) => format!("! {l} (modem finished booting)"),
+            };
+            let line = self.vars.redact(&line);
+            self.observer.traffic(&line);
+        }
+    }
+
+    fn validate(&self, step: &Step) -> Option<String> {
+        for (name, v) in &step.validate {
+            let value = self
+                .vars
+                .get(name)
+                .and_then(|v| v.as_text())
+                .map(str::to_string);
+            let Some(value) = value else {
+                return Some(format!("validate: `{name}` was not captured"));
+            };
+            if let Some(msg) = check(name, &value, v) {
+                return Some(self.vars.redact(&msg));
+            }
+        }
+        None
+    }
+
+    fn step_name(&self, index: usize, step: &Step) -> String {
+        if let Some(n) = &step.name {
+            return self.vars.expand(n).unwrap_or_else(|_| n.clone());
+        }
+        if let Some(s) = &step.send {
+            let s = self.vars.expand(s).unwrap_or_else(|_| s.clone());
+            return self.vars.redact(&s);
+        }
+        if let Some(v) = &step.send_data {
+            return format!("send_data {v}");
+        }
+        if let Some(w) = step.wait {
+            return format!("wait {}", humantime::format_duration(w));
+        }
+        format!("step {}", index + 1)
+    }
+
+    fn failure_report(&self, step: &str, origin: Option<&Origin>, reason: String) -> FailureReport {
+        FailureReport {
+            step: step.to_string(),
+            origin: origin.map(|o| o.to_string()),
+            reason,
+            tail: Vec::new(),
+        }
+    }
+
+    fn recipe_error(
+        &self,
+        step: &str,
+        origin: Option<&Origin>,
+        reason: String,
+    ) -> (Verdict, FailureReport) {
+        (
+            Verdict::RecipeError,
+            self.failure_report(step, origin, self.vars.redact(&reason)),
+        )
+    }
+
+    fn stopped(&self, stop: Stop, step: &str, origin: Option<&Origin>) -> (Verdict, FailureReport) {
+        match stop {
+            Stop::Io(msg) => (Verdict::IoError, self.failure_report(step, origin, msg)),
+            Stop::Interrupted => (
+                Verdict::Interrupted,
+                self.failure_report(step, origin, "interrupted".into()),
+            ),
+        }
+    }
+}
+
+/// `if:` truthiness: empty, `false`, `0`, `no`, `off` are false.
+pub fn truthy(text: &str) -> bool {
+    !matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "" | "false" | "0" | "no" | "off"
+    )
+}
+
+/// Check a captured value; `Some(message)` when it fails.
+pub fn check(name: &str, value: &str, v: &Validator) -> Option<String> {
+    if let Some(eq) = &v.equals
+        && value != eq
+    {
+        return Some(format!("{name} = `{value}`, expected `{eq}`"));
+    }
+    if v.not.iter().any(|n| n == value) {
+        return Some(format!("{name} = `{value}`, which is not allowed"));
+    }
+    if let Some(re) = &v.regex {
+        match compile(re) {
+            Ok(r) if !r.is_match(value) => {
+                return Some(format!("{name} = `{value}` does not match /{re}/"));
+            }
+            Err(e) => return Some(format!("validate {name}: bad regex: {e}")),
+            _ => {}
+        }
+    }
+    if v.min.is_some() || v.max.is_some() {
+        let Ok(n) = value.trim().parse::<f64>() else {
+            return Some(format!("{name} = `{value}` is not a number"));
+        };
+        if let Some(min) = v.min
+            && n < min
+        {
+            return Some(format!("{name} = {value}, below the minimum {min}"));
+        }
+        if let Some(max) = v.max
+            && n > max
+        {
+            return Some(format!("{name} = {value}, above the maximum {max}"));
+        }
+    }
+    None
+}

@@ -1,1 +1,251 @@
-//! Transcripts (work in progress).
+//! The transcript: every byte in and out, timestamped, control bytes escaped, secrets
+//! redacted. Written to a file (`--transcript FILE`) and kept as a short tail in memory for
+//! error messages.
+//!
+//! Format, one entry per line:
+//!
+//! ```text
+//!    0.012 > AT+CSQ\r
+//!    0.020 < AT+CSQ\r\r\n+CSQ: 24,99\r\n\r\nOK\r\n
+//!    0.020 # step 3 `signal` passed
+//! ```
+//!
+//! `>` is what sim7k wrote, `<` what the modem sent, `#` a note. Bytes outside printable
+//! ASCII are written `\r`, `\n`, `\t`, `\xNN`; a backslash is `\\`. Received bytes are
+//! gathered up to a line end before they are written, so a secret echoed back one byte at
+//! a time is still redacted.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+/// Lines kept for error messages.
+pub const TAIL_LINES: usize = 12;
+
+/// Replacement for a secret.
+pub const REDACTED: &str = "***";
+
+/// A transcript of one modem conversation.
+pub struct Transcript {
+    file: Option<BufWriter<File>>,
+    start: Instant,
+    secrets: Vec<Vec<u8>>,
+    pending_rx: Vec<u8>,
+    tail: VecDeque<String>,
+    error: Option<io::Error>,
+}
+
+impl std::fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcript")
+            .field("file", &self.file.is_some())
+            .field("tail", &self.tail)
+            .finish()
+    }
+}
+
+impl Transcript {
+    /// A transcript kept in memory only (for the error tail).
+    pub fn memory(start: Instant) -> Transcript {
+        Transcript {
+            file: None,
+            start,
+            secrets: Vec::new(),
+            pending_rx: Vec::new(),
+            tail: VecDeque::new(),
+            error: None,
+        }
+    }
+
+    /// A transcript written to `path` (created or truncated).
+    pub fn create(path: &Path, start: Instant) -> io::Result<Transcript> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = File::create(path)?;
+        let mut t = Transcript::memory(start);
+        t.file = Some(BufWriter::new(file));
+        Ok(t)
+    }
+
+    /// Set the secret values to redact (raw bytes; their hex forms are redacted too).
+    pub fn set_secrets(&mut self, secrets: Vec<Vec<u8>>) {
+        let mut all = Vec::new();
+        for s in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let upper: String = s.iter().map(|b| format!("{b:02X}")).collect();
+            let spaced = s
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            all.push(upper.to_ascii_lowercase().into_bytes());
+            all.push(upper.into_bytes());
+            all.push(spaced.into_bytes());
+            all.push(s);
+        }
+        // Longest first so a secret containing another is replaced whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        self.secrets = all;
+    }
+
+    /// Record bytes written to the modem.
+    pub fn tx(&mut self, bytes: &[u8]) {
+        self.flush_rx();
+        self.entry('>', bytes);
+    }
+
+    /// Record bytes received from the modem.
+    pub fn rx(&mut self, bytes: &[u8]) {
+        self.pending_rx.extend_from_slice(bytes);
+        // Write out everything up to the last line end; keep a partial line pending.
+        if let Some(pos) = self.pending_rx.iter().rposition(|b| *b == b'\n') {
+            let rest = self.pending_rx.split_off(pos + 1);
+            let done = std::mem::replace(&mut self.pending_rx, rest);
+            self.entry('<', &done);
+        } else if self.pending_rx.len() > 4096 {
+            let done = std::mem::take(&mut self.pending_rx);
+            self.entry('<', &done);
+        }
+    }
+
+    /// Record a note (step boundaries, verdicts).
+    pub fn note(&mut self, text: &str) {
+        self.flush_rx();
+        let redacted = self.redact(text.as_bytes());
+        let line = format!("{} # {}", self.stamp(), String::from_utf8_lossy(&redacted));
+        self.write_line(&line, false);
+    }
+
+    /// The last lines written (escaped and redacted), oldest first.
+    pub fn tail(&self) -> Vec<String> {
+        self.tail.iter().cloned().collect()
+    }
+
+    /// Write out pending bytes and flush the file. Returns the first write error, if any.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.flush_rx();
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.flush()
+        {
+            self.error.get_or_insert(e);
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_rx(&mut self) {
+        if !self.pending_rx.is_empty() {
+            let done = std::mem::take(&mut self.pending_rx);
+            self.entry('<', &done);
+        }
+    }
+
+    fn stamp(&self) -> String {
+        format!("{:>8.3}", self.start.elapsed().as_secs_f64())
+    }
+
+    fn entry(&mut self, dir: char, bytes: &[u8]) {
+        let redacted = self.redact(bytes);
+        let line = format!("{} {dir} {}", self.stamp(), escape(&redacted));
+        self.write_line(&line, true);
+    }
+
+    fn write_line(&mut self, line: &str, keep: bool) {
+        if keep {
+            if self.tail.len() == TAIL_LINES {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(line.trim_start().to_string());
+        }
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn redact(&self, bytes: &[u8]) -> Vec<u8> {
+        redact_bytes(bytes, &self.secrets)
+    }
+}
+
+impl Drop for Transcript {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Replace every occurrence of each secret in `bytes` with `***`.
+pub fn redact_bytes(bytes: &[u8], secrets: &[Vec<u8>]) -> Vec<u8> {
+    if secrets.is_empty() {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    'outer: while i < bytes.len() {
+        for s in secrets {
+            if !s.is_empty() && bytes[i..].starts_with(s) {
+                out.extend_from_slice(REDACTED.as_bytes());
+                i += s.len();
+                continue 'outer;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Escape bytes for a one-line transcript entry.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 8);
+    for &b in bytes {
+        match b {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_bytes() {
+        assert_eq!(escape(b"AT\r\n\x1a\x00\\ok"), "AT\\r\\n\\x1a\\x00\\\\ok");
+    }
+
+    #[test]
+    fn redacts_raw_and_hex_forms_even_when_dripped() {
+        let dir = std::env::temp_dir().join(format!("sim7k-transcript-{}", std::process::id()));
+        let path = dir.join("t.log");
+        let mut t = Transcript::create(&path, Instant::now()).unwrap();
+        t.set_secrets(vec![b"hunter2".to_vec()]);
+        t.tx(b"AT+CSTT=\"nbiot\",\"user\",\"hunter2\"\r");
+        for b in b"AT+CSTT=\"nbiot\",\"user\",\"hunter2\"\r\r\nOK\r\n" {
+            t.rx(&[*b]);
+        }
+        t.tx(b"00 07 68 75 6E 74 65 72 32 1A");
+        t.note("password is hunter2");
+        t.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("68 75 6E 74 65 72 32"), "{text}");
+        assert_eq!(text.matches("***").count(), 4, "{text}");
+        assert!(t.tail().iter().any(|l| l.contains("< AT+CSTT")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,6 +1,204 @@
-//! cli (work in progress).
+//! The `sim7k` command line.
+
+mod console;
+mod signal;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::Exit;
+use crate::recipe::load::{LoadOptions, LoadedRecipe, load};
+use crate::runner::{RunOptions, RunReport, Runner};
+use crate::transcript::Transcript;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    every step passed
+  1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
+  2    usage error, or a recipe or script that does not load
+  3    a step or the recipe deadline timed out (e.g. the modem went silent)
+  4    I/O error: the port is missing, busy, or vanished mid-run
+  130  interrupted (Ctrl-C)";
+
+/// sim7k: run YAML recipes of AT commands on SIMCom SIM7000 modems.
+#[derive(Debug, Parser)]
+#[command(name = "sim7k", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a recipe against a modem.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Validate recipes (and their scripts) without touching a port.
+    Check(CheckArgs),
+    /// Print the JSON Schema (draft-07) of the recipe format.
+    Schema,
+}
+
+/// Arguments of `sim7k run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The recipe file.
+    pub recipe: PathBuf,
+    /// Serial port (`/dev/ttyUSB2`) or `tcp://host:port` for a modem behind ser2net.
+    #[arg(long, short = 'p')]
+    pub port: Option<String>,
+    /// Baud rate (the SIM7000 autobauds between 9600 and 115200).
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Set a recipe var: `--set apn=nbiot` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Write a timestamped transcript of every byte to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+    /// Print a JSON summary of the run on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Show the AT traffic.
+    #[arg(long, short, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Arguments of `sim7k check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Recipe files.
+    #[arg(required = true)]
+    pub recipes: Vec<PathBuf>,
+    /// Set a recipe var (used for `{{var}}` in include paths).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
+}
 
 /// Entry point of the `sim7k` binary.
-pub fn main() -> std::process::ExitCode {
-    crate::exit::Exit::Success.into()
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Success.into()
+            };
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run(&args).into(),
+        Command::Check(args) => check(&args).into(),
+        Command::Schema => {
+            print!("{}", crate::recipe::schema::schema_json());
+            Exit::Success.into()
+        }
+    }
+}
+
+fn load_recipe(path: &Path, set: &[(String, String)]) -> Result<LoadedRecipe, Exit> {
+    let opts = LoadOptions {
+        overrides: set.to_vec(),
+        ..LoadOptions::default()
+    };
+    load(path, &opts).map_err(|e| {
+        eprintln!("{}", render_error(&e));
+        Exit::Usage
+    })
+}
+
+fn render_error(e: &crate::recipe::load::RecipeError) -> String {
+    format!("error: {e}")
+}
+
+fn run(args: &RunArgs) -> Exit {
+    let recipe = match load_recipe(&args.recipe, &args.set) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let Some(port_spec) = args.port.clone() else {
+        eprintln!("error: no port given: use --port PATH (or --port tcp://host:port)");
+        return Exit::Usage;
+    };
+    let interrupt = signal::install();
+    let start = Instant::now();
+    let mut transcript = match &args.transcript {
+        Some(p) => match Transcript::create(p, start) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot write the transcript {}: {e}", p.display());
+                return Exit::Io;
+            }
+        },
+        None => Transcript::memory(start),
+    };
+    let mut port = match crate::transport::open(&port_spec, args.baud) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Io;
+        }
+    };
+    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name);
+    let options = RunOptions {
+        interrupt: Some(interrupt),
+        port: port_spec,
+    };
+    let report = Runner::new(
+        &recipe,
+        port.as_mut(),
+        &mut transcript,
+        &mut console,
+        options,
+    )
+    .run();
+    console.finish(&report, args.transcript.as_deref());
+    drop(transcript);
+    if args.json {
+        print_json(&report);
+    }
+    report.exit()
+}
+
+fn print_json(report: &RunReport) {
+    let mut out = std::io::stdout().lock();
+    match serde_json::to_string_pretty(report) {
+        Ok(s) => {
+            let _ = writeln!(out, "{s}");
+        }
+        Err(e) => eprintln!("error: cannot encode the JSON summary: {e}"),
+    }
+}
+
+fn check(args: &CheckArgs) -> Exit {
+    let mut worst = Exit::Success;
+    for path in &args.recipes {
+        match load_recipe(path, &args.set) {
+            Ok(r) => println!(
+                "ok: {} ({}, {} step{})",
+                path.display(),
+                r.name,
+                r.steps.len(),
+                if r.steps.len() == 1 { "" } else { "s" }
+            ),
+            Err(code) => worst = worst.max(code),
+        }
+    }
+    worst
 }

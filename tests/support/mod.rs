@@ -124,3 +124,5 @@ impl Drop for Mosquitto {
         let _ = self.child.wait();
     }
 }
+
+pub mod peer;

@@ -1,0 +1,159 @@
+//! Step-by-step output of a single run: an indicatif spinner on a terminal, plain lines
+//! otherwise. Progress goes to stderr; `say:` messages go to stdout.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::runner::{Observer, RunReport, StepRecord, StepStatus, Verdict};
+
+/// The console observer.
+pub struct Console {
+    quiet: bool,
+    verbose: u8,
+    tty: bool,
+    bar: Option<ProgressBar>,
+    total: usize,
+    recipe: String,
+}
+
+impl Console {
+    /// Output for one run of `recipe`.
+    pub fn new(quiet: bool, verbose: u8, recipe: &str) -> Console {
+        Console {
+            quiet,
+            verbose,
+            tty: std::io::stderr().is_terminal(),
+            bar: None,
+            total: 0,
+            recipe: recipe.to_string(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn label(&self, record: &StepRecord) -> String {
+        match record.index {
+            Some(i) => format!("[{}/{}] {}", i + 1, self.total, record.name),
+            None => record.name.clone(),
+        }
+    }
+
+    /// Print the verdict (and the failure with the transcript tail).
+    pub fn finish(&mut self, report: &RunReport, transcript: Option<&Path>) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        match &report.failure {
+            None => {
+                if !self.quiet {
+                    eprintln!(
+                        "PASSED {} on {} in {:.1}s",
+                        self.recipe, report.port, report.seconds
+                    );
+                }
+            }
+            Some(f) => {
+                let what = match report.verdict {
+                    Verdict::Timeout => "TIMEOUT",
+                    Verdict::IoError => "I/O ERROR",
+                    Verdict::RecipeError => "RECIPE ERROR",
+                    Verdict::Interrupted => "INTERRUPTED",
+                    _ => "FAILED",
+                };
+                let at = f
+                    .origin
+                    .as_ref()
+                    .map(|o| format!(" ({o})"))
+                    .unwrap_or_default();
+                eprintln!("{what}: step `{}`{at}: {}", f.step, f.reason);
+                if !f.tail.is_empty() {
+                    eprintln!("last transcript lines:");
+                    for l in &f.tail {
+                        eprintln!("  {l}");
+                    }
+                }
+                if let Some(p) = transcript {
+                    eprintln!("transcript: {}", p.display());
+                }
+            }
+        }
+    }
+}
+
+impl Observer for Console {
+    fn step_started(&mut self, index: usize, total: usize, name: &str) {
+        self.total = total;
+        if self.quiet || !self.tty {
+            return;
+        }
+        let label = if name == "sync" {
+            "sync".to_string()
+        } else {
+            format!("[{}/{}] {}", index + 1, total, name)
+        };
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(label);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Some(old) = self.bar.replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn step_finished(&mut self, record: &StepRecord) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.quiet && record.status != StepStatus::FailedContinued {
+            return;
+        }
+        let label = self.label(record);
+        let text = match record.status {
+            StepStatus::Passed => format!("ok    {label} ({:.2}s)", record.seconds),
+            StepStatus::Skipped => format!("skip  {label}"),
+            StepStatus::FailedContinued => format!(
+                "fail  {label} (continuing): {}",
+                record.reason.as_deref().unwrap_or("")
+            ),
+            StepStatus::Failed => format!(
+                "FAIL  {label} ({:.2}s): {}",
+                record.seconds,
+                record.reason.as_deref().unwrap_or("")
+            ),
+        };
+        if self.quiet && record.status == StepStatus::FailedContinued {
+            eprintln!("{text}");
+            return;
+        }
+        if record.status == StepStatus::Failed {
+            // The verdict block repeats the reason.
+            eprintln!("FAIL  {label} ({:.2}s)", record.seconds);
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    fn traffic(&mut self, line: &str) {
+        if self.verbose > 0 && !self.quiet {
+            self.line(&format!("      {line}"));
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{text}")),
+            None => println!("{text}"),
+        }
+    }
+}
