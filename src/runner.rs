@@ -45,6 +45,7 @@ pub trait ScriptHost {
     /// Run a step's inline script with the recipe vars; returns lines it printed.
     fn run_step_script(
         &mut self,
+        index: usize,
         step: &PlannedStep,
         vars: &mut Vars,
     ) -> Result<Vec<String>, String>;
@@ -406,7 +407,7 @@ impl<'a> Runner<'a> {
         }
         if step.script.is_some() {
             let result = match self.scripts.as_deref_mut() {
-                Some(host) => host.run_step_script(planned, &mut self.vars),
+                Some(host) => host.run_step_script(index, planned, &mut self.vars),
                 None => Err("this build has no script support".to_string()),
             };
             match result {

@@ -127,9 +127,23 @@ fn render_error(e: &crate::recipe::load::RecipeError) -> String {
     format!("error: {e}")
 }
 
+/// Compile a recipe's scripts, printing every error.
+fn compile_scripts(recipe: &LoadedRecipe) -> Result<crate::script::CompiledScripts, Exit> {
+    crate::script::compile(recipe).map_err(|errors| {
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+        Exit::Usage
+    })
+}
+
 fn run(args: &RunArgs) -> Exit {
     let recipe = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut scripts = match compile_scripts(&recipe) {
+        Ok(c) => crate::script::Host::new(c),
         Err(code) => return code,
     };
     let Some(port_spec) = args.port.clone() else {
@@ -167,6 +181,7 @@ fn run(args: &RunArgs) -> Exit {
         &mut console,
         options,
     )
+    .with_scripts(&mut scripts)
     .run();
     console.finish(&report, args.transcript.as_deref());
     drop(transcript);
@@ -189,7 +204,7 @@ fn print_json(report: &RunReport) {
 fn check(args: &CheckArgs) -> Exit {
     let mut worst = Exit::Success;
     for path in &args.recipes {
-        match load_recipe(path, &args.set) {
+        match load_recipe(path, &args.set).and_then(|r| compile_scripts(&r).map(|_| r)) {
             Ok(r) => println!(
                 "ok: {} ({}, {} step{})",
                 path.display(),

@@ -1,0 +1,154 @@
+//! Native functions for recipe scripts.
+//!
+//! | function | returns |
+//! |---|---|
+//! | `hex(blob)` | upper-case hex pairs separated by spaces (`30 0C 00`) |
+//! | `from_hex(text)` | BLOB; spaces, newlines and `0x` prefixes are ignored |
+//! | `blob(text)` | the UTF-8 bytes of `text` |
+//! | `to_json(value)` | JSON text of a map, array or scalar (BLOBs become arrays of numbers) |
+//! | `var(name)` / `has_var(name)` / `set_var(name, value)` | recipe vars from anywhere, also inside shared functions |
+
+use rhai::{Blob, Dynamic, Engine, EvalAltResult, NativeCallContext};
+
+use super::Shared;
+use crate::recipe::vars::VarValue;
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn err<T>(ctx: &NativeCallContext, msg: impl Into<String>) -> Res<T> {
+    Err(Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(msg.into()),
+        ctx.call_position(),
+    )))
+}
+
+/// Upper-case hex pairs separated by spaces.
+pub fn hex_spaced(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&format!("{b:02X}"));
+    }
+    s
+}
+
+/// Parse hex text, ignoring whitespace, `0x` prefixes and commas.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let mut digits = Vec::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'0' && i + 1 < bytes.len() && (bytes[i + 1] == b'x' || bytes[i + 1] == b'X') {
+            i += 2;
+            continue;
+        }
+        if c.is_ascii_whitespace() || c == b',' || c == b':' {
+            i += 1;
+            continue;
+        }
+        match (c as char).to_digit(16) {
+            Some(d) => digits.push(d as u8),
+            None => {
+                return Err(format!(
+                    "not hex: character `{}` at offset {i}",
+                    (c as char).escape_default()
+                ));
+            }
+        }
+        i += 1;
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "odd number of hex digits ({}): every byte needs two",
+            digits.len()
+        ));
+    }
+    Ok(digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
+}
+
+pub(super) fn register(engine: &mut Engine, state: Shared) {
+    engine.register_fn("hex", |b: Blob| hex_spaced(&b));
+    engine.register_fn(
+        "from_hex",
+        |ctx: NativeCallContext, text: &str| -> Res<Blob> {
+            match parse_hex(text) {
+                Ok(b) => Ok(b),
+                Err(e) => err(&ctx, format!("from_hex: {e}")),
+            }
+        },
+    );
+    engine.register_fn("blob", |text: &str| -> Blob { text.as_bytes().to_vec() });
+    engine.register_fn("blob", |b: Blob| -> Blob { b });
+    engine.register_fn(
+        "to_json",
+        |ctx: NativeCallContext, v: Dynamic| -> Res<String> {
+            match serde_json::to_string(&v) {
+                Ok(s) => Ok(s),
+                Err(e) => err(&ctx, format!("to_json: {e}")),
+            }
+        },
+    );
+    let s = state.clone();
+    engine.register_fn(
+        "var",
+        move |ctx: NativeCallContext, name: &str| -> Res<Dynamic> {
+            let value = s
+                .lock()
+                .ok()
+                .and_then(|st| st.vars.as_ref().and_then(|v| v.get(name).cloned()));
+            match value {
+                Some(VarValue::Text(t)) => Ok(t.into()),
+                Some(VarValue::Bytes(b)) => Ok(Dynamic::from_blob(b)),
+                None => err(&ctx, format!("var `{name}` is not set")),
+            }
+        },
+    );
+    let s = state.clone();
+    engine.register_fn("has_var", move |name: &str| -> bool {
+        s.lock()
+            .ok()
+            .is_some_and(|st| st.vars.as_ref().is_some_and(|v| v.get(name).is_some()))
+    });
+    let s = state;
+    engine.register_fn(
+        "set_var",
+        move |ctx: NativeCallContext, name: &str, value: Dynamic| -> Res<()> {
+            let Some(v) = super::to_var(&value) else {
+                return err(
+                    &ctx,
+                    format!(
+                        "set_var(`{name}`): a var holds text or a BLOB, not a {}",
+                        value.type_name()
+                    ),
+                );
+            };
+            if !crate::recipe::vars::is_var_name(name) {
+                return err(&ctx, format!("set_var: `{name}` is not a valid var name"));
+            }
+            if let Ok(mut st) = s.lock()
+                && let Some(vars) = st.vars.as_mut()
+            {
+                let secret = vars.is_secret(name);
+                vars.set(name, v, secret);
+            }
+            Ok(())
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(hex_spaced(&[0x30, 0x0c, 0x00]), "30 0C 00");
+        assert_eq!(parse_hex("30 0c 00").unwrap(), vec![0x30, 0x0c, 0]);
+        assert_eq!(parse_hex("0x30,0x0C").unwrap(), vec![0x30, 0x0c]);
+        assert!(parse_hex("30 0").unwrap_err().contains("odd number"));
+        assert!(parse_hex("3g").unwrap_err().contains("`g` at offset 1"));
+    }
+}
