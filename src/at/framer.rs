@@ -38,6 +38,8 @@ enum Mode {
     Raw { remaining: usize, skip_lf: bool },
     /// The next line is hex text of a `+CIPRXGET: 3` block.
     HexLine,
+    /// Reading the remaining-length bytes of a pushed MQTT packet (`header` so far).
+    MqttHeader,
 }
 
 /// Splits modem output into [`Frame`]s. Feed bytes with [`Framer::push`], take frames with
@@ -56,6 +58,8 @@ pub struct Framer {
     /// Bytes we wrote that a modem with echo on may send back.
     echo: VecDeque<u8>,
     echo_seen: Vec<u8>,
+    /// Received TCP data is pushed without a header: frame MQTT packets at line starts.
+    mqtt_push: bool,
 }
 
 impl Default for Framer {
@@ -77,7 +81,17 @@ impl Framer {
             after_prompt: false,
             echo: VecDeque::new(),
             echo_seen: Vec::new(),
+            mqtt_push: false,
         }
+    }
+
+    /// Frame headerless pushed data as MQTT packets (`AT+CIPRXGET=0`, `AT+CIPHEAD=0`): a
+    /// byte that can only start a broker-to-client MQTT packet, at the start of a line,
+    /// begins a packet whose remaining length is then read; the packet comes out as one
+    /// [`Frame::Data`]. Lines that start with a digit would be misread, so do not query
+    /// numeric-only values (IMEI, IP) while an MQTT session is pushed this way.
+    pub fn set_mqtt_push(&mut self, on: bool) {
+        self.mqtt_push = on;
     }
 
     /// Report `> ` at the start of a line as [`Frame::Prompt`] (set after sending a
@@ -156,6 +170,7 @@ impl Framer {
         }
         match self.mode {
             Mode::Raw { remaining, skip_lf } => {
+                // A pushed MQTT packet keeps its header: `raw` already holds it.
                 if skip_lf {
                     self.mode = Mode::Raw {
                         remaining,
@@ -178,7 +193,44 @@ impl Framer {
                     };
                 }
             }
-            Mode::Line | Mode::HexLine => self.push_line_byte(b),
+            Mode::MqttHeader => {
+                self.raw.push(b);
+                // raw = [first byte, length bytes...]
+                let len_bytes = &self.raw[1..];
+                if b & 0x80 == 0 {
+                    let mut value: usize = 0;
+                    for (i, lb) in len_bytes.iter().enumerate() {
+                        value |= usize::from(lb & 0x7f) << (7 * i);
+                    }
+                    if value == 0 {
+                        self.mode = Mode::Line;
+                        let data = std::mem::take(&mut self.raw);
+                        self.out.push_back(Frame::Data(data));
+                    } else {
+                        self.mode = Mode::Raw {
+                            remaining: value,
+                            skip_lf: false,
+                        };
+                    }
+                } else if len_bytes.len() >= 4 {
+                    // Not a valid remaining length: give the bytes back as a line.
+                    self.mode = Mode::Line;
+                    let bytes = std::mem::take(&mut self.raw);
+                    self.out.push_back(Frame::Line(bytes));
+                }
+            }
+            Mode::Line | Mode::HexLine => {
+                if self.mqtt_push
+                    && self.mode == Mode::Line
+                    && self.line.is_empty()
+                    && is_mqtt_server_first_byte(b)
+                {
+                    self.raw = vec![b];
+                    self.mode = Mode::MqttHeader;
+                    return;
+                }
+                self.push_line_byte(b)
+            }
         }
     }
 
@@ -271,6 +323,15 @@ impl Framer {
 enum DataHeader {
     Raw(usize),
     HexLine,
+}
+
+/// First bytes of packets a broker sends: CONNACK, PUBLISH (QoS 0-2, DUP, retain), PUBACK,
+/// PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP, DISCONNECT, AUTH.
+fn is_mqtt_server_first_byte(b: u8) -> bool {
+    matches!(
+        b,
+        0x20 | 0x30..=0x35 | 0x3a..=0x3d | 0x40 | 0x50 | 0x62 | 0x70 | 0x90 | 0xb0 | 0xd0 | 0xe0 | 0xf0
+    )
 }
 
 /// `+CIPRXGET: 2,<n>,<rest>` (single) / `+CIPRXGET: 2,<id>,<n>,<rest>` (multi) announce `n`
@@ -459,6 +520,47 @@ mod tests {
         let mut f = Framer::new();
         f.push(b"+IPD,99999999999:abc\r\n");
         assert_eq!(frames(&mut f), vec![line("+IPD,99999999999:abc")]);
+    }
+
+    #[test]
+    fn pushed_mqtt_packets_are_framed_by_length() {
+        let mut input = b"\r\nSEND OK\r\n\r\n".to_vec();
+        input.extend_from_slice(&[0x20, 0x02, 0x00, 0x00]);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&[
+            0x30, 0x09, 0x00, 0x03, b'a', b'/', b'b', b'h', b'\r', b'\n', b'i',
+        ]);
+        input.extend_from_slice(b"\r\nCLOSED\r\n");
+        for drip in [false, true] {
+            let mut f = Framer::new();
+            f.set_mqtt_push(true);
+            let mut got = Vec::new();
+            if drip {
+                for b in &input {
+                    f.push(&[*b]);
+                    got.extend(frames(&mut f));
+                }
+            } else {
+                f.push(&input);
+                got = frames(&mut f);
+            }
+            assert_eq!(
+                got,
+                vec![
+                    line("SEND OK"),
+                    Frame::Data(vec![0x20, 0x02, 0x00, 0x00]),
+                    Frame::Data(vec![
+                        0x30, 0x09, 0x00, 0x03, b'a', b'/', b'b', b'h', b'\r', b'\n', b'i'
+                    ]),
+                    line("CLOSED"),
+                ]
+            );
+        }
+        // PINGRESP has remaining length 0.
+        let mut f = Framer::new();
+        f.set_mqtt_push(true);
+        f.push(&[0xd0, 0x00]);
+        assert_eq!(frames(&mut f), vec![Frame::Data(vec![0xd0, 0x00])]);
     }
 
     #[test]
