@@ -554,9 +554,17 @@ impl Properties {
             "properties"
         };
         let len_field = format!("{what} length");
+        let len_at = r.offset();
         let len = r.varint(&len_field)? as usize;
         let start = r.offset();
-        let mut sub = r.sub(len, &len_field)?;
+        let left = r.remaining();
+        let mut sub = r.sub(len, &len_field).map_err(|_| {
+            r.err(
+                len_at,
+                &len_field,
+                format!("property length {len} runs past the end of the packet ({left} bytes left)"),
+            )
+        })?;
         let mut p = Properties::default();
         let mut seen = 0u64;
         while sub.remaining() > 0 {
