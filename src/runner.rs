@@ -8,9 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use crate::engine::mqtt::{Message, parse_packet_type};
 use crate::engine::{
-    Action, DataPlan, Event, Failure, Matcher, PlanAction, Session, StepOutcome, StepPlan, UrcRule,
-    compile,
+    Action, DataPlan, Event, Failure, Matcher, MqttPlan, MqttWant, PlanAction, Session,
+    StepOutcome, StepPlan, UrcRule, compile,
 };
 use crate::exit::Exit;
 use crate::recipe::load::{LoadedRecipe, Origin, PlannedStep};
@@ -34,6 +35,8 @@ pub trait Observer {
     fn traffic(&mut self, _line: &str) {}
     /// A `say:` message.
     fn say(&mut self, _text: &str) {}
+    /// An MQTT message from the broker (printed as `<topic> <payload>` by the console).
+    fn message(&mut self, _message: &Message) {}
 }
 
 /// An observer that ignores everything.
@@ -47,6 +50,14 @@ pub trait ScriptHost {
         &mut self,
         index: usize,
         step: &PlannedStep,
+        vars: &mut Vars,
+    ) -> Result<Vec<String>, String>;
+
+    /// Call the `on_message` function `name(topic, payload, qos, retain)`.
+    fn on_message(
+        &mut self,
+        name: &str,
+        message: &Message,
         vars: &mut Vars,
     ) -> Result<Vec<String>, String>;
 }
@@ -192,6 +203,14 @@ pub struct Runner<'a> {
     records: Vec<StepRecord>,
     deadline: Option<Instant>,
     buf: Vec<u8>,
+    /// `on_message` hook of the running MQTT wait.
+    hook: Option<String>,
+    /// Print messages on stdout.
+    print_messages: bool,
+    /// Messages that arrived while no hook was active (delivered to the next one).
+    pending_messages: Vec<Message>,
+    /// First error of an `on_message` hook in the running step.
+    hook_error: Option<String>,
 }
 
 impl<'a> Runner<'a> {
@@ -217,6 +236,10 @@ impl<'a> Runner<'a> {
             records: Vec::new(),
             deadline: None,
             buf: vec![0u8; 4096],
+            hook: None,
+            print_messages: true,
+            pending_messages: Vec::new(),
+            hook_error: None,
         }
     }
 
@@ -434,9 +457,29 @@ impl<'a> Runner<'a> {
                 lines: Vec::new(),
                 elapsed: started.elapsed(),
             },
-            Some(plan) => self
-                .drive(plan)
-                .map_err(|stop| self.stopped(stop, &name, Some(&planned.origin)))?,
+            Some(plan) => {
+                if let Some(em) = &step.expect_mqtt {
+                    let spec = em.spec();
+                    self.print_messages = !spec.quiet;
+                    self.hook = spec.on_message.clone();
+                    if self.hook.is_some() {
+                        for m in std::mem::take(&mut self.pending_messages) {
+                            let printing = std::mem::replace(&mut self.print_messages, false);
+                            self.deliver(m);
+                            self.print_messages = printing;
+                        }
+                    }
+                }
+                let result = self.drive(plan);
+                self.hook = None;
+                self.print_messages = true;
+                let outcome =
+                    result.map_err(|stop| self.stopped(stop, &name, Some(&planned.origin)))?;
+                if let Some(e) = self.hook_error.take() {
+                    return Err(self.recipe_error(&name, Some(&planned.origin), e));
+                }
+                outcome
+            }
         };
         let mut failure = outcome.failure.clone();
         if failure.is_none() {
@@ -531,6 +574,48 @@ impl<'a> Runner<'a> {
             })
         } else if let Some(w) = step.wait {
             PlanAction::Wait(w)
+        } else if let Some(em) = &step.expect_mqtt {
+            let spec = em.spec();
+            let packet = self.vars.expand(&spec.packet).map_err(e)?;
+            let number = |what: &str,
+                          v: &Option<crate::recipe::model::Scalar>|
+             -> Result<Option<u64>, String> {
+                match v {
+                    None => Ok(None),
+                    Some(v) => {
+                        let text = self.vars.expand(&v.to_text()).map_err(e)?;
+                        text.trim().parse::<u64>().map(Some).map_err(|_| {
+                            format!("expect_mqtt {what}: `{text}` is not a whole number")
+                        })
+                    }
+                }
+            };
+            let want = if packet.trim().eq_ignore_ascii_case("publish") {
+                MqttWant::Messages {
+                    count: number("count", &spec.count)?,
+                }
+            } else {
+                match parse_packet_type(&packet) {
+                    Some(t) => MqttWant::Packet(t),
+                    None => {
+                        return Err(format!(
+                            "expect_mqtt: unknown packet `{packet}` (connack, suback, unsuback, puback, pubrec, pubcomp, pingresp, publish)"
+                        ));
+                    }
+                }
+            };
+            let packet_id = match number("packet_id", &spec.packet_id)? {
+                Some(id) => Some(u16::try_from(id).map_err(|_| {
+                    format!("expect_mqtt packet_id: {id} is not a packet id (1-65535)")
+                })?),
+                None => None,
+            };
+            PlanAction::Mqtt(MqttPlan {
+                want,
+                packet_id,
+                duration: spec.duration,
+                keep_alive: spec.keep_alive,
+            })
         } else {
             return Ok(None);
         };
@@ -653,6 +738,15 @@ impl<'a> Runner<'a> {
                 },
                 Event::Prompt => "< >".to_string(),
                 Event::Data(d) => format!("< [{} bytes received]", d.len()),
+                Event::Message(m) => {
+                    self.deliver(m.clone());
+                    format!(
+                        "MQTT message on `{}` ({} bytes, QoS {})",
+                        m.topic,
+                        m.payload.len(),
+                        m.qos
+                    )
+                }
                 Event::Retry { attempt, failure } => {
                     format!("attempt {attempt} failed ({failure}); retrying")
                 }
@@ -661,6 +755,35 @@ impl<'a> Runner<'a> {
             };
             let line = self.vars.redact(&line);
             self.observer.traffic(&line);
+        }
+    }
+
+    /// Print a message and hand it to the running step's hook (or keep it for the next).
+    fn deliver(&mut self, m: Message) {
+        if self.print_messages {
+            self.observer.message(&m);
+        }
+        let Some(hook) = self.hook.clone() else {
+            if self.pending_messages.len() < 10_000 {
+                self.pending_messages.push(m);
+            }
+            return;
+        };
+        let result = match self.scripts.as_deref_mut() {
+            Some(host) => host.on_message(&hook, &m, &mut self.vars),
+            None => Err("this build has no script support".to_string()),
+        };
+        match result {
+            Ok(lines) => {
+                for l in lines {
+                    let l = self.vars.redact(&l);
+                    self.transcript.note(&format!("on_message: {l}"));
+                    self.observer.say(&l);
+                }
+            }
+            Err(e) => {
+                self.hook_error.get_or_insert(e);
+            }
         }
     }
 

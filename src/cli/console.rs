@@ -150,6 +150,22 @@ impl Observer for Console {
         }
     }
 
+    fn message(&mut self, m: &crate::engine::mqtt::Message) {
+        use std::io::Write;
+        let print = || {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(m.topic.as_bytes());
+            let _ = out.write_all(b" ");
+            let _ = out.write_all(&m.payload);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
     fn say(&mut self, text: &str) {
         match &self.bar {
             Some(bar) => bar.suspend(|| println!("{text}")),

@@ -10,6 +10,7 @@
 //! ```
 
 mod matcher;
+pub mod mqtt;
 mod session;
 
 pub use matcher::{Matcher, REGEX_SIZE_LIMIT, captures, compile};
@@ -80,6 +81,33 @@ pub enum PlanAction {
     Data(DataPlan),
     /// Wait this long, handling URCs; `expect` may match any line, URCs included.
     Wait(Duration),
+    /// Wait for MQTT packets from the broker, reading and acknowledging as needed.
+    Mqtt(MqttPlan),
+}
+
+/// An MQTT wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttPlan {
+    /// What ends the wait.
+    pub want: MqttWant,
+    /// Only an acknowledgement with this packet id counts.
+    pub packet_id: Option<u16>,
+    /// Listen this long for messages (the wait then ends successfully).
+    pub duration: Option<Duration>,
+    /// PINGREQ interval while waiting (default: the keep-alive of our CONNECT).
+    pub keep_alive: Option<Duration>,
+}
+
+/// What an MQTT wait waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MqttWant {
+    /// One packet of this type (CONNACK, SUBACK, PUBACK…), whose result is checked.
+    Packet(crate::mqtt::PacketType),
+    /// Incoming PUBLISH messages: `count` of them (or as many as come in `duration`).
+    Messages {
+        /// How many.
+        count: Option<u64>,
+    },
 }
 
 /// A binary-safe send through the modem's TCP connection.
@@ -187,6 +215,11 @@ pub enum Failure {
         /// Why.
         message: String,
     },
+    /// The MQTT session failed: refused CONNECT/SUBSCRIBE, dead broker, garbled stream.
+    Mqtt {
+        /// Why.
+        message: String,
+    },
 }
 
 impl Failure {
@@ -235,7 +268,7 @@ impl std::fmt::Display for Failure {
             Failure::Rebooted { line } => {
                 write!(f, "the modem restarted mid-run (`{line}`)")
             }
-            Failure::Data { message } => f.write_str(message),
+            Failure::Data { message } | Failure::Mqtt { message } => f.write_str(message),
         }
     }
 }
@@ -272,8 +305,10 @@ pub enum Event {
     },
     /// The `> ` prompt.
     Prompt,
-    /// A block of received TCP data (`+IPD`, `+CIPRXGET: 2`, `+RECEIVE`).
+    /// A block of received TCP data (`+IPD`, `+CIPRXGET: 2`, `+RECEIVE`, pushed MQTT).
     Data(Vec<u8>),
+    /// An MQTT application message from the broker.
+    Message(mqtt::Message),
     /// An attempt failed and will be retried.
     Retry {
         /// The attempt that failed (1-based).

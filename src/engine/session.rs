@@ -4,7 +4,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::{Action, DataPlan, Event, Failure, Matcher, PlanAction, StepOutcome, StepPlan};
+use super::mqtt::{MqttLink, RxMode, check_result};
+use super::{
+    Action, Event, Failure, Matcher, MqttPlan, MqttWant, PlanAction, StepOutcome, StepPlan,
+};
 use crate::at::command::{Command, Shape, second_phase};
 use crate::at::framer::{Frame, Framer};
 use crate::at::line::{ResultCode, Urc, known_urc, result_code};
@@ -13,6 +16,10 @@ use crate::at::line::{ResultCode, Urc, known_urc, result_code};
 pub const DEFAULT_CHUNK: usize = 1460;
 /// Largest chunk in hex mode (bytes before hex encoding).
 pub const HEX_CHUNK: usize = 730;
+/// Bound on one read or send exchange inside an MQTT wait.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes asked for per `AT+CIPRXGET=2` (the SIM7000's maximum).
+pub const MANUAL_READ: usize = 1460;
 
 /// What sim7k believes about the modem's command echo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +60,10 @@ pub struct Session {
     max_send: Option<usize>,
     /// A fatal URC that arrived between steps: the next step fails with it.
     pending_fatal: Option<Failure>,
+    /// The MQTT session over the modem's TCP connection.
+    link: MqttLink,
+    /// `AT+CIPSENDHEX=1` is in force.
+    hex_mode: bool,
 }
 
 impl Default for Session {
@@ -75,12 +86,16 @@ struct StepRun {
     expect_matched: bool,
     until_matched: bool,
     data: Option<DataProgress>,
+    /// MQTT waits: when the wait times out, and messages consumed so far.
+    mqtt_deadline: Option<Instant>,
 }
 
 #[derive(Debug)]
 struct DataProgress {
+    payload: Vec<u8>,
     offset: usize,
     chunk: Option<usize>,
+    hex: bool,
     /// Size of the chunk in flight.
     in_flight: usize,
 }
@@ -93,6 +108,8 @@ enum Phase {
     InFlight(Exchange),
     /// A wait step.
     Waiting(Instant),
+    /// An MQTT wait with nothing to do until the instant (or until data arrives).
+    MqttIdle(Instant),
 }
 
 #[derive(Debug)]
@@ -116,6 +133,8 @@ enum Purpose {
     QueryMax,
     /// One chunk of a data send.
     Chunk,
+    /// `AT+CIPRXGET=2,<len>` during an MQTT wait.
+    MqttRead,
 }
 
 enum Verdict {
@@ -139,7 +158,14 @@ impl Session {
             done: None,
             max_send: None,
             pending_fatal: None,
+            link: MqttLink::new(),
+            hex_mode: false,
         }
+    }
+
+    /// The MQTT session state.
+    pub fn link(&self) -> &MqttLink {
+        &self.link
     }
 
     /// The current belief about echo.
@@ -178,9 +204,20 @@ impl Session {
         };
         let data = match &plan.action {
             PlanAction::Data(d) => Some(DataProgress {
+                payload: d.payload.clone(),
                 offset: 0,
                 chunk: d.chunk,
+                hex: d.hex || self.hex_mode,
                 in_flight: 0,
+            }),
+            _ => None,
+        };
+        let mqtt_deadline = match &plan.action {
+            PlanAction::Mqtt(m) => Some(match (&m.want, m.duration) {
+                (MqttWant::Messages { .. }, Some(d)) => {
+                    now + plan.delay + d.max(plan.timeout.min(d))
+                }
+                _ => now + plan.delay + plan.timeout,
             }),
             _ => None,
         };
@@ -198,6 +235,7 @@ impl Session {
             expect_matched: false,
             until_matched: false,
             data,
+            mqtt_deadline,
         });
         // The start-up sync and the step after it (or a reboot command and the step after
         // it) may see the boot URCs; from the step after that on, they mean a reboot.
@@ -242,7 +280,7 @@ impl Session {
             None => Action::Wait(now + Duration::from_secs(3600)),
             Some(run) => {
                 let mut wake = match &run.phase {
-                    Phase::Pause(t) | Phase::Waiting(t) => *t,
+                    Phase::Pause(t) | Phase::Waiting(t) | Phase::MqttIdle(t) => *t,
                     Phase::InFlight(ex) => ex.deadline,
                 };
                 if let Some(h) = run.hard_deadline {
@@ -265,6 +303,7 @@ impl Session {
                 Phase::InFlight(ex) => waiting_for(ex, &run.plan),
                 Phase::Pause(_) => "the next attempt".to_string(),
                 Phase::Waiting(_) => describe_expect(&run.plan),
+                Phase::MqttIdle(_) => describe_mqtt(&run.plan),
             };
             let failure = if !run.plan.until.is_empty() && run.polls > 0 {
                 Failure::UntilNotMet {
@@ -278,6 +317,10 @@ impl Session {
             return;
         }
         match &run.phase {
+            Phase::Pause(t) if now >= *t && matches!(run.plan.action, PlanAction::Mqtt(_)) => {
+                self.mqtt_next(now)
+            }
+            Phase::MqttIdle(_) => self.mqtt_next(now),
             Phase::Pause(t) if now >= *t => self.begin_attempt(now),
             Phase::Waiting(t) if now >= *t => {
                 if run.plan.expect.is_empty() {
@@ -315,11 +358,11 @@ impl Session {
         let (line, purpose, payload) = match &run.plan.action {
             PlanAction::Command(c) => (c.clone(), Purpose::Step, None),
             PlanAction::Wait(_) => return,
-            PlanAction::Data(d) => {
+            PlanAction::Data(_) | PlanAction::Mqtt(_) => {
                 let Some(progress) = run.data.as_mut() else {
                     return;
                 };
-                match next_data_exchange(d, progress, self.max_send) {
+                match next_data_exchange(progress, self.max_send) {
                     Ok(x) => x,
                     Err(message) => {
                         self.finish(Some(Failure::Data { message }), now);
@@ -327,6 +370,17 @@ impl Session {
                     }
                 }
             }
+        };
+        if purpose == Purpose::Step && !run.plan.until.is_empty() {
+            run.polls += 1;
+        }
+        self.issue(line, purpose, payload, now);
+    }
+
+    /// Write a command line and put its exchange in flight.
+    fn issue(&mut self, line: String, purpose: Purpose, payload: Option<Vec<u8>>, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
         };
         let cmd = Command::parse(&line);
         if cmd.shape == Shape::Prompt {
@@ -336,19 +390,135 @@ impl Session {
         bytes.push(b'\r');
         self.outbox.push_back(bytes);
         self.events.push_back(Event::Sent(line));
-        if purpose == Purpose::Step && !run.plan.until.is_empty() {
-            run.polls += 1;
-        }
+        let deadline = match run.mqtt_deadline {
+            // Reads and sends inside an MQTT wait get their own short bound.
+            Some(_) => {
+                now + run
+                    .plan
+                    .timeout
+                    .min(EXCHANGE_TIMEOUT)
+                    .max(Duration::from_secs(1))
+            }
+            None => now + run.plan.timeout,
+        };
         run.phase = Phase::InFlight(Exchange {
             cmd,
             purpose,
             payload,
             payload_sent: false,
-            deadline: now + run.plan.timeout,
+            deadline,
             started: now,
             echo_seen: false,
             first_ok: false,
         });
+    }
+
+    /// Decide the next move of an MQTT wait.
+    fn mqtt_next(&mut self, now: Instant) {
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        let PlanAction::Mqtt(plan) = &run.plan.action else {
+            return;
+        };
+        let plan: MqttPlan = plan.clone();
+        if let Some(e) = self.link.error() {
+            let failure = Failure::Mqtt {
+                message: e.to_string(),
+            };
+            self.finish(Some(failure), now);
+            return;
+        }
+        // Is what we wait for here?
+        match &plan.want {
+            MqttWant::Packet(t) => {
+                if let Some(p) = self.link.take(*t, plan.packet_id) {
+                    run.lines.push(p.packet_type().name().to_string());
+                    let result = check_result(&p, self.link.protocol());
+                    self.finish(result.err().map(|message| Failure::Mqtt { message }), now);
+                    return;
+                }
+            }
+            MqttWant::Messages { count } => {
+                let available = self.link.messages.saturating_sub(self.link.consumed);
+                if let Some(c) = count
+                    && available >= *c
+                {
+                    self.link.consumed += *c;
+                    self.finish(None, now);
+                    return;
+                }
+            }
+        }
+        if let Some(p) = self.link.take(crate::mqtt::PacketType::Disconnect, None) {
+            let message = check_result(&p, self.link.protocol())
+                .err()
+                .unwrap_or_else(|| "the broker sent DISCONNECT".into());
+            self.finish(Some(Failure::Mqtt { message }), now);
+            return;
+        }
+        let deadline = run.mqtt_deadline.unwrap_or(now);
+        if now >= deadline {
+            let failure = match plan.want {
+                MqttWant::Messages { count } if plan.duration.is_some() => {
+                    // The listening time is over: that is success.
+                    let available = self.link.messages.saturating_sub(self.link.consumed);
+                    self.link.consumed += available.min(count.unwrap_or(available));
+                    None
+                }
+                _ => Some(Failure::Timeout {
+                    waited: now.saturating_duration_since(run.started),
+                    waiting_for: describe_mqtt(&run.plan),
+                }),
+            };
+            self.finish(failure, now);
+            return;
+        }
+        // Keep-alive.
+        let next_ping = match self.link.keep_alive_due(now, plan.keep_alive) {
+            Ok(t) => t,
+            Err(message) => {
+                self.finish(Some(Failure::Mqtt { message }), now);
+                return;
+            }
+        };
+        // Replies the protocol requires (and PINGREQ) go out first.
+        if let Some(bytes) = self.link.take_replies() {
+            run.data = Some(DataProgress {
+                payload: bytes,
+                offset: 0,
+                chunk: None,
+                hex: self.hex_mode,
+                in_flight: 0,
+            });
+            run.phase = Phase::Pause(now);
+            self.begin_attempt(now);
+            return;
+        }
+        if self.link.rx_mode == RxMode::Manual && self.link.rx_waiting {
+            self.issue(
+                format!("AT+CIPRXGET=2,{MANUAL_READ}"),
+                Purpose::MqttRead,
+                None,
+                now,
+            );
+            return;
+        }
+        if !self.link.connected {
+            let failure = Failure::Mqtt {
+                message: format!(
+                    "the TCP connection is closed while waiting for {}",
+                    describe_mqtt(&run.plan)
+                ),
+            };
+            self.finish(Some(failure), now);
+            return;
+        }
+        let mut wake = deadline;
+        if let Some(t) = next_ping {
+            wake = wake.min(t);
+        }
+        run.phase = Phase::MqttIdle(wake);
     }
 
     fn on_frame(&mut self, frame: Frame, now: Instant) {
@@ -363,7 +533,12 @@ impl Session {
                 self.events.push_back(Event::Prompt);
                 self.on_prompt();
             }
-            Frame::Data(data) => self.events.push_back(Event::Data(data)),
+            Frame::Data(data) => {
+                for m in self.link.on_data(&data) {
+                    self.events.push_back(Event::Message(m));
+                }
+                self.events.push_back(Event::Data(data));
+            }
             Frame::Echo(bytes) => {
                 self.echo = Echo::On;
                 self.events
@@ -431,6 +606,14 @@ impl Session {
 
     fn on_unsolicited(&mut self, line: String, now: Instant) {
         let urc = known_urc(&line);
+        match urc {
+            Some(Urc::RxData) => self.link.rx_waiting = true,
+            Some(Urc::Closed | Urc::PdpDeact) => {
+                self.link.connected = false;
+                self.framer.set_mqtt_push(false);
+            }
+            _ => {}
+        }
         self.events.push_back(Event::Unsolicited {
             line: line.clone(),
             urc,
@@ -506,6 +689,15 @@ impl Session {
                 let caps = super::captures(&run.plan.capture, &line);
                 run.captures.extend(caps);
             }
+        } else if purpose == Purpose::MqttRead {
+            if let Some(rest) = line.strip_prefix("+CIPRXGET: 2,") {
+                let nums: Vec<usize> = rest
+                    .split(',')
+                    .filter_map(|x| x.trim().parse().ok())
+                    .collect();
+                // Single: n,rest; multi: id,n,rest. The last number is what remains.
+                self.link.rx_waiting = nums.last().is_some_and(|r| *r > 0);
+            }
         } else if purpose == Purpose::QueryMax {
             if let Some(size) = parse_cipsend_size(&line) {
                 self.max_send = Some(size);
@@ -549,19 +741,24 @@ impl Session {
             }
             Purpose::Chunk => match result {
                 Ok(()) => {
-                    let total = match &run.plan.action {
-                        PlanAction::Data(d) => d.payload.len(),
-                        _ => 0,
-                    };
                     let done = match run.data.as_mut() {
                         Some(p) => {
-                            p.offset += p.in_flight;
+                            let end = (p.offset + p.in_flight).min(p.payload.len());
+                            if let Some(sent) = p.payload.get(p.offset..end) {
+                                self.link.on_sent(sent, now);
+                            }
+                            p.offset = end;
                             p.in_flight = 0;
-                            p.offset >= total
+                            p.offset >= p.payload.len()
                         }
                         None => true,
                     };
-                    if done {
+                    let mqtt = matches!(run.plan.action, PlanAction::Mqtt(_));
+                    if done && mqtt {
+                        run.data = None;
+                        run.phase = Phase::Pause(now);
+                        self.mqtt_next(now);
+                    } else if done {
                         self.finish(None, now);
                     } else {
                         run.phase = Phase::Pause(now);
@@ -570,6 +767,14 @@ impl Session {
                 }
                 Err(failure) => self.attempt_failed(failure, now),
             },
+            Purpose::MqttRead => {
+                if result.is_err() {
+                    // The modem has nothing to give (or no connection any more).
+                    self.link.rx_waiting = false;
+                }
+                run.phase = Phase::Pause(now);
+                self.mqtt_next(now);
+            }
             Purpose::Step => {
                 let plan = &run.plan;
                 if !plan.until.is_empty() {
@@ -656,11 +861,11 @@ impl Session {
             return;
         };
         let passed = failure.is_none();
-        if passed
-            && let PlanAction::Command(c) = &run.plan.action
-            && let Some(e) = echo_change(c)
-        {
-            self.echo = e;
+        if passed && let PlanAction::Command(c) = &run.plan.action {
+            if let Some(e) = echo_change(c) {
+                self.echo = e;
+            }
+            self.track_modes(c);
         }
         self.done = Some(StepOutcome {
             failure,
@@ -673,10 +878,40 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Follow the TCP/IP settings and connection state a successful command changed.
+    fn track_modes(&mut self, line: &str) {
+        let up = line.trim().to_ascii_uppercase().replace(' ', "");
+        let Some(body) = up.strip_prefix("AT") else {
+            return;
+        };
+        for part in body.split(';') {
+            let part = part.trim_start_matches("AT");
+            match part {
+                "+CIPRXGET=1" => self.link.rx_mode = RxMode::Manual,
+                "+CIPRXGET=0" => self.link.rx_mode = RxMode::Push,
+                "+CIPHEAD=1" => self.link.header = true,
+                "+CIPHEAD=0" => self.link.header = false,
+                "+CIPSENDHEX=1" => self.hex_mode = true,
+                "+CIPSENDHEX=0" => self.hex_mode = false,
+                "+CIPSHUT" | "+CIPCLOSE" | "+CIPCLOSE=0" | "+CIPCLOSE=1" => {
+                    self.link.connected = false;
+                    self.framer.set_mqtt_push(false);
+                }
+                _ if part.starts_with("+CIPSTART=") => {
+                    self.link.reset_connection(true);
+                    let push = self.link.rx_mode == RxMode::Push && !self.link.header;
+                    self.framer.set_mqtt_push(push);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The next command of a data send: the size query, or the next chunk.
 fn next_data_exchange(
-    d: &DataPlan,
-    progress: &mut DataProgress,
+    d: &mut DataProgress,
     max_send: Option<usize>,
 ) -> Result<(String, Purpose, Option<Vec<u8>>), String> {
     if d.hex
@@ -684,10 +919,10 @@ fn next_data_exchange(
     {
         return Err(format!(
             "hex mode cannot send this payload: byte {pos} is 0x1A, which ends a hex-mode \
-             send early on the SIM7000; use binary mode (remove `hex: true`)"
+             send early on the SIM7000; use binary mode (`AT+CIPSENDHEX=0`, no `hex: true`)"
         ));
     }
-    let chunk = match (progress.chunk, max_send) {
+    let chunk = match (d.chunk, max_send) {
         (Some(c), _) => c,
         (None, Some(m)) => m,
         (None, None) if !d.hex => {
@@ -695,15 +930,14 @@ fn next_data_exchange(
         }
         (None, None) => DEFAULT_CHUNK,
     };
-    let chunk = if d.hex { chunk.min(HEX_CHUNK) } else { chunk };
-    let chunk = chunk.max(1);
-    let start = progress.offset.min(d.payload.len());
+    let chunk = if d.hex { chunk.min(HEX_CHUNK) } else { chunk }.max(1);
+    let start = d.offset.min(d.payload.len());
     let end = (start + chunk).min(d.payload.len());
-    let piece = &d.payload[start..end];
-    progress.in_flight = piece.len();
+    let piece = d.payload.get(start..end).unwrap_or_default().to_vec();
+    d.in_flight = piece.len();
     if d.hex {
         let mut text = String::with_capacity(piece.len() * 3 + 2);
-        for b in piece {
+        for b in &piece {
             text.push_str(&format!("{b:02X} "));
         }
         text.push_str("1A");
@@ -716,7 +950,7 @@ fn next_data_exchange(
         Ok((
             format!("AT+CIPSEND={}", piece.len()),
             Purpose::Chunk,
-            Some(piece.to_vec()),
+            Some(piece),
         ))
     }
 }
@@ -782,6 +1016,20 @@ fn waiting_for(ex: &Exchange, plan: &StepPlan) -> String {
         Shape::BareLine => format!("the reply to `{}`", ex.cmd.text),
         Shape::TwoPhase(_) if ex.first_ok => format!("the result of `{}`", ex.cmd.text),
         _ => format!("the final result of `{}`", ex.cmd.text),
+    }
+}
+
+fn describe_mqtt(plan: &StepPlan) -> String {
+    match &plan.action {
+        PlanAction::Mqtt(m) => match &m.want {
+            MqttWant::Packet(t) => match m.packet_id {
+                Some(id) => format!("MQTT {} for packet {id}", t.name()),
+                None => format!("MQTT {}", t.name()),
+            },
+            MqttWant::Messages { count: Some(c) } => format!("{c} MQTT message(s)"),
+            MqttWant::Messages { count: None } => "MQTT messages".to_string(),
+        },
+        _ => describe_expect(plan),
     }
 }
 

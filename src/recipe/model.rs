@@ -249,6 +249,11 @@ pub struct Step {
     /// Options for `send_data`.
     #[serde(default)]
     pub data: Option<DataOptions>,
+    /// Wait for an MQTT packet from the broker: `connack`, `suback`, `puback`, `pubrec`,
+    /// `pubcomp`, `unsuback`, `pingresp`, or `publish` (incoming messages). The packet's
+    /// result is checked (a refused CONNECT or SUBSCRIBE fails the step).
+    #[serde(default)]
+    pub expect_mqtt: Option<ExpectMqtt>,
     /// Wait this long doing nothing but handle URCs (a timeout-only step).
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
     #[schemars(with = "Option<DurationText>")]
@@ -301,6 +306,58 @@ pub struct Step {
     /// `continue` makes the step optional.
     #[serde(default)]
     pub on_fail: OnFail,
+}
+
+/// `expect_mqtt: connack` or the long form with options.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ExpectMqtt {
+    /// Just the packet type.
+    Packet(String),
+    /// The packet type with options.
+    Full(ExpectMqttSpec),
+}
+
+impl ExpectMqtt {
+    /// The options (defaults for the short form).
+    pub fn spec(&self) -> ExpectMqttSpec {
+        match self {
+            ExpectMqtt::Packet(p) => ExpectMqttSpec {
+                packet: p.clone(),
+                ..ExpectMqttSpec::default()
+            },
+            ExpectMqtt::Full(s) => s.clone(),
+        }
+    }
+}
+
+/// Options of an MQTT wait.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectMqttSpec {
+    /// Packet type: `connack`, `suback`, `unsuback`, `puback`, `pubrec`, `pubcomp`,
+    /// `pingresp`, or `publish` for incoming messages.
+    pub packet: String,
+    /// Only the acknowledgement of this packet id counts (`{{var}}` allowed).
+    #[serde(default)]
+    pub packet_id: Option<Scalar>,
+    /// For `publish`: how many messages to receive (`{{var}}` allowed).
+    #[serde(default)]
+    pub count: Option<Scalar>,
+    /// For `publish`: listen this long, then end successfully.
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub duration: Option<Duration>,
+    /// Send PINGREQ at this interval while waiting (default: the CONNECT's keep-alive).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub keep_alive: Option<Duration>,
+    /// Rhai function called as `fn(topic, payload, qos, retain)` for each message.
+    #[serde(default)]
+    pub on_message: Option<String>,
+    /// Do not print received messages on stdout.
+    #[serde(default)]
+    pub quiet: bool,
 }
 
 /// Options for a `send_data` step.

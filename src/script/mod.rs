@@ -12,6 +12,7 @@
 //! string/BLOB/array/map sizes, call depth and wall-clock time; `print`/`debug` go to the
 //! run's log.
 
+mod mqtt;
 mod natives;
 pub mod sandbox;
 
@@ -101,6 +102,10 @@ impl fmt::Debug for CompiledScripts {
 struct RunState {
     log: Vec<String>,
     vars: Option<Vars>,
+    /// MQTT version of the last `mqtt_connect` (the default for later packets).
+    protocol: crate::mqtt::Protocol,
+    /// Last packet id handed out.
+    next_id: u16,
 }
 
 type Shared = Arc<Mutex<RunState>>;
@@ -121,7 +126,8 @@ fn build_engine(state: Shared) -> Engine {
             st.log.push(format!("debug {pos}: {text}"));
         }
     });
-    natives::register(&mut engine, state);
+    natives::register(&mut engine, state.clone());
+    mqtt::register(&mut engine, state);
     engine
 }
 
@@ -144,6 +150,30 @@ pub fn compile(recipe: &LoadedRecipe) -> Result<CompiledScripts, Vec<ScriptError
             Err(e) => errors.push(file_error(&src.path, &text, e.1, e.0.to_string())),
         }
         files.insert(name, text);
+    }
+    for planned in &recipe.steps {
+        let Some(hook) = planned
+            .step
+            .expect_mqtt
+            .as_ref()
+            .and_then(|e| e.spec().on_message)
+        else {
+            continue;
+        };
+        let found = library
+            .iter_functions()
+            .any(|f| f.name == hook.as_str() && f.params.len() == 4);
+        if !found {
+            errors.push(ScriptError {
+                file: planned.origin.file.clone(),
+                line: planned.origin.line as usize,
+                column: planned.origin.column as usize,
+                message: format!(
+                    "on_message: no function `{hook}(topic, payload, qos, retain)` in the recipe's `scripts:` files"
+                ),
+                snippet: None,
+            });
+        }
     }
     let mut steps = BTreeMap::new();
     let mut yaml_cache: BTreeMap<PathBuf, Arc<str>> = BTreeMap::new();
@@ -364,6 +394,71 @@ impl crate::runner::ScriptHost for Host {
         vars: &mut Vars,
     ) -> Result<Vec<String>, String> {
         self.run_step(index, vars).map_err(|e| e.to_string())
+    }
+
+    fn on_message(
+        &mut self,
+        name: &str,
+        message: &crate::engine::mqtt::Message,
+        vars: &mut Vars,
+    ) -> Result<Vec<String>, String> {
+        self.call_hook(name, message, vars)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Host {
+    /// Call a library function `name(topic, payload, qos, retain)` for an MQTT message.
+    pub fn call_hook(
+        &mut self,
+        name: &str,
+        m: &crate::engine::mqtt::Message,
+        vars: &mut Vars,
+    ) -> Result<Vec<String>, ScriptError> {
+        if let Ok(mut st) = self.state.lock() {
+            st.log.clear();
+            st.vars = Some(vars.clone());
+        }
+        let mut scope = Scope::new();
+        let args = (
+            m.topic.clone(),
+            Dynamic::from_blob(m.payload.clone()),
+            i64::from(m.qos),
+            m.retain,
+        );
+        let result = self
+            .engine
+            .call_fn::<Dynamic>(&mut scope, &self.compiled.library, name, args);
+        let (log, shared_vars) = match self.state.lock() {
+            Ok(mut st) => (std::mem::take(&mut st.log), st.vars.take()),
+            Err(_) => (Vec::new(), None),
+        };
+        if let Err(err) = result {
+            let mut inner: &EvalAltResult = &err;
+            while let EvalAltResult::ErrorInFunctionCall(_, _, e, _) = inner {
+                inner = e;
+            }
+            let (file, text) = self
+                .compiled
+                .files
+                .iter()
+                .next()
+                .map(|(f, t)| (PathBuf::from(f), t.clone()))
+                .unwrap_or_default();
+            return Err(file_error(
+                &file,
+                &text,
+                inner.position(),
+                format!("on_message `{name}`: {}", friendly(&err)),
+            ));
+        }
+        if let Some(updated) = shared_vars {
+            for (n, value, secret) in updated.iter() {
+                let secret = secret || vars.is_secret(n);
+                vars.set(n, value.clone(), secret);
+            }
+        }
+        Ok(log)
     }
 }
 
