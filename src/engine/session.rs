@@ -413,15 +413,42 @@ impl Session {
         });
     }
 
+    /// Start sending the link's pending replies (acks, PINGREQ); false when none or when
+    /// the connection is gone.
+    fn send_replies(&mut self, now: Instant) -> bool {
+        if !self.link.connected || !self.link.has_replies() {
+            return false;
+        }
+        let Some(bytes) = self.link.take_replies() else {
+            return false;
+        };
+        let Some(run) = self.run.as_mut() else {
+            return false;
+        };
+        run.data = Some(DataProgress {
+            payload: bytes,
+            offset: 0,
+            chunk: None,
+            hex: self.hex_mode,
+            in_flight: 0,
+        });
+        run.phase = Phase::Pause(now);
+        self.begin_attempt(now);
+        true
+    }
+
     /// Decide the next move of an MQTT wait.
     fn mqtt_next(&mut self, now: Instant) {
-        let Some(run) = self.run.as_mut() else {
+        let Some(run) = self.run.as_ref() else {
             return;
         };
         let PlanAction::Mqtt(plan) = &run.plan.action else {
             return;
         };
         let plan: MqttPlan = plan.clone();
+        let started = run.started;
+        let deadline = run.mqtt_deadline.unwrap_or(now);
+        let waiting_for = describe_mqtt(&run.plan);
         if let Some(e) = self.link.error() {
             let failure = Failure::Mqtt {
                 message: e.to_string(),
@@ -429,11 +456,17 @@ impl Session {
             self.finish(Some(failure), now);
             return;
         }
+        // Acknowledgements the protocol requires go out before anything else.
+        if self.send_replies(now) {
+            return;
+        }
         // Is what we wait for here?
         match &plan.want {
             MqttWant::Packet(t) => {
                 if let Some(p) = self.link.take(*t, plan.packet_id) {
-                    run.lines.push(p.packet_type().name().to_string());
+                    if let Some(run) = self.run.as_mut() {
+                        run.lines.push(p.packet_type().name().to_string());
+                    }
                     let result = check_result(&p, self.link.protocol());
                     self.finish(result.err().map(|message| Failure::Mqtt { message }), now);
                     return;
@@ -457,7 +490,6 @@ impl Session {
             self.finish(Some(Failure::Mqtt { message }), now);
             return;
         }
-        let deadline = run.mqtt_deadline.unwrap_or(now);
         if now >= deadline {
             let failure = match plan.want {
                 MqttWant::Messages { count } if plan.duration.is_some() => {
@@ -467,14 +499,14 @@ impl Session {
                     None
                 }
                 _ => Some(Failure::Timeout {
-                    waited: now.saturating_duration_since(run.started),
-                    waiting_for: describe_mqtt(&run.plan),
+                    waited: now.saturating_duration_since(started),
+                    waiting_for,
                 }),
             };
             self.finish(failure, now);
             return;
         }
-        // Keep-alive.
+        // Keep-alive: a due PINGREQ is queued as a reply.
         let next_ping = match self.link.keep_alive_due(now, plan.keep_alive) {
             Ok(t) => t,
             Err(message) => {
@@ -482,17 +514,7 @@ impl Session {
                 return;
             }
         };
-        // Replies the protocol requires (and PINGREQ) go out first.
-        if let Some(bytes) = self.link.take_replies() {
-            run.data = Some(DataProgress {
-                payload: bytes,
-                offset: 0,
-                chunk: None,
-                hex: self.hex_mode,
-                in_flight: 0,
-            });
-            run.phase = Phase::Pause(now);
-            self.begin_attempt(now);
+        if self.send_replies(now) {
             return;
         }
         if self.link.rx_mode == RxMode::Manual && self.link.rx_waiting {
@@ -506,19 +528,15 @@ impl Session {
         }
         if !self.link.connected {
             let failure = Failure::Mqtt {
-                message: format!(
-                    "the TCP connection is closed while waiting for {}",
-                    describe_mqtt(&run.plan)
-                ),
+                message: format!("the TCP connection is closed while waiting for {waiting_for}"),
             };
             self.finish(Some(failure), now);
             return;
         }
-        let mut wake = deadline;
-        if let Some(t) = next_ping {
-            wake = wake.min(t);
+        let wake = next_ping.map_or(deadline, |t| t.min(deadline));
+        if let Some(run) = self.run.as_mut() {
+            run.phase = Phase::MqttIdle(wake);
         }
-        run.phase = Phase::MqttIdle(wake);
     }
 
     fn on_frame(&mut self, frame: Frame, now: Instant) {
