@@ -41,6 +41,9 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schema (draft-07) of the recipe format.
     Schema,
+    /// Encode or decode MQTT packets (for reading modem logs).
+    #[command(subcommand)]
+    Mqtt(crate::mqtt::tool::MqttCommand),
 }
 
 /// Arguments of `sim7k run`.
@@ -108,6 +111,18 @@ pub fn main() -> ExitCode {
         Command::Schema => {
             print!("{}", crate::recipe::schema::schema_json());
             Exit::Success.into()
+        }
+        Command::Mqtt(cmd) => {
+            let mut stdin = std::io::stdin().lock();
+            let mut stdout = std::io::stdout().lock();
+            match crate::mqtt::tool::run(&cmd, &mut stdin, &mut stdout) {
+                Ok(()) => Exit::Success.into(),
+                Err(e) => {
+                    let _ = stdout.flush();
+                    eprintln!("error: {e}");
+                    Exit::StepFailed.into()
+                }
+            }
         }
     }
 }
