@@ -1,1 +1,682 @@
-//! Recipe variables and `{{var}}` interpolation (placeholder).
+//! Recipe variables and `{{var}}` interpolation.
+//!
+//! Templates (`send`, `say`, `if`, patterns, include paths, var defaults …) may
+//! contain:
+//!
+//! * `{{name}}`: the value of var `name` (`[A-Za-z_][A-Za-z0-9_]*`),
+//! * `{{env.NAME}}`: the environment variable `NAME`,
+//! * `{{{{`: a literal `{{`.
+//!
+//! Spaces just inside the braces are allowed (`{{ name }}`). Anything else between
+//! `{{` and `}}` is an error, as is a `{{` without its `}}`. A lone `}}` is plain
+//! text. A var holding bytes (built by a script for `send_data`) cannot be expanded
+//! into text: that is an error naming the var.
+//!
+//! [`Vars`] is the runtime store: ordered, one secret flag per var. Secret values are
+//! replaced by `***` by [`Vars::redact`] and [`Vars::to_json`]; once a var is secret
+//! it stays secret whatever is stored in it later.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::Regex;
+
+use super::model::Pattern;
+
+/// Largest compiled size of a user regex (bytes). Patterns from recipes are
+/// linear-time in the `regex` crate; this bounds their memory.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compile a user-written regex (without `/…/` delimiters) with the crate-wide size
+/// limit. Every regex from a recipe goes through this, at load time and at run time.
+pub fn compile_regex(source: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(source)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(64)
+        .build()
+}
+
+/// Where `{{env.NAME}}` is read from.
+#[derive(Debug, Clone, Default)]
+pub enum Env {
+    /// The process environment.
+    #[default]
+    Process,
+    /// A fixed map (tests, or a caller that filters the environment).
+    Map(BTreeMap<String, String>),
+}
+
+impl Env {
+    /// The value of `name`, or `None` when it is unset (or not valid UTF-8).
+    pub fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Env::Process => std::env::var(name).ok(),
+            Env::Map(map) => map.get(name).cloned(),
+        }
+    }
+
+    /// A fixed environment from `(name, value)` pairs.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Env
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Env::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// The value of a var.
+#[derive(Clone, PartialEq, Eq)]
+pub enum VarValue {
+    /// Text: defaults, `--set`, captures.
+    Text(String),
+    /// Bytes built by a script (an MQTT packet for `send_data`).
+    Bytes(Vec<u8>),
+}
+
+impl VarValue {
+    /// The text, when the value is text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            VarValue::Text(t) => Some(t),
+            VarValue::Bytes(_) => None,
+        }
+    }
+
+    /// The raw bytes (UTF-8 of a text value).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            VarValue::Text(t) => t.as_bytes(),
+            VarValue::Bytes(b) => b,
+        }
+    }
+
+    /// True for the empty text and for zero bytes.
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+}
+
+impl fmt::Debug for VarValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VarValue::Text(t) => write!(f, "Text({t:?})"),
+            VarValue::Bytes(b) => write!(f, "Bytes({})", hex_upper(b)),
+        }
+    }
+}
+
+impl From<&str> for VarValue {
+    fn from(s: &str) -> Self {
+        VarValue::Text(s.to_owned())
+    }
+}
+
+impl From<String> for VarValue {
+    fn from(s: String) -> Self {
+        VarValue::Text(s)
+    }
+}
+
+impl From<Vec<u8>> for VarValue {
+    fn from(b: Vec<u8>) -> Self {
+        VarValue::Bytes(b)
+    }
+}
+
+/// Why a template could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// The template itself is malformed (`{{ }}`, `{{1x}}`, an unclosed `{{`).
+    #[error("{message}")]
+    Syntax {
+        /// Byte offset of the offending `{{` in the template.
+        offset: usize,
+        /// Byte length of the offending placeholder.
+        len: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// `{{name}}` names no var.
+    #[error("unknown var `{0}` in `{{{{{0}}}}}`")]
+    UnknownVar(String),
+    /// `{{env.NAME}}` is not set.
+    #[error("environment variable `{0}` is not set (used as `{{{{env.{0}}}}}`)")]
+    UnsetEnv(String),
+    /// The var holds bytes, which cannot be placed into text.
+    #[error("var `{0}` holds bytes, not text: use it with `send_data`, or convert it in a script")]
+    BytesVar(String),
+    /// A `/regex/` pattern does not compile after expansion.
+    #[error("invalid regex: {0}")]
+    Regex(String),
+}
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece<'a> {
+    /// Literal text (with `{{{{` already turned into `{{`).
+    Text(std::borrow::Cow<'a, str>),
+    /// `{{name}}`.
+    Var(&'a str),
+    /// `{{env.NAME}}`.
+    Env(&'a str),
+}
+
+/// A placeholder found in a template: its kind, name and byte range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Placeholder<'a> {
+    pub env: bool,
+    pub name: &'a str,
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// True for `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Split a template into pieces, with the byte range of each placeholder.
+pub(crate) fn parse_template(
+    template: &str,
+) -> Result<Vec<(Piece<'_>, Option<Placeholder<'_>>)>, ExpandError> {
+    let mut out = Vec::new();
+    let mut literal = String::new();
+    let mut lit_start = 0usize;
+    let mut borrowed = true;
+    let mut i = 0usize;
+    let bytes = template.as_bytes();
+    let flush = |out: &mut Vec<_>, literal: &mut String, borrowed: bool, from: usize, to: usize| {
+        if borrowed {
+            if to > from {
+                out.push((
+                    Piece::Text(std::borrow::Cow::Borrowed(&template[from..to])),
+                    None,
+                ));
+            }
+        } else if !literal.is_empty() {
+            out.push((
+                Piece::Text(std::borrow::Cow::Owned(std::mem::take(literal))),
+                None,
+            ));
+        }
+    };
+    while i < bytes.len() {
+        if !template[i..].starts_with("{{") {
+            let ch_len = template[i..].chars().next().map_or(1, char::len_utf8);
+            if !borrowed {
+                literal.push_str(&template[i..i + ch_len]);
+            }
+            i += ch_len;
+            continue;
+        }
+        if template[i..].starts_with("{{{{") {
+            // Escaped `{{`: switch to an owned literal.
+            if borrowed {
+                literal.push_str(&template[lit_start..i]);
+                borrowed = false;
+            }
+            literal.push_str("{{");
+            i += 4;
+            continue;
+        }
+        let Some(close) = template[i + 2..].find("}}") else {
+            return Err(ExpandError::Syntax {
+                offset: i,
+                len: 2,
+                message: "`{{` without a closing `}}` (write `{{{{` for a literal `{{`)".into(),
+            });
+        };
+        let end = i + 2 + close + 2;
+        let inner = template[i + 2..i + 2 + close].trim();
+        let whole = &template[i..end];
+        let (env, name) = match inner.strip_prefix("env.") {
+            Some(rest) => (true, rest),
+            None => (false, inner),
+        };
+        if inner.is_empty() {
+            return Err(ExpandError::Syntax {
+                offset: i,
+                len: end - i,
+                message: format!(
+                    "empty placeholder `{whole}`: write `{{{{name}}}}` or `{{{{env.NAME}}}}`"
+                ),
+            });
+        }
+        if !is_var_name(name) {
+            return Err(ExpandError::Syntax {
+                offset: i,
+                len: end - i,
+                message: format!(
+                    "bad placeholder `{whole}`: write `{{{{name}}}}` or `{{{{env.NAME}}}}`, where a name \
+                     starts with a letter or `_` and has only letters, digits and `_`"
+                ),
+            });
+        }
+        if borrowed {
+            flush(&mut out, &mut literal, true, lit_start, i);
+        } else {
+            flush(&mut out, &mut literal, false, 0, 0);
+            borrowed = true;
+        }
+        let ph = Placeholder {
+            env,
+            name,
+            offset: i,
+            len: end - i,
+        };
+        let piece = if env {
+            Piece::Env(name)
+        } else {
+            Piece::Var(name)
+        };
+        out.push((piece, Some(ph)));
+        i = end;
+        lit_start = end;
+    }
+    if borrowed {
+        flush(&mut out, &mut literal, true, lit_start, template.len());
+    } else {
+        flush(&mut out, &mut literal, false, 0, 0);
+    }
+    Ok(out)
+}
+
+/// The placeholders of a template, or its syntax error.
+pub(crate) fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, ExpandError> {
+    Ok(parse_template(template)?
+        .into_iter()
+        .filter_map(|(_, ph)| ph)
+        .collect())
+}
+
+/// A pattern ready to try against lines: a substring or a compiled regex.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Plain text, matched as a substring of the line.
+    Text(String),
+    /// A `/regex/`, searched in the line.
+    Regex(Regex),
+}
+
+impl Matcher {
+    /// True when the pattern matches `line`.
+    pub fn is_match(&self, line: &str) -> bool {
+        match self {
+            Matcher::Text(t) => line.contains(t.as_str()),
+            Matcher::Regex(r) => r.is_match(line),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    value: VarValue,
+    secret: bool,
+}
+
+/// The runtime variable store: ordered, with a secret flag per var, and the
+/// environment `{{env.X}}` reads.
+#[derive(Clone, Default)]
+pub struct Vars {
+    entries: Vec<Entry>,
+    index: BTreeMap<String, usize>,
+    env: Env,
+}
+
+impl fmt::Debug for Vars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for e in &self.entries {
+            if e.secret {
+                map.entry(&e.name, &"***");
+            } else {
+                map.entry(&e.name, &e.value);
+            }
+        }
+        map.finish()
+    }
+}
+
+impl Vars {
+    /// An empty store reading `{{env.X}}` from `env`.
+    pub fn new(env: Env) -> Vars {
+        Vars {
+            entries: Vec::new(),
+            index: BTreeMap::new(),
+            env,
+        }
+    }
+
+    /// The environment `{{env.X}}` reads.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Set a var (new vars go last). A var that is secret stays secret: `secret`
+    /// can only add the flag.
+    pub fn set(&mut self, name: &str, value: VarValue, secret: bool) {
+        match self.index.get(name) {
+            Some(&i) => {
+                if let Some(e) = self.entries.get_mut(i) {
+                    e.value = value;
+                    e.secret |= secret;
+                }
+            }
+            None => {
+                self.index.insert(name.to_owned(), self.entries.len());
+                self.entries.push(Entry {
+                    name: name.to_owned(),
+                    value,
+                    secret,
+                });
+            }
+        }
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&VarValue> {
+        self.index
+            .get(name)
+            .and_then(|&i| self.entries.get(i))
+            .map(|e| &e.value)
+    }
+
+    /// True when `name` is a secret var.
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.index
+            .get(name)
+            .and_then(|&i| self.entries.get(i))
+            .is_some_and(|e| e.secret)
+    }
+
+    /// Number of vars.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there are no vars.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Expand `{{name}}`, `{{env.NAME}}` and `{{{{` in `template`.
+    pub fn expand(&self, template: &str) -> Result<String, ExpandError> {
+        self.expand_with(template, |s, out| out.push_str(s))
+    }
+
+    fn expand_with(
+        &self,
+        template: &str,
+        mut push_value: impl FnMut(&str, &mut String),
+    ) -> Result<String, ExpandError> {
+        let mut out = String::with_capacity(template.len());
+        for (piece, _) in parse_template(template)? {
+            match piece {
+                Piece::Text(t) => out.push_str(&t),
+                Piece::Var(name) => match self.get(name) {
+                    Some(VarValue::Text(t)) => push_value(t, &mut out),
+                    Some(VarValue::Bytes(_)) => return Err(ExpandError::BytesVar(name.into())),
+                    None => return Err(ExpandError::UnknownVar(name.into())),
+                },
+                Piece::Env(name) => match self.env.get(name) {
+                    Some(v) => push_value(&v, &mut out),
+                    None => return Err(ExpandError::UnsetEnv(name.into())),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Expand a pattern. For plain text the result is the text to look for. For a
+    /// `/regex/` the result is the regex source **without** the delimiters, with
+    /// every inserted value regex-escaped (so a var matches literally).
+    pub fn expand_pattern(&self, p: &Pattern) -> Result<String, ExpandError> {
+        if p.is_regex() {
+            let body = &p.as_str()[1..p.as_str().len() - 1];
+            self.expand_with(body, |s, out| out.push_str(&regex::escape(s)))
+        } else {
+            self.expand(p.as_str())
+        }
+    }
+
+    /// Expand and compile a pattern into a [`Matcher`].
+    pub fn matcher(&self, p: &Pattern) -> Result<Matcher, ExpandError> {
+        let expanded = self.expand_pattern(p)?;
+        if p.is_regex() {
+            compile_regex(&expanded)
+                .map(Matcher::Regex)
+                .map_err(|e| ExpandError::Regex(e.to_string()))
+        } else {
+            Ok(Matcher::Text(expanded))
+        }
+    }
+
+    /// The raw bytes of every non-empty secret value (defaults pulled from the
+    /// environment included), without duplicates.
+    pub fn secret_values(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.secret && !e.value.is_empty())
+        {
+            let bytes = e.value.as_bytes().to_vec();
+            if !out.contains(&bytes) {
+                out.push(bytes);
+            }
+        }
+        out
+    }
+
+    /// Replace every secret value in `text` by `***`. Secrets are also found in
+    /// their upper- and lower-case hex forms (the way `AT+CIPSENDHEX` and
+    /// transcripts show payloads). The longest secret wins where several match.
+    pub fn redact(&self, text: &str) -> String {
+        let mut needles: Vec<String> = Vec::new();
+        for value in self.secret_values() {
+            if let Ok(t) = std::str::from_utf8(&value) {
+                needles.push(t.to_owned());
+            }
+            needles.push(hex_upper(&value));
+            needles.push(hex_upper(&value).to_ascii_lowercase());
+        }
+        redact_needles(text, needles)
+    }
+
+    /// The vars as a JSON object: secrets as `"***"`, bytes as upper-case hex.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for e in &self.entries {
+            let v = if e.secret {
+                "***".to_owned()
+            } else {
+                match &e.value {
+                    VarValue::Text(t) => t.clone(),
+                    VarValue::Bytes(b) => hex_upper(b),
+                }
+            };
+            map.insert(e.name.clone(), serde_json::Value::String(v));
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// `(name, value, secret)` in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &VarValue, bool)> {
+        self.entries
+            .iter()
+            .map(|e| (e.name.as_str(), &e.value, e.secret))
+    }
+}
+
+fn redact_needles(text: &str, mut needles: Vec<String>) -> String {
+    needles.retain(|n| !n.is_empty());
+    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    needles.dedup();
+    if needles.is_empty() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'outer: while i < text.len() {
+        for n in &needles {
+            if text[i..].starts_with(n.as_str()) {
+                out.push_str("***");
+                i += n.len();
+                continue 'outer;
+            }
+        }
+        let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&text[i..i + ch_len]);
+        i += ch_len;
+    }
+    out
+}
+
+/// Upper-case hex of `bytes`.
+pub fn hex_upper(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        let mut v = Vars::new(Env::from_pairs([
+            ("HOME_APN", "iot.example"),
+            ("PW", "hunter2"),
+        ]));
+        v.set("apn", "internet".into(), false);
+        v.set("pw", "s3cr3t!".into(), true);
+        v.set("packet", VarValue::Bytes(vec![0x10, 0x02]), false);
+        v
+    }
+
+    #[test]
+    fn expands_vars_env_and_escapes() {
+        let v = vars();
+        assert_eq!(
+            v.expand("AT+CSTT=\"{{apn}}\",\"{{ env.HOME_APN }}\"")
+                .unwrap(),
+            "AT+CSTT=\"internet\",\"iot.example\""
+        );
+        assert_eq!(v.expand("{{{{apn}} }}").unwrap(), "{{apn}} }}");
+        assert_eq!(v.expand("no placeholders").unwrap(), "no placeholders");
+        assert_eq!(v.expand("").unwrap(), "");
+        assert_eq!(v.expand("ünï{{apn}}cödé").unwrap(), "ünïinternetcödé");
+    }
+
+    #[test]
+    fn expansion_errors_name_the_problem() {
+        let v = vars();
+        assert_eq!(
+            v.expand("{{nope}}"),
+            Err(ExpandError::UnknownVar("nope".into()))
+        );
+        assert_eq!(
+            v.expand("{{env.NOPE}}"),
+            Err(ExpandError::UnsetEnv("NOPE".into()))
+        );
+        assert_eq!(
+            v.expand("{{packet}}"),
+            Err(ExpandError::BytesVar("packet".into()))
+        );
+        for bad in [
+            "{{ }}",
+            "{{1x}}",
+            "{{a-b}}",
+            "x {{apn",
+            "{{env.}}",
+            "{{{apn}}}",
+        ] {
+            match v.expand(bad) {
+                Err(ExpandError::Syntax { offset, .. }) => assert!(offset < bad.len(), "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let Err(ExpandError::Syntax { offset, len, .. }) = v.expand("ab{{1x}}") else {
+            panic!("expected a syntax error");
+        };
+        assert_eq!((offset, len), (2, 6));
+    }
+
+    #[test]
+    fn regex_patterns_escape_values() {
+        let mut v = vars();
+        v.set("ip", "10.0.0.1".into(), false);
+        let p = Pattern("/^\\+CIFSR: {{ip}}$/".into());
+        assert_eq!(v.expand_pattern(&p).unwrap(), "^\\+CIFSR: 10\\.0\\.0\\.1$");
+        let m = v.matcher(&p).unwrap();
+        assert!(m.is_match("+CIFSR: 10.0.0.1"));
+        assert!(!m.is_match("+CIFSR: 10a0b0c1"));
+        let plain = Pattern("IP {{ip}}".into());
+        assert_eq!(v.expand_pattern(&plain).unwrap(), "IP 10.0.0.1");
+        assert!(v.matcher(&plain).unwrap().is_match("STATE: IP 10.0.0.1 ok"));
+    }
+
+    #[test]
+    fn secrets_are_sticky_and_redacted() {
+        let mut v = vars();
+        assert!(v.is_secret("pw"));
+        v.set("pw", "other".into(), false);
+        assert!(v.is_secret("pw"), "secret flag must survive a later set");
+        v.set("token", VarValue::Bytes(b"tok".to_vec()), true);
+        v.set("empty", "".into(), true);
+        assert_eq!(v.secret_values(), vec![b"other".to_vec(), b"tok".to_vec()]);
+        assert_eq!(
+            v.redact("user other pw, hex 746F6B and 746f6b, apn internet"),
+            "user *** pw, hex *** and ***, apn internet"
+        );
+        let json = v.to_json();
+        assert_eq!(json["pw"], "***");
+        assert_eq!(json["apn"], "internet");
+        assert_eq!(json["packet"], "1002");
+        assert!(!format!("{v:?}").contains("other"));
+        let names: Vec<_> = v.iter().map(|(n, _, s)| (n, s)).collect();
+        assert_eq!(
+            names,
+            [
+                ("apn", false),
+                ("pw", true),
+                ("packet", false),
+                ("token", true),
+                ("empty", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn redaction_prefers_the_longest_secret() {
+        let mut v = Vars::new(Env::default());
+        v.set("a", "abc".into(), true);
+        v.set("b", "abcdef".into(), true);
+        assert_eq!(v.redact("xabcdefy abc"), "x***y ***");
+    }
+
+    #[test]
+    fn var_names() {
+        for ok in ["a", "_", "apn_2", "A9"] {
+            assert!(is_var_name(ok), "{ok}");
+        }
+        for bad in ["", "1a", "a-b", "a.b", "é"] {
+            assert!(!is_var_name(bad), "{bad}");
+        }
+    }
+}
