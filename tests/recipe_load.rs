@@ -609,3 +609,46 @@ fn documented_examples_load() {
     }
     assert!(loaded >= 5, "only {loaded} examples loaded");
 }
+
+#[test]
+fn include_depth_is_capped() {
+    let dir = TempDir::new("recipe-deep");
+    let d = dir.path();
+    for i in 0..20 {
+        write(
+            d,
+            &format!("f{i}.yaml"),
+            &format!("include: f{}.yaml\nsteps: [{{send: AT+F{i}}}]\n", i + 1),
+        );
+    }
+    write(d, "f20.yaml", "steps: [{send: AT+LAST}]\n");
+    let err = load(&d.join("f0.yaml"), &opts()).unwrap_err();
+    assert!(err.message().contains("nested more than 16 deep"), "{err}");
+    // The error sits in the 17th file, with the whole chain as notes.
+    assert_eq!(err.origin().unwrap().file, d.join("f16.yaml"));
+    assert_eq!(err.help().unwrap().matches("included from").count(), 16);
+    // 16 levels are fine.
+    let r = load(&d.join("f4.yaml"), &opts()).unwrap();
+    assert_eq!(r.steps.len(), 17);
+    assert_eq!(sends(&r)[0], "AT+LAST");
+}
+
+#[test]
+fn set_of_a_var_a_script_reads_does_not_warn() {
+    let yaml = "steps:\n  - script: |\n      let t = vars.threshold;\n  - send: AT\n";
+    let mut o = opts();
+    o.overrides.push(("threshold".into(), "7".into()));
+    let r = load_str("x.yaml", yaml, &o).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    assert_eq!(text(&r, "threshold"), "7");
+    let info = r.var_info.iter().find(|v| v.name == "threshold").unwrap();
+    assert_eq!(info.origin, None);
+}
+
+#[test]
+fn errors_and_recipes_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<sim7k::recipe::RecipeError>();
+    send_sync::<sim7k::recipe::RecipeWarning>();
+    send_sync::<LoadedRecipe>();
+}

@@ -200,3 +200,74 @@ fn the_harness_catches_a_wrong_expectation() {
     case.at_line += 1;
     assert!(check(&case).unwrap_err().contains("expected"));
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+    use sim7k::recipe::load::load_str;
+
+    const SEED: &str = r#"name: seed
+vars:
+  apn: internet
+  pw: { value: "x{{apn}}", secret: true }
+anchors:
+  d: &d { retries: 2, timeout: 3s }
+urc: [{ match: "+CPIN", action: log }]
+steps:
+  - <<: *d
+    send: AT+CSTT="{{apn}}"
+    expect: [OK, '/^\+CSQ: (\d+)/']
+    capture: '(?P<rssi>\d+)'
+    validate: { rssi: { min: 1 } }
+  - send: AT+CGATT?
+    until: "+CGATT: 1"
+    interval: 1s
+  - say: "{{rssi}} {{{{ }}"
+"#;
+
+    fn load_never_panics(text: &str) {
+        let text = text.to_owned();
+        let outcome = std::panic::catch_unwind(move || {
+            match load_str("fuzz/seed.yaml", &text, &super::opts()) {
+                Ok(r) => {
+                    for w in &r.warnings {
+                        let _ = (w.to_string(), w.render(false));
+                    }
+                }
+                Err(e) => {
+                    let _ = (e.to_string(), e.render(false), e.render(true));
+                }
+            }
+        });
+        assert!(outcome.is_ok(), "the loader panicked");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Random byte edits of a valid recipe: an error or a recipe, never a panic.
+        #[test]
+        fn mutated_recipes_never_panic(edits in prop::collection::vec((any::<u16>(), any::<u8>(), 0u8..3), 1..6)) {
+            let mut bytes = SEED.as_bytes().to_vec();
+            for (pos, byte, op) in edits {
+                let i = usize::from(pos) % (bytes.len() + 1);
+                match op {
+                    0 => bytes.insert(i, byte),
+                    1 if i < bytes.len() => { bytes.remove(i); }
+                    _ if i < bytes.len() => bytes[i] = byte,
+                    _ => {}
+                }
+            }
+            load_never_panics(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// Random text from YAML-ish pieces.
+        #[test]
+        fn yamlish_noise_never_panics(pieces in prop::collection::vec(prop::sample::select(vec![
+            "steps:", "\n", "  ", "- ", "send: ", "AT", "{{", "}}", "env.", "x", ": ", "[", "]", "{", "}",
+            "&a ", "*a", "<<: ", "'", "\"", "/", "\\", "#", "\t", "until: ", "capture: ", "(?P<n>", ")",
+            "vars:", "include: ", "é", "\u{feff}", "---", "validate:", "0", "5s", "wait: ",
+        ]), 0..60)) {
+            load_never_panics(&pieces.concat());
+        }
+    }
+}

@@ -30,7 +30,8 @@ use std::time::Duration;
 use serde_saphyr::{Location, MessageFormatter};
 
 use self::tree::{Kind, Node};
-use super::diag::{Origin, RecipeError, RecipeWarning, SourceFile, Spot};
+pub use super::diag::{Origin, RecipeError, RecipeWarning};
+use super::diag::{SourceFile, Spot};
 use super::model::{OneOrMany, Pattern, Recipe, Scalar, Step, SyncSpec, UrcHandler, VarDef};
 use super::vars::{self, Env, ExpandError, Piece, VarValue, Vars, compile_regex, is_var_name};
 
@@ -226,6 +227,11 @@ enum ReadError {
 
 fn read_text(path: &Path) -> Result<String, ReadError> {
     use std::io::Read;
+    // Only regular files: a FIFO or a device (`/dev/stdin`) could block the load.
+    let meta = std::fs::metadata(path).map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Io(std::io::Error::other("not a regular file")));
+    }
     let file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let mut bytes = Vec::new();
     let limit = u64::try_from(MAX_FILE_BYTES).unwrap_or(u64::MAX) + 1;

@@ -1,7 +1,7 @@
 //! The recipe data model: what a YAML recipe file deserializes into.
 //!
 //! These types are plain data. Loading (YAML parsing, `include:` resolution, error
-//! rendering) lives in [`super::load`]; variable interpolation in [`super::vars`].
+//! rendering) lives in [`super::load`](mod@super::load); variable interpolation in [`super::vars`].
 //! Every struct denies unknown keys so a typo is an error with a location, never a
 //! silently ignored setting.
 
