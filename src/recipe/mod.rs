@@ -1,8 +1,12 @@
 //! Recipes: the YAML model, loading, and variables.
 
+pub mod diag;
 pub mod load;
 pub mod model;
 pub mod schema;
 pub mod vars;
 
+pub use diag::{Origin, RecipeError, RecipeWarning};
+pub use load::{LoadOptions, LoadedRecipe, load, load_str};
 pub use model::*;
+pub use vars::{Env, VarValue, Vars};

@@ -1,15 +1,19 @@
 //! The recipe data model: what a YAML recipe file deserializes into.
 //!
 //! These types are plain data. Loading (YAML parsing, `include:` resolution, error
-//! rendering) lives in [`super::load`]; variable interpolation in [`super::vars`].
+//! rendering) lives in [`super::load`](mod@super::load); variable interpolation in [`super::vars`].
 //! Every struct denies unknown keys so a typo is an error with a location, never a
 //! silently ignored setting.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::de::{self, IntoDeserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
 /// A whole recipe file.
@@ -59,11 +63,18 @@ pub struct Recipe {
     #[serde(default)]
     #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
+    /// A place for YAML anchors (`&name`) that steps reuse with merge keys
+    /// (`<<: *name`). Its content is not otherwise read.
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub anchors: Option<de::IgnoredAny>,
 }
 
 /// A variable definition: a bare value, or a map with a value and flags.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+///
+/// An empty value (`name:`) is the empty text.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum VarDef {
     /// `name: value` (strings, numbers and booleans are all kept as text).
     Plain(Scalar),
@@ -90,8 +101,7 @@ pub struct VarSpec {
 }
 
 /// A YAML scalar kept as text.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
     Bool(bool),
     Int(i64),
@@ -111,9 +121,8 @@ impl Scalar {
     }
 }
 
-/// One item or a list of items.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(untagged)]
+/// One item or a list of items. An empty value (`key:`) is an empty list.
+#[derive(Debug, Clone, PartialEq)]
 pub enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
@@ -144,7 +153,7 @@ impl<T> OneOrMany<T> {
 /// against one whole line. `{{var}}` is expanded first (regex-escaped inside `/.../`).
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(transparent)]
-pub struct Pattern(pub String);
+pub struct Pattern(#[schemars(with = "TextLike")] pub String);
 
 impl Pattern {
     /// The pattern as written (with the `/.../` delimiters of a regex).
@@ -158,8 +167,8 @@ impl Pattern {
 }
 
 /// Start-up sync settings.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(untagged)]
 pub enum SyncSpec {
     /// `sync: false` turns it off; `sync: true` uses the defaults.
     Enabled(bool),
@@ -289,6 +298,7 @@ pub struct Step {
     pub retry_delay: Option<Duration>,
     /// Multiply `retry_delay` by this after each retry (default `1.0`).
     #[serde(default)]
+    #[schemars(range(min = 1.0))]
     pub backoff: Option<f64>,
     /// Pause before the step starts.
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
@@ -366,6 +376,7 @@ pub struct ExpectMqttSpec {
 pub struct DataOptions {
     /// Largest chunk per `AT+CIPSEND` (default 1460, or what `AT+CIPSEND?` reported).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 1460))]
     pub chunk: Option<usize>,
     /// Send as hex text after `AT+CIPSENDHEX=1` (the original script's mode).
     #[serde(default)]
@@ -390,10 +401,218 @@ pub struct Validator {
     pub max: Option<f64>,
     /// The value must equal this text.
     #[serde(default)]
+    #[schemars(with = "Option<TextLike>")]
     pub equals: Option<String>,
     /// The value must not equal any of these (e.g. `99` for CSQ's "unknown").
     #[serde(default)]
+    #[schemars(with = "Vec<TextLike>")]
     pub not: Vec<String>,
+}
+
+// Hand-written `Deserialize` for the "either this or that" types. Serde's
+// `#[serde(untagged)]` buffers the value and, when no variant fits, reports only
+// "data did not match any variant", losing the real problem (an unknown key in a
+// var spec, say). These dispatch on the YAML node kind instead, so errors inside a
+// map still name the key and point at it.
+
+impl<'de> Deserialize<'de> for VarDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VarDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a value (text, number or boolean) or a map with `value`, `secret`, \
+                     `required`, `description`",
+                )
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<VarDef, A::Error> {
+                VarSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(VarDef::Full)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<VarDef, E> {
+                Ok(VarDef::Plain(Scalar::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<VarDef, E> {
+                Ok(VarDef::Plain(Scalar::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<VarDef, E> {
+                Ok(VarDef::Plain(Scalar::from_u64(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<VarDef, E> {
+                Ok(VarDef::Plain(Scalar::Float(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<VarDef, E> {
+                Ok(VarDef::Plain(Scalar::Text(v.to_owned())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<VarDef, E> {
+                Ok(VarDef::Plain(Scalar::Text(String::new())))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<VarDef, E> {
+                self.visit_unit()
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Scalar {
+    fn from_u64(v: u64) -> Scalar {
+        i64::try_from(v).map_or_else(|_| Scalar::Text(v.to_string()), Scalar::Int)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a text, number or boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::from_u64(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_owned()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Text(String::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+                self.visit_unit()
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> V<T> {
+            fn text<E: de::Error>(v: String) -> Result<OneOrMany<T>, E> {
+                let de: de::value::StringDeserializer<E> = v.into_deserializer();
+                T::deserialize(de).map(OneOrMany::One)
+            }
+        }
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("one item or a list of items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+            // Numbers and booleans are taken as their text (`expect: 42`).
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Self::text(v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Self::text(v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Self::text(v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Self::text(v.to_string())
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Self::text(v.to_owned())
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Self::text(v)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OneOrMany::Many(Vec::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                self.visit_unit()
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SyncSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`true`, `false` or a map with `within` and `interval`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SyncSpec, E> {
+                Ok(SyncSpec::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SyncSpec, A::Error> {
+                SyncTuning::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(SyncSpec::Tuned)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SyncSpec, E> {
+                Err(E::invalid_value(Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Text in the schema; YAML numbers and booleans are read as their text too
+/// (`equals: 1`, `not: [99]`).
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum TextLike {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+}
+
+impl JsonSchema for Scalar {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Scalar".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A YAML scalar kept as text: a string, number or boolean (empty is the empty text).",
+            "type": ["string", "number", "boolean", "null"]
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for OneOrMany<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("OneOrMany_{}", T::schema_name()).into()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        format!("sim7k::OneOrMany<{}>", T::schema_id()).into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let item = generator.subschema_for::<T>();
+        schemars::json_schema!({
+            "description": "One item or a list of items (empty means none).",
+            "anyOf": [
+                item,
+                { "type": "array", "items": item },
+                { "type": "null" }
+            ]
+        })
+    }
 }
 
 /// Duration text: `500ms`, `85s`, `2m`, `1m 30s`.

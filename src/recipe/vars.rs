@@ -292,7 +292,6 @@ pub(crate) fn parse_template(
 }
 
 /// The placeholders of a template, or its syntax error.
-#[allow(dead_code)]
 pub(crate) fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, ExpandError> {
     Ok(parse_template(template)?
         .into_iter()
