@@ -138,8 +138,19 @@ fn load_recipe(path: &Path, set: &[(String, String)]) -> Result<LoadedRecipe, Ex
     })
 }
 
-fn render_error(e: &crate::recipe::load::RecipeError) -> String {
-    format!("error: {e}")
+fn render_error(e: &crate::recipe::RecipeError) -> String {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        e.render(true)
+    } else {
+        format!("error: {e}")
+    }
+}
+
+fn print_warnings(recipe: &LoadedRecipe) {
+    for w in &recipe.warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 /// Compile a recipe's scripts, printing every error.
@@ -157,6 +168,9 @@ fn run(args: &RunArgs) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if !args.quiet {
+        print_warnings(&recipe);
+    }
     let mut scripts = match compile_scripts(&recipe) {
         Ok(c) => crate::script::Host::new(c),
         Err(code) => return code,
@@ -220,13 +234,16 @@ fn check(args: &CheckArgs) -> Exit {
     let mut worst = Exit::Success;
     for path in &args.recipes {
         match load_recipe(path, &args.set).and_then(|r| compile_scripts(&r).map(|_| r)) {
-            Ok(r) => println!(
-                "ok: {} ({}, {} step{})",
-                path.display(),
-                r.name,
-                r.steps.len(),
-                if r.steps.len() == 1 { "" } else { "s" }
-            ),
+            Ok(r) => {
+                print_warnings(&r);
+                println!(
+                    "ok: {} ({}, {} step{})",
+                    path.display(),
+                    r.name,
+                    r.steps.len(),
+                    if r.steps.len() == 1 { "" } else { "s" }
+                )
+            }
             Err(code) => worst = worst.max(code),
         }
     }

@@ -1548,7 +1548,12 @@ struct StepFacts {
     warnings: Vec<RecipeWarning>,
 }
 
-const ACTIONS: [&str; 4] = ["send", "send_data", "wait", "include"];
+const ACTIONS: [&str; 5] = ["send", "send_data", "wait", "include", "expect_mqtt"];
+
+/// Packet names `expect_mqtt` accepts.
+const MQTT_PACKETS: [&str; 8] = [
+    "connack", "suback", "unsuback", "puback", "pubrec", "pubcomp", "pingresp", "publish",
+];
 
 /// (key, keys of which one must be present, why)
 const NEEDS: [(&str, &[&str], &str); 10] = [
@@ -1649,7 +1654,7 @@ fn check_step(file: &Arc<SourceFile>, step: &Step, node: &Node) -> Result<StepFa
         return Err(node_error(
             file,
             node,
-            "this step does nothing: give it `send`, `send_data`, `wait`, `include`, `script` or `say`",
+            "this step does nothing: give it `send`, `send_data`, `wait`, `expect_mqtt`, `include`, `script` or `say`",
         ));
     }
     if step.include.is_some() {
@@ -1677,6 +1682,35 @@ fn check_step(file: &Arc<SourceFile>, step: &Step, node: &Node) -> Result<StepFa
     for (key, needs, why) in NEEDS {
         if has(key) && !needs.iter().any(|n| has(n)) {
             return Err(key_error(key, why.to_owned()));
+        }
+    }
+    if has("until") && has("expect") {
+        return Err(key_error(
+            "expect",
+            "`until` and `expect` both decide when the step passes: use one of them".to_owned(),
+        ));
+    }
+    if let Some(em) = &step.expect_mqtt {
+        let spec = em.spec();
+        let packet = spec.packet.trim().to_ascii_lowercase();
+        if !packet.contains("{{") && !MQTT_PACKETS.contains(&packet.as_str()) {
+            return Err(key_error(
+                "expect_mqtt",
+                format!(
+                    "`expect_mqtt` waits for one of {}, not `{}`",
+                    MQTT_PACKETS.join(", "),
+                    sanitize(&spec.packet)
+                ),
+            ));
+        }
+        if packet != "publish"
+            && (spec.count.is_some() || spec.duration.is_some() || spec.on_message.is_some())
+        {
+            return Err(key_error(
+                "expect_mqtt",
+                "`count`, `duration` and `on_message` are for `packet: publish` (incoming messages)"
+                    .to_owned(),
+            ));
         }
     }
     if step.secret && !has("capture") {

@@ -6,7 +6,7 @@
 //! the YAML file's line and column. At run time a step script sees every recipe var as a
 //! variable (text as strings, bytes as BLOBs); its top-level variables (strings, BLOBs,
 //! numbers, booleans) are written back as recipe vars when it ends. Shared functions, which
-//! cannot see the caller's variables, use `var("name")` and `set_var("name", value)`.
+//! cannot see the caller's variables, use `get_var("name")` and `set_var("name", value)`.
 //!
 //! The engine is hardened ([`sandbox`]): no module imports, no `eval`, bounded operations,
 //! string/BLOB/array/map sizes, call depth and wall-clock time; `print`/`debug` go to the

@@ -6,7 +6,7 @@
 //! | `from_hex(text)` | BLOB; spaces, newlines and `0x` prefixes are ignored |
 //! | `blob(text)` | the UTF-8 bytes of `text` |
 //! | `to_json(value)` | JSON text of a map, array or scalar (BLOBs become arrays of numbers) |
-//! | `var(name)` / `has_var(name)` / `set_var(name, value)` | recipe vars from anywhere, also inside shared functions |
+//! | `get_var(name)` / `has_var(name)` / `set_var(name, value)` | recipe vars from anywhere, also inside shared functions |
 
 use rhai::{Blob, Dynamic, Engine, EvalAltResult, NativeCallContext};
 
