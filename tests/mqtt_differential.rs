@@ -41,20 +41,28 @@ fn through_theirs(ours: &Packet, bytes: &[u8], v: Protocol) -> Result<Vec<u8>, S
     let five = v == Protocol::V5;
     let out = match (ours, five) {
         (Packet::Publish(o), false) => {
-            let (p, n) = t3::Publish::parse(flags, Arc::from(body)).map_err(|e| format!("{e:?}"))?;
+            let (p, n) =
+                t3::Publish::parse(flags, Arc::from(body)).map_err(|e| format!("{e:?}"))?;
             assert_eq!(n, body.len());
             assert_eq!(p.topic_name(), o.topic);
             assert_eq!(p.payload().as_slice(), &o.payload[..]);
-            assert_eq!((q(p.qos()), p.retain(), p.dup()), (o.qos as u8, o.retain, o.dup));
+            assert_eq!(
+                (q(p.qos()), p.retain(), p.dup()),
+                (o.qos as u8, o.retain, o.dup)
+            );
             assert_eq!(p.packet_id(), o.packet_id);
             p.to_continuous_buffer()
         }
         (Packet::Publish(o), true) => {
-            let (p, n) = t5::Publish::parse(flags, Arc::from(body)).map_err(|e| format!("{e:?}"))?;
+            let (p, n) =
+                t5::Publish::parse(flags, Arc::from(body)).map_err(|e| format!("{e:?}"))?;
             assert_eq!(n, body.len());
             assert_eq!(p.topic_name(), o.topic);
             assert_eq!(p.payload().as_slice(), &o.payload[..]);
-            assert_eq!((q(p.qos()), p.retain(), p.dup()), (o.qos as u8, o.retain, o.dup));
+            assert_eq!(
+                (q(p.qos()), p.retain(), p.dup()),
+                (o.qos as u8, o.retain, o.dup)
+            );
             assert_eq!(p.packet_id(), o.packet_id);
             assert_eq!(p.props().len(), o.properties.entries().len());
             p.to_continuous_buffer()
@@ -63,7 +71,10 @@ fn through_theirs(ours: &Packet, bytes: &[u8], v: Protocol) -> Result<Vec<u8>, S
             let (p, n) = t3::Connect::parse(body).map_err(|e| format!("{e:?}"))?;
             assert_eq!(n, body.len());
             assert_eq!(p.client_id(), o.client_id);
-            assert_eq!((p.keep_alive(), p.clean_session()), (o.keep_alive, o.clean_session));
+            assert_eq!(
+                (p.keep_alive(), p.clean_session()),
+                (o.keep_alive, o.clean_session)
+            );
             assert_eq!(p.user_name(), o.username.as_deref());
             assert_eq!(p.password(), o.password.as_deref());
             assert_eq!(p.will_topic(), o.will.as_ref().map(|w| w.topic.as_str()));
@@ -74,7 +85,10 @@ fn through_theirs(ours: &Packet, bytes: &[u8], v: Protocol) -> Result<Vec<u8>, S
             let (p, n) = t5::Connect::parse(body).map_err(|e| format!("{e:?}"))?;
             assert_eq!(n, body.len());
             assert_eq!(p.client_id(), o.client_id);
-            assert_eq!((p.keep_alive(), p.clean_start()), (o.keep_alive, o.clean_session));
+            assert_eq!(
+                (p.keep_alive(), p.clean_start()),
+                (o.keep_alive, o.clean_session)
+            );
             assert_eq!(p.user_name(), o.username.as_deref());
             assert_eq!(p.password(), o.password.as_deref());
             assert_eq!(p.will_topic(), o.will.as_ref().map(|w| w.topic.as_str()));
@@ -104,7 +118,12 @@ fn through_theirs(ours: &Packet, bytes: &[u8], v: Protocol) -> Result<Vec<u8>, S
                 let s = a.sub_opts();
                 assert_eq!(
                     (q(s.qos()), s.nl(), s.rap(), s.rh() as u8),
-                    (b.qos as u8, b.no_local, b.retain_as_published, b.retain_handling as u8)
+                    (
+                        b.qos as u8,
+                        b.no_local,
+                        b.retain_as_published,
+                        b.retain_handling as u8
+                    )
                 );
             }
             p.to_continuous_buffer()
@@ -135,7 +154,10 @@ fn through_theirs(ours: &Packet, bytes: &[u8], v: Protocol) -> Result<Vec<u8>, S
         (Packet::ConnAck(_), false) => simple!(t3::Connack),
         (Packet::ConnAck(o), true) => {
             let (p, _) = t5::Connack::parse(body).map_err(|e| format!("{e:?}"))?;
-            assert_eq!((p.session_present(), p.reason_code() as u8), (o.session_present, o.code));
+            assert_eq!(
+                (p.session_present(), p.reason_code() as u8),
+                (o.session_present, o.code)
+            );
             p.to_continuous_buffer()
         }
         (Packet::PubRec(_), false) => simple!(t3::Pubrec),
@@ -184,13 +206,25 @@ fn password_without_user_name_v5() {
         ..Connect::new(Protocol::V5, "c")
     };
     let bytes = Packet::Connect(c.clone()).encode(Protocol::V5).unwrap();
-    assert_eq!(bytes[9], 0x42, "password flag and clean start, no user name flag");
-    assert_eq!(decode(&bytes, Protocol::V5).unwrap().unwrap().0, Packet::Connect(c.clone()));
+    assert_eq!(
+        bytes[9], 0x42,
+        "password flag and clean start, no user name flag"
+    );
+    assert_eq!(
+        decode(&bytes, Protocol::V5).unwrap().unwrap().0,
+        Packet::Connect(c.clone())
+    );
     // ... and the same CONNECT is refused in 3.1.1.
-    let old = Connect { protocol: Protocol::V311, ..c };
+    let old = Connect {
+        protocol: Protocol::V311,
+        ..c
+    };
     let e = Packet::Connect(old).encode(Protocol::V311).unwrap_err();
     assert_eq!(e.field(), "CONNECT password");
-    assert!(t5::Connect::parse(&bytes[2..]).is_err(), "divergence fixed upstream? drop the exclusion");
+    assert!(
+        t5::Connect::parse(&bytes[2..]).is_err(),
+        "divergence fixed upstream? drop the exclusion"
+    );
 }
 
 proptest! {
@@ -208,7 +242,11 @@ proptest! {
 fn ours(bytes: &[u8], v: Protocol) -> Packet {
     let (p, n) = decode(bytes, v).unwrap().unwrap();
     assert_eq!(n, bytes.len());
-    assert_eq!(p.encode(v).unwrap(), bytes, "our re-encoding of their bytes");
+    assert_eq!(
+        p.encode(v).unwrap(),
+        bytes,
+        "our re-encoding of their bytes"
+    );
     p
 }
 
@@ -224,10 +262,26 @@ fn their_encoding_is_decoded_by_us_v311() {
         .build()
         .unwrap()
         .to_continuous_buffer();
-    let Packet::Publish(p) = ours(&b, Protocol::V311) else { panic!() };
+    let Packet::Publish(p) = ours(&b, Protocol::V311) else {
+        panic!()
+    };
     assert_eq!(
-        (p.topic.as_str(), p.qos, p.packet_id, p.retain, p.dup, &p.payload[..]),
-        ("sensors/temp", QoS::ExactlyOnce, Some(42), true, false, &b"21.5"[..])
+        (
+            p.topic.as_str(),
+            p.qos,
+            p.packet_id,
+            p.retain,
+            p.dup,
+            &p.payload[..]
+        ),
+        (
+            "sensors/temp",
+            QoS::ExactlyOnce,
+            Some(42),
+            true,
+            false,
+            &b"21.5"[..]
+        )
     );
 
     let b = t3::Connect::builder()
@@ -239,33 +293,62 @@ fn their_encoding_is_decoded_by_us_v311() {
         .unwrap()
         .password(b"secret".to_vec())
         .unwrap()
-        .will_message("dev/status", b"offline".to_vec(), theirs::Qos::AtLeastOnce, true)
+        .will_message(
+            "dev/status",
+            b"offline".to_vec(),
+            theirs::Qos::AtLeastOnce,
+            true,
+        )
         .unwrap()
         .build()
         .unwrap()
         .to_continuous_buffer();
-    let Packet::Connect(c) = ours(&b, Protocol::V311) else { panic!() };
+    let Packet::Connect(c) = ours(&b, Protocol::V311) else {
+        panic!()
+    };
     assert_eq!(c.protocol, Protocol::V311);
-    assert_eq!((c.client_id.as_str(), c.keep_alive, c.clean_session), ("dev-1", 30, false));
+    assert_eq!(
+        (c.client_id.as_str(), c.keep_alive, c.clean_session),
+        ("dev-1", 30, false)
+    );
     assert_eq!(c.username.as_deref(), Some("u"));
     assert_eq!(c.password.as_deref(), Some(&b"secret"[..]));
     let w = c.will.unwrap();
-    assert_eq!((w.topic.as_str(), &w.payload[..], w.qos, w.retain), ("dev/status", &b"offline"[..], QoS::AtLeastOnce, true));
+    assert_eq!(
+        (w.topic.as_str(), &w.payload[..], w.qos, w.retain),
+        ("dev/status", &b"offline"[..], QoS::AtLeastOnce, true)
+    );
 
     let b = t3::Subscribe::builder()
         .packet_id(7u16)
         .entries(vec![
-            theirs::SubEntry::new("a/+/c", theirs::SubOpts::new().set_qos(theirs::Qos::AtLeastOnce)).unwrap(),
+            theirs::SubEntry::new(
+                "a/+/c",
+                theirs::SubOpts::new().set_qos(theirs::Qos::AtLeastOnce),
+            )
+            .unwrap(),
             theirs::SubEntry::new("d/#", theirs::SubOpts::new()).unwrap(),
         ])
         .build()
         .unwrap()
         .to_continuous_buffer();
-    let Packet::Subscribe(s) = ours(&b, Protocol::V311) else { panic!() };
+    let Packet::Subscribe(s) = ours(&b, Protocol::V311) else {
+        panic!()
+    };
     assert_eq!(s.packet_id, 7);
-    assert_eq!(s.filters, vec![SubscribeFilter::new("a/+/c", QoS::AtLeastOnce), SubscribeFilter::new("d/#", QoS::AtMostOnce)]);
+    assert_eq!(
+        s.filters,
+        vec![
+            SubscribeFilter::new("a/+/c", QoS::AtLeastOnce),
+            SubscribeFilter::new("d/#", QoS::AtMostOnce)
+        ]
+    );
 
-    let b = t3::Pubrel::builder().packet_id(9u16).build().unwrap().to_continuous_buffer();
+    let b = t3::Pubrel::builder()
+        .packet_id(9u16)
+        .build()
+        .unwrap()
+        .to_continuous_buffer();
     assert_eq!(ours(&b, Protocol::V311), Packet::PubRel(PubRel::new(9)));
     let b = t3::Pingreq::new().to_continuous_buffer();
     assert_eq!(ours(&b, Protocol::V311), Packet::PingReq);
@@ -279,7 +362,9 @@ fn their_encoding_is_decoded_by_us_v5() {
         .qos(theirs::Qos::AtLeastOnce)
         .packet_id(3u16)
         .props(vec![
-            theirs::Property::MessageExpiryInterval(theirs::MessageExpiryInterval::new(60).unwrap()),
+            theirs::Property::MessageExpiryInterval(
+                theirs::MessageExpiryInterval::new(60).unwrap(),
+            ),
             theirs::Property::ContentType(theirs::ContentType::new("text/plain").unwrap()),
             theirs::Property::UserProperty(theirs::UserProperty::new("k", "v").unwrap()),
         ])
@@ -287,27 +372,39 @@ fn their_encoding_is_decoded_by_us_v5() {
         .build()
         .unwrap()
         .to_continuous_buffer();
-    let Packet::Publish(p) = ours(&b, Protocol::V5) else { panic!() };
-    assert_eq!((p.topic.as_str(), p.qos, p.packet_id, &p.payload[..]), ("t/1", QoS::AtLeastOnce, Some(3), &b"hello"[..]));
+    let Packet::Publish(p) = ours(&b, Protocol::V5) else {
+        panic!()
+    };
+    assert_eq!(
+        (p.topic.as_str(), p.qos, p.packet_id, &p.payload[..]),
+        ("t/1", QoS::AtLeastOnce, Some(3), &b"hello"[..])
+    );
     assert_eq!(p.properties.message_expiry_interval, Some(60));
     assert_eq!(p.properties.content_type.as_deref(), Some("text/plain"));
-    assert_eq!(p.properties.user_properties, vec![("k".to_owned(), "v".to_owned())]);
+    assert_eq!(
+        p.properties.user_properties,
+        vec![("k".to_owned(), "v".to_owned())]
+    );
 
     let b = t5::Subscribe::builder()
         .packet_id(5u16)
-        .entries(vec![theirs::SubEntry::new(
-            "x/#",
-            theirs::SubOpts::new()
-                .set_qos(theirs::Qos::ExactlyOnce)
-                .set_nl(true)
-                .set_rap(true)
-                .set_rh(theirs::RetainHandling::DoNotSendRetained),
-        )
-        .unwrap()])
+        .entries(vec![
+            theirs::SubEntry::new(
+                "x/#",
+                theirs::SubOpts::new()
+                    .set_qos(theirs::Qos::ExactlyOnce)
+                    .set_nl(true)
+                    .set_rap(true)
+                    .set_rh(theirs::RetainHandling::DoNotSendRetained),
+            )
+            .unwrap(),
+        ])
         .build()
         .unwrap()
         .to_continuous_buffer();
-    let Packet::Subscribe(s) = ours(&b, Protocol::V5) else { panic!() };
+    let Packet::Subscribe(s) = ours(&b, Protocol::V5) else {
+        panic!()
+    };
     assert_eq!(
         s.filters,
         vec![SubscribeFilter {
@@ -324,12 +421,24 @@ fn their_encoding_is_decoded_by_us_v5() {
         .unwrap()
         .keep_alive(15)
         .clean_start(true)
-        .props(vec![theirs::Property::SessionExpiryInterval(theirs::SessionExpiryInterval::new(300).unwrap())])
+        .props(vec![theirs::Property::SessionExpiryInterval(
+            theirs::SessionExpiryInterval::new(300).unwrap(),
+        )])
         .build()
         .unwrap()
         .to_continuous_buffer();
-    let Packet::Connect(c) = ours(&b, Protocol::V5) else { panic!() };
-    assert_eq!((c.protocol, c.client_id.as_str(), c.keep_alive, c.clean_session), (Protocol::V5, "c5", 15, true));
+    let Packet::Connect(c) = ours(&b, Protocol::V5) else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            c.protocol,
+            c.client_id.as_str(),
+            c.keep_alive,
+            c.clean_session
+        ),
+        (Protocol::V5, "c5", 15, true)
+    );
     assert_eq!(c.properties.session_expiry_interval, Some(300));
 
     let b = t5::Puback::builder()
@@ -338,5 +447,11 @@ fn their_encoding_is_decoded_by_us_v5() {
         .build()
         .unwrap()
         .to_continuous_buffer();
-    assert_eq!(ours(&b, Protocol::V5), Packet::PubAck(PubAck { code: 0x10, ..PubAck::new(11) }));
+    assert_eq!(
+        ours(&b, Protocol::V5),
+        Packet::PubAck(PubAck {
+            code: 0x10,
+            ..PubAck::new(11)
+        })
+    );
 }

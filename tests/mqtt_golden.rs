@@ -25,7 +25,10 @@ fn check(name: &str, protocol: Protocol, packet: Packet, vector: &str) {
     let encoded = packet
         .encode(protocol)
         .unwrap_or_else(|e| panic!("{name}: encode failed: {e}"));
-    assert_eq!(encoded, bytes, "{name}: encoding differs from the golden vector");
+    assert_eq!(
+        encoded, bytes,
+        "{name}: encoding differs from the golden vector"
+    );
     let (decoded, used) = decode(&bytes, protocol)
         .unwrap_or_else(|e| panic!("{name}: decode failed: {e}"))
         .unwrap_or_else(|| panic!("{name}: decode says incomplete"));
@@ -33,7 +36,11 @@ fn check(name: &str, protocol: Protocol, packet: Packet, vector: &str) {
     assert_eq!(decoded, packet, "{name}: decoded packet differs");
     // Every strict prefix is incomplete, never an error.
     for n in 0..bytes.len() {
-        assert_eq!(decode(&bytes[..n], protocol), Ok(None), "{name}: prefix of {n} bytes");
+        assert_eq!(
+            decode(&bytes[..n], protocol),
+            Ok(None),
+            "{name}: prefix of {n} bytes"
+        );
     }
 }
 
@@ -289,8 +296,18 @@ fn publish_acks_all_versions() {
     for v in [Protocol::V31, Protocol::V311, Protocol::V5] {
         check("PUBACK", v, Packet::PubAck(PubAck::new(10)), "40 02 00 0A");
         check("PUBREC", v, Packet::PubRec(PubRec::new(10)), "50 02 00 0A");
-        check("PUBREL", v, Packet::PubRel(PubRel::new(10)), "62 02 00 0A // flags 0b0010");
-        check("PUBCOMP", v, Packet::PubComp(PubComp::new(10)), "70 02 00 0A");
+        check(
+            "PUBREL",
+            v,
+            Packet::PubRel(PubRel::new(10)),
+            "62 02 00 0A // flags 0b0010",
+        );
+        check(
+            "PUBCOMP",
+            v,
+            Packet::PubComp(PubComp::new(10)),
+            "70 02 00 0A",
+        );
     }
     check(
         "5.0 PUBACK no matching subscribers",
@@ -372,7 +389,12 @@ fn subscribe_suback_all_versions() {
             }),
             "A2 0A 00 04 00 03 61 2F 23 00 01 62 // flags 0b0010, id 4, \"a/#\", \"b\"",
         );
-        check("UNSUBACK", v, Packet::UnsubAck(UnsubAck::new(4)), "B0 02 00 04");
+        check(
+            "UNSUBACK",
+            v,
+            Packet::UnsubAck(UnsubAck::new(4)),
+            "B0 02 00 04",
+        );
     }
     let mut s = Subscribe {
         packet_id: 3,
@@ -427,7 +449,12 @@ fn ping_disconnect_auth() {
     for v in [Protocol::V31, Protocol::V311, Protocol::V5] {
         check("PINGREQ", v, Packet::PingReq, "C0 00");
         check("PINGRESP", v, Packet::PingResp, "D0 00");
-        check("DISCONNECT", v, Packet::Disconnect(Disconnect::default()), "E0 00");
+        check(
+            "DISCONNECT",
+            v,
+            Packet::Disconnect(Disconnect::default()),
+            "E0 00",
+        );
     }
     check(
         "5.0 DISCONNECT with will",
@@ -449,7 +476,12 @@ fn ping_disconnect_auth() {
         Packet::Disconnect(d),
         "E0 07 8E 05 1F 00 02 6F 6B",
     );
-    check("5.0 AUTH success", Protocol::V5, Packet::Auth(Auth::default()), "F0 00");
+    check(
+        "5.0 AUTH success",
+        Protocol::V5,
+        Packet::Auth(Auth::default()),
+        "F0 00",
+    );
     let mut a = Auth {
         code: 0x18,
         properties: props(),
@@ -483,7 +515,9 @@ fn remaining_length_boundaries_header_encoder() {
         assert_eq!(encode_remaining_length(len).unwrap(), b, "encode {len}");
         let mut packet = vec![0x30];
         packet.extend_from_slice(&b);
-        let h = FixedHeader::parse(&packet, Protocol::V311).unwrap().unwrap();
+        let h = FixedHeader::parse(&packet, Protocol::V311)
+            .unwrap()
+            .unwrap();
         assert_eq!(h.remaining_length, len);
         assert_eq!(h.header_len, 1 + b.len());
         // Until the body is there, the packet is incomplete (not an error).

@@ -105,7 +105,12 @@ fn streaming_one_byte_at_a_time_reports_the_same_error() {
             }
         }
         let e = err.unwrap_or_else(|| panic!("{}: no error after all bytes", c.name));
-        assert_eq!((e.offset(), e.field()), (c.offset, c.field.as_str()), "{}", c.name);
+        assert_eq!(
+            (e.offset(), e.field()),
+            (c.offset, c.field.as_str()),
+            "{}",
+            c.name
+        );
         // The error is sticky.
         assert_eq!(d.next_packet().unwrap_err(), e, "{}", c.name);
     }

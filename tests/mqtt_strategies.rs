@@ -9,11 +9,19 @@ use sim7k::mqtt::reason::allowed_codes;
 use sim7k::mqtt::*;
 
 pub fn protocol() -> impl Strategy<Value = Protocol> {
-    prop_oneof![Just(Protocol::V31), Just(Protocol::V311), Just(Protocol::V5)]
+    prop_oneof![
+        Just(Protocol::V31),
+        Just(Protocol::V311),
+        Just(Protocol::V5)
+    ]
 }
 
 pub fn qos() -> impl Strategy<Value = QoS> {
-    prop_oneof![Just(QoS::AtMostOnce), Just(QoS::AtLeastOnce), Just(QoS::ExactlyOnce)]
+    prop_oneof![
+        Just(QoS::AtMostOnce),
+        Just(QoS::AtLeastOnce),
+        Just(QoS::ExactlyOnce)
+    ]
 }
 
 /// Valid MQTT string content (no U+0000), including multi-byte characters.
@@ -205,7 +213,13 @@ pub fn props(ctx: Ctx, v: Protocol) -> impl Strategy<Value = Properties> {
 }
 
 pub fn connect(v: Protocol) -> impl Strategy<Value = Packet> {
-    let will = option::of((topic_name(), bytes(8), qos(), any::<bool>(), props(Ctx::Will, v)));
+    let will = option::of((
+        topic_name(),
+        bytes(8),
+        qos(),
+        any::<bool>(),
+        props(Ctx::Will, v),
+    ));
     (
         "[a-zA-Z0-9-]{0,30}",
         any::<bool>(),
@@ -215,38 +229,40 @@ pub fn connect(v: Protocol) -> impl Strategy<Value = Packet> {
         will,
         props(Ctx::Connect, v),
     )
-        .prop_map(move |(mut id, clean, keep_alive, username, mut password, will, properties)| {
-            let mut clean_session = clean;
-            match v {
-                Protocol::V31 => {
-                    id.truncate(23);
-                    if id.is_empty() {
-                        id.push('x');
+        .prop_map(
+            move |(mut id, clean, keep_alive, username, mut password, will, properties)| {
+                let mut clean_session = clean;
+                match v {
+                    Protocol::V31 => {
+                        id.truncate(23);
+                        if id.is_empty() {
+                            id.push('x');
+                        }
                     }
+                    Protocol::V311 if id.is_empty() => clean_session = true,
+                    _ => {}
                 }
-                Protocol::V311 if id.is_empty() => clean_session = true,
-                _ => {}
-            }
-            if v != Protocol::V5 && username.is_none() {
-                password = None;
-            }
-            Packet::Connect(Connect {
-                protocol: v,
-                client_id: id,
-                clean_session,
-                keep_alive,
-                username,
-                password,
-                will: will.map(|(topic, payload, qos, retain, properties)| LastWill {
-                    topic,
-                    payload,
-                    qos,
-                    retain,
+                if v != Protocol::V5 && username.is_none() {
+                    password = None;
+                }
+                Packet::Connect(Connect {
+                    protocol: v,
+                    client_id: id,
+                    clean_session,
+                    keep_alive,
+                    username,
+                    password,
+                    will: will.map(|(topic, payload, qos, retain, properties)| LastWill {
+                        topic,
+                        payload,
+                        qos,
+                        retain,
+                        properties,
+                    }),
                     properties,
-                }),
-                properties,
-            })
-        })
+                })
+            },
+        )
 }
 
 pub fn publish(v: Protocol) -> impl Strategy<Value = Packet> {
@@ -260,23 +276,25 @@ pub fn publish(v: Protocol) -> impl Strategy<Value = Packet> {
         bytes(40),
         props(Ctx::Publish, v),
     )
-        .prop_map(move |(dup, qos, retain, topic, empty, id, payload, properties)| {
-            let q0 = qos == QoS::AtMostOnce;
-            let topic = if empty && properties.topic_alias.is_some() {
-                String::new()
-            } else {
-                topic
-            };
-            Packet::Publish(Publish {
-                dup: dup && !q0,
-                qos,
-                retain,
-                topic,
-                packet_id: if q0 { None } else { Some(id) },
-                payload,
-                properties,
-            })
-        })
+        .prop_map(
+            move |(dup, qos, retain, topic, empty, id, payload, properties)| {
+                let q0 = qos == QoS::AtMostOnce;
+                let topic = if empty && properties.topic_alias.is_some() {
+                    String::new()
+                } else {
+                    topic
+                };
+                Packet::Publish(Publish {
+                    dup: dup && !q0,
+                    qos,
+                    retain,
+                    topic,
+                    packet_id: if q0 { None } else { Some(id) },
+                    payload,
+                    properties,
+                })
+            },
+        )
 }
 
 pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
@@ -305,7 +323,11 @@ pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
     });
     let mut s = vec![
         connect(v).boxed(),
-        (any::<bool>(), code(PacketType::ConnAck, v), props(Ctx::ConnAck, v))
+        (
+            any::<bool>(),
+            code(PacketType::ConnAck, v),
+            props(Ctx::ConnAck, v),
+        )
             .prop_map(move |(sp, code, properties)| {
                 Packet::ConnAck(ConnAck {
                     session_present: sp && code == 0 && v != Protocol::V31,
@@ -317,40 +339,80 @@ pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
         publish(v).boxed(),
         ack(PacketType::PubAck)
             .prop_map(|(packet_id, code, properties)| {
-                Packet::PubAck(PubAck { packet_id, code, properties })
+                Packet::PubAck(PubAck {
+                    packet_id,
+                    code,
+                    properties,
+                })
             })
             .boxed(),
         ack(PacketType::PubRec)
             .prop_map(|(packet_id, code, properties)| {
-                Packet::PubRec(PubRec { packet_id, code, properties })
+                Packet::PubRec(PubRec {
+                    packet_id,
+                    code,
+                    properties,
+                })
             })
             .boxed(),
         ack(PacketType::PubRel)
             .prop_map(|(packet_id, code, properties)| {
-                Packet::PubRel(PubRel { packet_id, code, properties })
+                Packet::PubRel(PubRel {
+                    packet_id,
+                    code,
+                    properties,
+                })
             })
             .boxed(),
         ack(PacketType::PubComp)
             .prop_map(|(packet_id, code, properties)| {
-                Packet::PubComp(PubComp { packet_id, code, properties })
+                Packet::PubComp(PubComp {
+                    packet_id,
+                    code,
+                    properties,
+                })
             })
             .boxed(),
         (1u16.., filters, props(Ctx::Subscribe, v))
             .prop_map(|(packet_id, filters, properties)| {
-                Packet::Subscribe(Subscribe { packet_id, filters, properties })
+                Packet::Subscribe(Subscribe {
+                    packet_id,
+                    filters,
+                    properties,
+                })
             })
             .boxed(),
-        (1u16.., vec(code(PacketType::SubAck, v), 1..5), props(Ctx::Ack, v))
+        (
+            1u16..,
+            vec(code(PacketType::SubAck, v), 1..5),
+            props(Ctx::Ack, v),
+        )
             .prop_map(|(packet_id, codes, properties)| {
-                Packet::SubAck(SubAck { packet_id, codes, properties })
+                Packet::SubAck(SubAck {
+                    packet_id,
+                    codes,
+                    properties,
+                })
             })
             .boxed(),
-        (1u16.., vec(topic_filter(), 1..4), props(Ctx::Unsubscribe, v))
+        (
+            1u16..,
+            vec(topic_filter(), 1..4),
+            props(Ctx::Unsubscribe, v),
+        )
             .prop_map(|(packet_id, filters, properties)| {
-                Packet::Unsubscribe(Unsubscribe { packet_id, filters, properties })
+                Packet::Unsubscribe(Unsubscribe {
+                    packet_id,
+                    filters,
+                    properties,
+                })
             })
             .boxed(),
-        (1u16.., vec(code(PacketType::UnsubAck, v), 1..4), props(Ctx::Ack, v))
+        (
+            1u16..,
+            vec(code(PacketType::UnsubAck, v), 1..4),
+            props(Ctx::Ack, v),
+        )
             .prop_map(move |(packet_id, codes, properties)| {
                 Packet::UnsubAck(UnsubAck {
                     packet_id,
@@ -399,4 +461,3 @@ pub fn versioned_stream() -> impl Strategy<Value = (Protocol, Vec<Packet>, Vec<u
         )
     })
 }
-

@@ -562,7 +562,9 @@ impl Properties {
             r.err(
                 len_at,
                 &len_field,
-                format!("property length {len} runs past the end of the packet ({left} bytes left)"),
+                format!(
+                    "property length {len} runs past the end of the packet ({left} bytes left)"
+                ),
             )
         })?;
         let mut p = Properties::default();
