@@ -13,7 +13,7 @@ fn hex(s: &str) -> Vec<u8> {
         let code = line.split("//").next().unwrap_or("");
         digits.extend(code.chars().filter(|c| c.is_ascii_hexdigit()));
     }
-    assert!(digits.len() % 2 == 0, "odd hex in vector: {s}");
+    assert!(digits.len().is_multiple_of(2), "odd hex in vector: {s}");
     (0..digits.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())

@@ -28,13 +28,10 @@ pub fn show_bytes(b: &[u8]) -> String {
     }
 }
 
-fn sized(b: &[u8]) -> String {
+/// `"<name> (<n> bytes)"`.
+fn sized_name(name: &str, b: &[u8]) -> String {
     let n = b.len();
-    format!(
-        "({n} byte{}): {}",
-        if n == 1 { "" } else { "s" },
-        show_bytes(b)
-    )
+    format!("{name} ({n} byte{})", if n == 1 { "" } else { "s" })
 }
 
 fn qos_text(q: QoS) -> String {
@@ -48,20 +45,27 @@ impl Lines {
         self.0.push(format!("  {k}: {v}"));
     }
 
+    fn bytes(&mut self, k: &str, b: &[u8]) {
+        self.add(&sized_name(k, b), show_bytes(b));
+    }
+
     fn props(&mut self, prefix: &str, p: &Properties) {
         for (id, v) in p.entries() {
             let name = property_name(id).unwrap_or("property");
+            let mut label = format!("{prefix} {name} (0x{id:02X})");
             let text = match v {
                 PropertyValue::Bool(b) => b.to_string(),
                 PropertyValue::Byte(b) => b.to_string(),
                 PropertyValue::U16(x) => x.to_string(),
                 PropertyValue::U32(x) | PropertyValue::VarInt(x) => x.to_string(),
                 PropertyValue::Str(s) => format!("{s:?}"),
-                PropertyValue::Bin(b) => sized(b),
+                PropertyValue::Bin(b) => {
+                    label = sized_name(&label, b);
+                    show_bytes(b)
+                }
                 PropertyValue::Pair(k, x) => format!("{k:?} = {x:?}"),
             };
-            self.0
-                .push(format!("  {prefix} {name} (0x{id:02X}): {text}"));
+            self.add(&label, text);
         }
     }
 }
@@ -106,7 +110,7 @@ impl Packet {
                 match &c.will {
                     Some(w) => {
                         l.add("will topic", format!("{:?}", w.topic));
-                        l.add("will payload", sized(&w.payload));
+                        l.bytes("will payload", &w.payload);
                         l.add("will QoS", qos_text(w.qos));
                         l.add("will retain", w.retain);
                         l.props("will property", &w.properties);
@@ -118,7 +122,7 @@ impl Packet {
                     None => l.add("user name", "none"),
                 }
                 match &c.password {
-                    Some(p) => l.add("password", sized(p)),
+                    Some(p) => l.bytes("password", p),
                     None => l.add("password", "none"),
                 }
             }
@@ -145,7 +149,7 @@ impl Packet {
                     None => l.add("packet id", "none (QoS 0)"),
                 }
                 l.props("property", &p.properties);
-                l.add("payload", sized(&p.payload));
+                l.bytes("payload", &p.payload);
             }
             Packet::PubAck(a) => {
                 l.add("packet id", a.packet_id);

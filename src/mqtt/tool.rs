@@ -21,6 +21,7 @@ pub enum MqttCommand {
     /// Encode one MQTT packet and print it as hex.
     Encode(EncodeArgs),
     /// Decode hex bytes (one packet or a stream of packets) and print every field.
+    #[command(disable_version_flag = true)]
     Decode(DecodeArgs),
 }
 
@@ -75,42 +76,62 @@ fn parse_code(s: &str) -> Result<u8, String> {
     r.map_err(|_| format!("expected a code 0..255 or 0x00..0xFF, got '{s}'"))
 }
 
-fn parse_hex_arg(s: &str) -> Result<Vec<u8>, String> {
-    parse_hex(s).map_err(|e| e.to_string())
+/// Bytes given as hex on the command line (a newtype so clap takes one value, not a list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HexBytes(pub Vec<u8>);
+
+fn parse_hex_arg(s: &str) -> Result<HexBytes, String> {
+    parse_hex(s).map(HexBytes).map_err(|e| e.to_string())
 }
 
-/// The packet kinds `encode` knows.
+/// The packet kinds `encode` knows. Each takes `--version` for the MQTT version, so clap's
+/// own `--version` flag is disabled on them (it would clash under `propagate_version`).
 #[derive(Subcommand, Debug, Clone)]
 pub enum EncodePacket {
     /// CONNECT.
+    #[command(disable_version_flag = true)]
     Connect(ConnectArgs),
     /// CONNACK.
+    #[command(disable_version_flag = true)]
     Connack(ConnackArgs),
     /// PUBLISH.
+    #[command(disable_version_flag = true)]
     Publish(PublishArgs),
     /// PUBACK.
+    #[command(disable_version_flag = true)]
     Puback(AckArgs),
     /// PUBREC.
+    #[command(disable_version_flag = true)]
     Pubrec(AckArgs),
     /// PUBREL.
+    #[command(disable_version_flag = true)]
     Pubrel(AckArgs),
     /// PUBCOMP.
+    #[command(disable_version_flag = true)]
     Pubcomp(AckArgs),
     /// SUBSCRIBE.
+    #[command(disable_version_flag = true)]
     Subscribe(SubscribeArgs),
     /// SUBACK.
+    #[command(disable_version_flag = true)]
     Suback(CodesArgs),
     /// UNSUBSCRIBE.
+    #[command(disable_version_flag = true)]
     Unsubscribe(UnsubscribeArgs),
     /// UNSUBACK.
+    #[command(disable_version_flag = true)]
     Unsuback(CodesArgs),
     /// PINGREQ.
+    #[command(disable_version_flag = true)]
     Pingreq(PlainArgs),
     /// PINGRESP.
+    #[command(disable_version_flag = true)]
     Pingresp(PlainArgs),
     /// DISCONNECT.
+    #[command(disable_version_flag = true)]
     Disconnect(DisconnectArgs),
     /// AUTH (MQTT 5.0).
+    #[command(disable_version_flag = true)]
     Auth(AuthArgs),
 }
 
@@ -128,7 +149,7 @@ pub struct ConnectArgs {
     pub password: Option<String>,
     /// Password (hex bytes).
     #[arg(long, value_parser = parse_hex_arg)]
-    pub password_hex: Option<Vec<u8>>,
+    pub password_hex: Option<HexBytes>,
     /// Keep alive in seconds.
     #[arg(long, default_value_t = 60)]
     pub keep_alive: u16,
@@ -180,7 +201,7 @@ pub struct PublishArgs {
     pub payload: Option<String>,
     /// Payload (hex bytes).
     #[arg(long, value_parser = parse_hex_arg)]
-    pub payload_hex: Option<Vec<u8>>,
+    pub payload_hex: Option<HexBytes>,
     /// QoS.
     #[arg(long, value_parser = parse_qos, default_value = "0")]
     pub qos: QoS,
@@ -317,7 +338,7 @@ pub struct AuthArgs {
     pub method: Option<String>,
     /// Authentication data (hex).
     #[arg(long, value_parser = parse_hex_arg)]
-    pub data_hex: Option<Vec<u8>>,
+    pub data_hex: Option<HexBytes>,
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -457,7 +478,7 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
             });
             let password = match (&a.password, &a.password_hex) {
                 (Some(p), _) => Some(p.clone().into_bytes()),
-                (None, Some(h)) => Some(h.clone()),
+                (None, Some(h)) => Some(h.0.clone()),
                 (None, None) => None,
             };
             let c = Connect {
@@ -487,7 +508,7 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
             properties.content_type = a.content_type.clone();
             let payload = match (&a.payload, &a.payload_hex) {
                 (Some(t), _) => t.clone().into_bytes(),
-                (None, Some(h)) => h.clone(),
+                (None, Some(h)) => h.0.clone(),
                 (None, None) => Vec::new(),
             };
             (
@@ -605,7 +626,7 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
         EncodePacket::Auth(a) => {
             let mut properties = props_with_users(&a.common);
             properties.authentication_method = a.method.clone();
-            properties.authentication_data = a.data_hex.clone();
+            properties.authentication_data = a.data_hex.as_ref().map(|h| h.0.clone());
             (
                 Packet::Auth(Auth {
                     code: a.code,
