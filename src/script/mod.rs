@@ -4,8 +4,9 @@
 //! files (`scripts: [../scripts/mqtt.rhai]`) whose functions every step script can call.
 //! Scripts are compiled when the recipe loads, so `sim7k check` reports a script error at
 //! the YAML file's line and column. At run time a step script sees every recipe var as a
-//! variable (text as strings, bytes as BLOBs); its top-level variables (strings, BLOBs,
-//! numbers, booleans) are written back as recipe vars when it ends. Shared functions, which
+//! variable (text as strings, bytes as BLOBs) that it may reassign; new variables are
+//! declared with `let`. Its top-level variables (strings, BLOBs, numbers, booleans) are
+//! written back as recipe vars when it ends. Shared functions, which
 //! cannot see the caller's variables, use `get_var("name")` and `set_var("name", value)`.
 //!
 //! The engine is hardened ([`sandbox`]): no module imports, no `eval`, bounded operations,
