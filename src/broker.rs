@@ -105,6 +105,18 @@ fn wait_listening(addr: SocketAddr, within: Duration) -> bool {
 impl EmbeddedBroker {
     /// Start rumqttd and the recording front door on a free loopback port.
     pub fn start() -> io::Result<EmbeddedBroker> {
+        // rumqttd cannot listen on port 0: pick free ports and retry if one was taken meanwhile.
+        let mut last = io::Error::other("embedded broker did not start");
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(b) => return Ok(b),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once() -> io::Result<EmbeddedBroker> {
         let v4: SocketAddr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let v5: SocketAddr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let config = rumqttd::Config {
@@ -127,7 +139,7 @@ impl EmbeddedBroker {
                 let _ = broker.start();
             })?;
         for a in [v4, v5] {
-            if !wait_listening(a, Duration::from_secs(10)) {
+            if !wait_listening(a, Duration::from_secs(5)) {
                 return Err(io::Error::other(format!(
                     "embedded broker did not start listening on {a} (port taken?)"
                 )));

@@ -167,8 +167,14 @@ fn close_and_reopen_the_port() {
     // While nobody has the port open, what the module prints is lost (as on a real UART).
     // Wait until the emulator has noticed the close (it says so in its transcript).
     let end = std::time::Instant::now() + client::GUARD;
-    while !std::fs::read_to_string(&log).unwrap().contains("client closed the port") {
-        assert!(std::time::Instant::now() < end, "hang guard: close never noticed");
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("client closed the port")
+    {
+        assert!(
+            std::time::Instant::now() < end,
+            "hang guard: close never noticed"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     emu.inject(Fault::Reboot {

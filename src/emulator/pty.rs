@@ -159,6 +159,7 @@ impl PtyEmulator {
                 master,
                 slave,
                 clients: 0,
+                assumed_open: false,
                 tracking: watching,
                 pending: Vec::new(),
             };
@@ -262,7 +263,10 @@ struct Driver {
     master: TTYPort,
     /// Kept open so clients can close and reopen the port.
     slave: TTYPort,
+    /// Clients that have the port open, from open/close events.
     clients: u32,
+    /// Bytes arrived while no open was seen: a client's open event is late.
+    assumed_open: bool,
     tracking: bool,
     /// Faults injected before power-on.
     pending: Vec<Fault>,
@@ -292,9 +296,9 @@ impl Driver {
                 Some(Msg::Stop) => break,
                 Some(Msg::Host(b)) => {
                     self.transcript.bytes(Direction::FromHost, &b, now);
-                    if self.tracking && self.clients == 0 {
+                    if self.clients == 0 {
                         // Bytes prove a client is there even if its open event is late.
-                        self.clients = 1;
+                        self.assumed_open = true;
                     }
                     self.power_on(now);
                     if let Some(m) = self.modem.as_mut() {
@@ -321,6 +325,7 @@ impl Driver {
                 }
                 Some(Msg::ClientOpened) => {
                     self.clients += 1;
+                    self.assumed_open = false;
                     self.transcript.note("client opened the port", now);
                     self.power_on(now);
                 }
@@ -371,7 +376,7 @@ impl Driver {
         if out.is_empty() {
             return;
         }
-        if self.tracking && self.clients == 0 {
+        if self.tracking && self.clients == 0 && !self.assumed_open {
             self.transcript.note(
                 &format!("{} byte(s) lost: nobody has the port open", out.len()),
                 now,
