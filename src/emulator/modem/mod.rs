@@ -484,6 +484,13 @@ fn pattern_matches(pattern: &str, text: &str) -> bool {
             .is_none_or(|c| !c.is_ascii_alphanumeric())
 }
 
+/// `t + d`, with absurd durations (a user may ask for `1000000y`) capped at 100 years
+/// instead of overflowing.
+fn plus(t: Instant, d: Duration) -> Instant {
+    const CAP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d.min(CAP)).unwrap_or(t)
+}
+
 /// A tiny deterministic PRNG (xorshift64*) for latency jitter.
 #[derive(Debug, Clone)]
 struct Rng(u64);
@@ -650,7 +657,7 @@ impl Modem {
             Some(per_byte) => {
                 let mut v = Vec::new();
                 let mut next = self.drip_next.unwrap_or(now);
-                if next + per_byte < now {
+                if plus(next, per_byte) < now {
                     next = now;
                 }
                 while next <= now {
@@ -658,7 +665,7 @@ impl Modem {
                         break;
                     };
                     v.push(b);
-                    next += per_byte;
+                    next = plus(next, per_byte);
                 }
                 self.drip_next = Some(next);
                 v
@@ -788,7 +795,7 @@ impl Modem {
     }
 
     fn after(&mut self, d: Duration, tk: Tk) {
-        let t = self.now + d;
+        let t = plus(self.now, d);
         self.at(t, tk);
     }
 
@@ -927,7 +934,7 @@ impl Modem {
     fn registered(&self) -> bool {
         self.s.cfun == 1
             && self.reg.polls >= self.cfg.registration.searching_polls
-            && self.now >= self.reg.since + self.cfg.registration.searching_for
+            && self.now >= plus(self.reg.since, self.cfg.registration.searching_for)
     }
 
     /// PS domain stat (CGREG / CEREG).
@@ -1080,7 +1087,7 @@ impl Modem {
                     Some(d) => format!("silent for {}", humantime::format_duration(d)),
                     None => "silent until cleared or rebooted".into(),
                 });
-                self.faults.silent = Some(d.map(|d| self.now + d));
+                self.faults.silent = Some(d.map(|d| plus(self.now, d)));
                 if let Some(d) = d {
                     self.after(d, Tk::SilenceEnd);
                 }

@@ -516,7 +516,7 @@ impl Modem {
                 self.sm.conn = None;
                 self.note(format!("MQTT connection #{id} failed: {reason}"));
                 let d = self.jitter(self.cfg.latency.connect_fail);
-                let t = (at + d).max(self.now);
+                let t = super::plus(at, d).max(self.now);
                 self.at(t, Tk::SmDone { ok: false });
             }
             NetEvent::Sent { .. } => {

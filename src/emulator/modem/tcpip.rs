@@ -715,7 +715,7 @@ impl Modem {
                 let at = c.requested_at;
                 self.note(format!("connection #{id} failed: {reason}"));
                 let d = self.jitter(self.cfg.latency.connect_fail);
-                let t = (at + d).max(self.now);
+                let t = super::plus(at, d).max(self.now);
                 self.at(t, Tk::ConnectFail(id));
             }
             NetEvent::Sent { len, .. } => {
@@ -753,7 +753,7 @@ impl Modem {
                     self.peer_closed();
                 } else {
                     let d = self.jitter(self.cfg.latency.connect_fail);
-                    let t = (at + d).max(self.now);
+                    let t = super::plus(at, d).max(self.now);
                     self.at(t, Tk::ConnectFail(id));
                 }
             }

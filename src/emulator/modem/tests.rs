@@ -1652,3 +1652,32 @@ impl H {
         self.sm_connect_again()
     }
 }
+
+#[test]
+fn absurd_durations_do_not_overflow() {
+    let mut h = H::new(EmulatorConfig {
+        echo: false,
+        registration: Registration {
+            searching_for: Duration::MAX,
+            ..Registration::default()
+        },
+        latency: Latency {
+            attach: Span::fixed(Duration::MAX),
+            ..Latency::zero()
+        },
+        ..EmulatorConfig::default()
+    });
+    h.cmd("AT");
+    h.expect("AT+CEREG?", b"\r\n+CEREG: 0,2\r\n\r\nOK\r\n");
+    h.m.inject(
+        Fault::Silent {
+            after: Duration::MAX,
+            duration: Some(Duration::MAX),
+        },
+        h.t,
+    );
+    h.m.inject("drip=1000000000s".parse().unwrap(), h.t);
+    h.cmd("AT+CSTT");
+    assert!(h.cmd("AT+CIICR").len() <= 1);
+    assert!(h.m.next_deadline().is_some());
+}
