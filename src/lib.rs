@@ -11,6 +11,8 @@
 //! * [`transport`], [`transcript`], [`runner`]: the IO edges that drive the engine.
 
 pub mod at;
+#[cfg(feature = "embedded-broker")]
+pub mod broker;
 pub mod cli;
 pub mod emulator;
 pub mod engine;

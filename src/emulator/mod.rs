@@ -1,1 +1,65 @@
-//! emulator (work in progress).
+//! A faithful SIM7000 emulator: a sans-IO modem core plus pseudo-terminal and TCP edges.
+//!
+//! * [`Modem`]: the core (bytes and network events in, bytes and network requests out).
+//! * [`EmulatorConfig`], [`Network`], [`Fault`]: what the emulated module is like.
+//! * [`PtyEmulator`]: the module on a pseudo-terminal, dialling real TCP connections.
+//! * [`EmulateArgs`] / [`run`]: the `sim7k emulate` subcommand.
+//!
+//! The behaviour follows `sim7000-behaviour.md`. Where the reference marks a point inferred
+//! or unknown, the emulator chooses as follows (all configurable where noted):
+//!
+//! * Start-up: autobaud by default, no `RDY`; `+CPIN: READY` and `SMS Ready` follow the
+//!   `OK` of the first `AT`. Fixed baud prints `RDY`, `+CFUN: 1`, `+CPIN: READY`,
+//!   `SMS Ready`. `AT+IPR` is persisted and decides the mode after the next reboot.
+//!   `AT+CFUN=1,1` prints `OK`, then reboots.
+//! * `CMEE` is 0 at power-on. Unknown commands and syntax errors answer plain `ERROR` whatever
+//!   CMEE says; wrong-state commands `+CME ERROR: 3` (operation not allowed); bad parameters
+//!   `+CME ERROR: 50` (Incorrect parameters); injected errors `+CME ERROR: 767`.
+//! * Multi-line information (`AT+CBANDCFG?`, `AT+CGDCONT?`) is one block:
+//!   `\r\n<l1>\r\n<l2>\r\n`.
+//! * While a command is in progress (CIICR, SEND OK pending, SMCONN...) input is echoed and
+//!   dropped: the module "only echoes", as when a host does not wait for the final result.
+//! * `AT+CIFSR` ends a line without a final result; `AT+CIFSR;E0` gives the IP then `OK`.
+//!   `AT+CIPSTATUS` prints `OK` and then `STATE:` and ends the line.
+//! * CIPSTART: accepted in IP INITIAL (brings the context up itself), IP STATUS and, by
+//!   default, TCP CLOSED ([`EmulatorConfig::cipstart_from_closed`]); in TCP CONNECTING /
+//!   CONNECT OK → `ERROR` then `ALREADY CONNECT`. A failed CIICR leaves `PDP DEACT`.
+//! * CIPSEND: prompt `\r\n> `; payload bytes echoed while echo is on (not the Ctrl-Z/ESC);
+//!   ESC → `OK` ([`EmulatorConfig::cancel_reply`]); an empty Ctrl-Z send → `ERROR`; hex mode
+//!   decodes pairs, ignores spaces/CR/LF, the pair `1A` or a raw 0x1A sends, ESC cancels,
+//!   anything else → `ERROR`; in fixed-length hex mode `<len>` counts decoded bytes.
+//! * Push mode (`CIPRXGET=0`): `\r\n` + payload ([`PushFraming`]); `RECV FROM:<ip>:<port>`
+//!   (no space) on its own line; chunks of at most 1460 bytes.
+//! * Manual mode: `+CIPRXGET: 1` once per empty→non-empty transition (with CIPSRIP=1:
+//!   `+CIPRXGET: 1,<ip>:<port>`); reads answer `\r\n+CIPRXGET: 2,<n>,<left>\r\n<bytes>\r\nOK\r\n`
+//!   (also when empty: `2,0,0`); unread data survives a peer close until CIPSTART/CIPSHUT.
+//! * `SEND OK` comes when the bytes were handed to the host's TCP stack (plus the `send`
+//!   latency); a peer close while waiting gives `SEND FAIL` then `CLOSED`. `+PDP: DEACT` is
+//!   printed alone (no `CLOSED`) and also drops a CNACT bearer (`+APP PDP: DEACTIVE`) and the
+//!   MQTT session (`+SMSTATE: 0`).
+//! * Native MQTT: `AT+SMCONF?` prints `+SMCONF: ` then one `TAG: value` line per tag;
+//!   `+SMSUB: "<topic>","<payload>"` carries the raw payload bytes; SMPUB waits for PUBACK /
+//!   PUBCOMP (QoS 1/2) or for the bytes to leave (QoS 0); failures (refused CONNACK, SUBACK
+//!   0x80, lost connection) answer `ERROR` / `+CME ERROR: 767`.
+//! * `*PSUTTZ`/`DST` (CLTS=1) follow registration; the fault variant sends `DST: 1`.
+//! * Not emulated (answer `+CME ERROR: 4`): multi-connection mode (`CIPMUX=1`), transparent
+//!   mode (`CIPMODE=1`), UDP. Not implemented (answer `ERROR` like unknown commands):
+//!   `CIPSERVER`, `SAPBR`, HTTP/FTP/TLS, SMS, GNSS, `ATO`/`+++`, V.25 `D`.
+
+mod cli;
+mod config;
+mod fault;
+mod modem;
+mod net;
+mod pty;
+mod transcript;
+
+pub use cli::{BootArg, EmulateArgs, Profile, RatArg, run};
+pub use config::{
+    BootMode, EmulatorConfig, Identity, Latency, Network, PushFraming, Rat, Registration, Route,
+    Span, Target,
+};
+pub use fault::{Fault, FaultParseError, Faults};
+pub use modem::{ConnId, Modem, NetEvent, NetRequest};
+pub use pty::PtyEmulator;
+pub use transcript::{Direction, Transcript, escape};

@@ -1,0 +1,341 @@
+//! Splitting an AT command line into commands and parameters.
+
+/// Longest command line the module accepts (M106 §1.4.4).
+pub(crate) const MAX_LINE: usize = 559;
+/// Most commands on one line.
+pub(crate) const MAX_COMMANDS: usize = 39;
+
+/// The form of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `AT+X` or a basic command without digits (`ATE`).
+    Exec,
+    /// `AT+X?`
+    Read,
+    /// `AT+X=?`
+    Test,
+    /// `AT+X=<params>` or a basic command with digits (`ATE0` → "0").
+    Write(String),
+}
+
+/// One command of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cmd {
+    /// Upper-case name: `+CIPSTART`, `E`, `&W`, `I`, `S3`, or empty for a bare `AT`.
+    pub name: String,
+    /// Its form.
+    pub form: Form,
+}
+
+impl Cmd {
+    /// The command as text, normalised for fault matching (no leading `+`).
+    pub fn fault_text(&self) -> String {
+        let n = self.name.trim_start_matches('+');
+        match &self.form {
+            Form::Exec => n.to_string(),
+            Form::Read => format!("{n}?"),
+            Form::Test => format!("{n}=?"),
+            Form::Write(p) if self.name.starts_with('+') => {
+                format!("{n}={}", p.to_ascii_uppercase())
+            }
+            Form::Write(p) => format!("{n}{p}"),
+        }
+    }
+}
+
+fn is_ext_prefix(c: u8) -> bool {
+    matches!(c, b'+' | b'*' | b'$' | b'#' | b'^' | b'!')
+}
+
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'%' | b'-' | b'.' | b'/' | b':' | b'!')
+}
+
+/// Parse the text after `AT` into commands. `Err(())` on a syntax error (the whole line
+/// then answers ERROR and nothing runs).
+pub(crate) fn split_line(body: &[u8]) -> Result<Vec<Cmd>, ()> {
+    let mut cmds = Vec::new();
+    let mut i = 0;
+    let n = body.len();
+    let skip_ws = |i: &mut usize| {
+        while *i < n && body[*i] == b' ' {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    if i == n {
+        cmds.push(Cmd {
+            name: String::new(),
+            form: Form::Exec,
+        });
+        return Ok(cmds);
+    }
+    while i < n {
+        skip_ws(&mut i);
+        if i >= n {
+            break;
+        }
+        let c = body[i];
+        if c == b';' {
+            i += 1;
+            continue;
+        }
+        if is_ext_prefix(c) {
+            let start = i;
+            i += 1;
+            while i < n && is_name_char(body[i]) {
+                i += 1;
+            }
+            if i == start + 1 {
+                return Err(());
+            }
+            let name = String::from_utf8_lossy(&body[start..i]).to_ascii_uppercase();
+            skip_ws(&mut i);
+            let form = if i < n && body[i] == b'?' {
+                i += 1;
+                Form::Read
+            } else if i < n && body[i] == b'=' {
+                i += 1;
+                skip_ws(&mut i);
+                if i < n && body[i] == b'?' {
+                    i += 1;
+                    Form::Test
+                } else {
+                    let pstart = i;
+                    let mut quoted = false;
+                    while i < n && (quoted || body[i] != b';') {
+                        if body[i] == b'"' {
+                            quoted = !quoted;
+                        }
+                        i += 1;
+                    }
+                    if quoted {
+                        return Err(());
+                    }
+                    Form::Write(String::from_utf8_lossy(&body[pstart..i]).trim().to_string())
+                }
+            } else {
+                Form::Exec
+            };
+            skip_ws(&mut i);
+            if i < n && body[i] != b';' {
+                return Err(());
+            }
+            cmds.push(Cmd { name, form });
+        } else if c.is_ascii_alphabetic() || c == b'&' {
+            let start = i;
+            i += 1;
+            if c == b'&' {
+                if i >= n || !body[i].is_ascii_alphabetic() {
+                    return Err(());
+                }
+                i += 1;
+            }
+            let name = String::from_utf8_lossy(&body[start..i]).to_ascii_uppercase();
+            if name == "S" {
+                // S-register: S<n>? or S<n>=<v>
+                let ds = i;
+                while i < n && body[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if ds == i {
+                    return Err(());
+                }
+                let reg = String::from_utf8_lossy(&body[ds..i]).to_string();
+                let form = if i < n && body[i] == b'?' {
+                    i += 1;
+                    Form::Read
+                } else if i < n && body[i] == b'=' {
+                    i += 1;
+                    let vs = i;
+                    while i < n && body[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    Form::Write(String::from_utf8_lossy(&body[vs..i]).to_string())
+                } else {
+                    return Err(());
+                };
+                cmds.push(Cmd {
+                    name: format!("S{reg}"),
+                    form,
+                });
+                continue;
+            }
+            let ds = i;
+            while i < n && body[i].is_ascii_digit() {
+                i += 1;
+            }
+            let form = if ds == i {
+                Form::Exec
+            } else {
+                Form::Write(String::from_utf8_lossy(&body[ds..i]).to_string())
+            };
+            cmds.push(Cmd { name, form });
+        } else {
+            return Err(());
+        }
+        if cmds.len() > MAX_COMMANDS {
+            return Err(());
+        }
+    }
+    Ok(cmds)
+}
+
+/// One parameter of a write command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Param {
+    /// Text without quotes.
+    pub text: String,
+    /// Whether it was quoted.
+    pub quoted: bool,
+}
+
+impl Param {
+    /// Integer value (quoted or not), if any.
+    pub fn int(&self) -> Option<i64> {
+        self.text.trim().parse().ok()
+    }
+    /// Empty (omitted) parameter.
+    pub fn is_empty(&self) -> bool {
+        !self.quoted && self.text.is_empty()
+    }
+}
+
+/// Split `a,"b,c",,d` into parameters. `Err(())` on an unterminated quote or junk after a
+/// closing quote.
+pub(crate) fn params(s: &str) -> Result<Vec<Param>, ()> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b'"' {
+            let start = i + 1;
+            let Some(end) = s[start..].find('"').map(|e| start + e) else {
+                return Err(());
+            };
+            out.push(Param {
+                text: s[start..end].to_string(),
+                quoted: true,
+            });
+            i = end + 1;
+            while i < b.len() && b[i] == b' ' {
+                i += 1;
+            }
+            if i < b.len() && b[i] != b',' {
+                return Err(());
+            }
+        } else {
+            let start = i;
+            while i < b.len() && b[i] != b',' {
+                i += 1;
+            }
+            out.push(Param {
+                text: s[start..i].trim().to_string(),
+                quoted: false,
+            });
+        }
+        if i >= b.len() {
+            break;
+        }
+        i += 1; // the comma
+    }
+    if out.len() == 1 && out[0].is_empty() {
+        out.clear();
+    }
+    Ok(out)
+}
+
+/// Parse one hex digit.
+pub(crate) fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(s: &str) -> Vec<(String, Form)> {
+        split_line(s.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.form))
+            .collect()
+    }
+
+    #[test]
+    fn splits_chains_and_basic_commands() {
+        assert_eq!(names(""), vec![(String::new(), Form::Exec)]);
+        assert_eq!(
+            names("+CIFSR;E0"),
+            vec![
+                ("+CIFSR".into(), Form::Exec),
+                ("E".into(), Form::Write("0".into()))
+            ]
+        );
+        assert_eq!(
+            names("E0V1"),
+            vec![
+                ("E".into(), Form::Write("0".into())),
+                ("V".into(), Form::Write("1".into()))
+            ]
+        );
+        assert_eq!(
+            names("+creg?;+cgreg?"),
+            vec![("+CREG".into(), Form::Read), ("+CGREG".into(), Form::Read)]
+        );
+        assert_eq!(names("+CSQ=?"), vec![("+CSQ".into(), Form::Test)]);
+        assert_eq!(
+            names("+CSTT=\"a;b\",\"u\";&W"),
+            vec![
+                ("+CSTT".into(), Form::Write("\"a;b\",\"u\"".into())),
+                ("&W".into(), Form::Exec)
+            ]
+        );
+        assert_eq!(names("S3?"), vec![("S3".into(), Form::Read)]);
+        assert_eq!(names("I"), vec![("I".into(), Form::Exec)]);
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert!(split_line(b"+").is_err());
+        assert!(split_line(b"+CSTT=\"open").is_err());
+        assert!(split_line(b"+CSQ junk").is_err());
+        assert!(split_line(b"@").is_err());
+        assert!(split_line(b"&").is_err());
+        let many = "E0;".repeat(40);
+        assert!(split_line(many.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn parameters() {
+        let p = params("\"TCP\",\"host\",80").unwrap();
+        assert_eq!(p.len(), 3);
+        assert!(p[0].quoted);
+        assert_eq!(p[2].int(), Some(80));
+        let p = params("1,,,\"00100001\"").unwrap();
+        assert_eq!(p.len(), 4);
+        assert!(p[1].is_empty());
+        assert_eq!(p[3].text, "00100001");
+        assert_eq!(params("").unwrap().len(), 0);
+        assert_eq!(params("\"a,b\"").unwrap()[0].text, "a,b");
+        assert!(params("\"a").is_err());
+        assert!(params("\"a\"x").is_err());
+        assert_eq!(params("\"\"").unwrap()[0].text, "");
+    }
+
+    #[test]
+    fn fault_text() {
+        let c = &split_line(b"+cipstart=\"tcp\",\"h\",1").unwrap()[0];
+        assert_eq!(c.fault_text(), "CIPSTART=\"TCP\",\"H\",1");
+        let c = &split_line(b"E0").unwrap()[0];
+        assert_eq!(c.fault_text(), "E0");
+    }
+}
