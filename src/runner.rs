@@ -302,11 +302,9 @@ impl<'a> Runner<'a> {
             .urc
             .iter()
             .map(|h| {
-                let text = self
+                let matcher = self
                     .vars
-                    .expand_pattern(&h.pattern)
-                    .map_err(|e| self.recipe_error("urc", None, e.to_string()))?;
-                let matcher = Matcher::parse(&text)
+                    .matcher(&h.pattern)
                     .map_err(|e| self.recipe_error("urc", None, e.to_string()))?;
                 Ok(UrcRule {
                     matcher,
@@ -622,8 +620,9 @@ impl<'a> Runner<'a> {
         let matchers = |pats: &[crate::recipe::model::Pattern]| -> Result<Vec<Matcher>, String> {
             pats.iter()
                 .map(|p| {
-                    let text = self.vars.expand_pattern(p).map_err(e)?;
-                    Matcher::parse(&text).map_err(|err| format!("pattern `{}`: {err}", p.as_str()))
+                    self.vars
+                        .matcher(p)
+                        .map_err(|err| format!("pattern `{}`: {err}", p.as_str()))
                 })
                 .collect()
         };

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::Exit;
 use crate::recipe::load::{LoadOptions, LoadedRecipe, load};
-use crate::runner::{RunOptions, RunReport, Runner};
+use crate::runner::{RunOptions, Runner};
 use crate::transcript::Transcript;
 
 const EXIT_CODES: &str = "\
@@ -44,6 +44,26 @@ enum Command {
     /// Encode or decode MQTT packets (for reading modem logs).
     #[command(subcommand)]
     Mqtt(crate::mqtt::tool::MqttCommand),
+    /// Act as a SIM7000 on a pseudo-terminal until stopped.
+    Emulate(crate::emulator::EmulateArgs),
+}
+
+/// Where the emulated modem's TCP connections go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmulateMode {
+    /// To an embedded MQTT broker in this process (works offline).
+    Broker,
+    /// To the real hosts named in `AT+CIPSTART`.
+    Host,
+}
+
+/// Latency profile of the emulated modem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LatencyProfile {
+    /// No delays (tests).
+    Zero,
+    /// Realistic NB-IoT timings (attach, CIICR, CONNECT OK, SEND OK take seconds).
+    Nbiot,
 }
 
 /// Arguments of `sim7k run`.
@@ -72,6 +92,20 @@ pub struct RunArgs {
     /// Show the AT traffic.
     #[arg(long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Run against the built-in SIM7000 emulator instead of a port: `--emulate` leads its
+    /// TCP connections to an embedded MQTT broker, `--emulate=host` to the real hosts.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "broker", conflicts_with = "port")]
+    pub emulate: Option<EmulateMode>,
+    /// Emulator fault to inject (repeatable): drip, error=CIICR:2, connect-fail, send-fail,
+    /// peer-close-after=2s, pdp-deact-after=3s, reboot-after=5s, silent, echo-stuck, …
+    #[arg(long = "fault", value_name = "FAULT", requires = "emulate")]
+    pub faults: Vec<crate::emulator::Fault>,
+    /// Emulator latency profile.
+    #[arg(long, value_enum, default_value = "nbiot", requires = "emulate")]
+    pub emulator_profile: LatencyProfile,
+    /// Write the emulator's own timestamped transcript to FILE.
+    #[arg(long, value_name = "FILE", requires = "emulate")]
+    pub emulator_log: Option<PathBuf>,
 }
 
 /// Arguments of `sim7k check`.
@@ -112,6 +146,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::recipe::schema::schema_json());
             Exit::Success.into()
         }
+        Command::Emulate(args) => crate::emulator::run(&args),
         Command::Mqtt(cmd) => {
             let mut stdin = std::io::stdin().lock();
             let mut stdout = std::io::stdout().lock();
@@ -175,9 +210,26 @@ fn run(args: &RunArgs) -> Exit {
         Ok(c) => crate::script::Host::new(c),
         Err(code) => return code,
     };
-    let Some(port_spec) = args.port.clone() else {
-        eprintln!("error: no port given: use --port PATH (or --port tcp://host:port)");
-        return Exit::Usage;
+    // The emulator (and its broker) live until the end of the run.
+    let emulated = match args.emulate {
+        Some(mode) => match start_emulator(args, mode) {
+            Ok(e) => Some(e),
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                return Exit::Io;
+            }
+        },
+        None => None,
+    };
+    let port_spec = match (&args.port, &emulated) {
+        (Some(p), _) => p.clone(),
+        (None, Some(e)) => e.modem.port_path().display().to_string(),
+        (None, None) => {
+            eprintln!(
+                "error: no port given: use --port PATH (or --port tcp://host:port), or --emulate to try the recipe on the built-in SIM7000 emulator"
+            );
+            return Exit::Usage;
+        }
     };
     let interrupt = signal::install();
     let start = Instant::now();
@@ -214,13 +266,111 @@ fn run(args: &RunArgs) -> Exit {
     .run();
     console.finish(&report, args.transcript.as_deref());
     drop(transcript);
+    drop(port);
+    let broker = emulated.as_ref().map(|e| e.summary(args.quiet));
+    if let Some(e) = emulated {
+        e.modem.stop();
+    }
     if args.json {
-        print_json(&report);
+        let mut value = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(b), Some(obj)) = (broker, value.as_object_mut()) {
+            obj.insert("emulator".into(), b);
+        }
+        print_json(&value);
     }
     report.exit()
 }
 
-fn print_json(report: &RunReport) {
+/// The in-process emulator of `run --emulate`.
+struct Emulated {
+    modem: crate::emulator::PtyEmulator,
+    #[cfg(feature = "embedded-broker")]
+    broker: Option<crate::broker::EmbeddedBroker>,
+}
+
+impl Emulated {
+    /// Print what the embedded broker received; the same as JSON.
+    fn summary(&self, quiet: bool) -> serde_json::Value {
+        #[cfg(feature = "embedded-broker")]
+        if let Some(b) = &self.broker {
+            // Give in-flight publishes a moment to land.
+            let got = b.wait_for(usize::MAX, std::time::Duration::from_millis(300));
+            if !quiet {
+                eprintln!(
+                    "embedded broker ({}) received {} message{}",
+                    b.addr(),
+                    got.len(),
+                    if got.len() == 1 { "" } else { "s" }
+                );
+                for m in &got {
+                    eprintln!(
+                        "  {} (QoS {}{}): {}",
+                        m.topic,
+                        m.qos,
+                        if m.retain { ", retained" } else { "" },
+                        String::from_utf8_lossy(&m.payload)
+                    );
+                }
+            }
+            let list: Vec<serde_json::Value> = got
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "topic": m.topic,
+                        "payload": String::from_utf8_lossy(&m.payload),
+                        "payload_hex": crate::mqtt::describe::hex(&m.payload, ""),
+                        "qos": m.qos,
+                        "retain": m.retain,
+                    })
+                })
+                .collect();
+            return serde_json::json!({ "broker": b.addr().to_string(), "received": list });
+        }
+        let _ = quiet;
+        serde_json::json!({ "network": "real hosts" })
+    }
+}
+
+fn start_emulator(args: &RunArgs, mode: EmulateMode) -> Result<Emulated, String> {
+    use crate::emulator::{EmulatorConfig, Network, PtyEmulator};
+    let mut config = match args.emulator_profile {
+        LatencyProfile::Zero => EmulatorConfig::default(),
+        LatencyProfile::Nbiot => EmulatorConfig::nbiot_demo(),
+    };
+    config.faults.extend(args.faults.iter().cloned());
+    #[cfg(feature = "embedded-broker")]
+    let broker = match mode {
+        EmulateMode::Broker => {
+            let b = crate::broker::EmbeddedBroker::start()
+                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
+            config.network = Network::Redirect(b.addr());
+            Some(b)
+        }
+        EmulateMode::Host => {
+            config.network = Network::Real;
+            None
+        }
+    };
+    #[cfg(not(feature = "embedded-broker"))]
+    match mode {
+        EmulateMode::Broker => {
+            return Err(
+                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
+                    .into(),
+            );
+        }
+        EmulateMode::Host => config.network = Network::Real,
+    }
+    let modem = PtyEmulator::spawn(config, None, args.emulator_log.as_deref())
+        .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    Ok(Emulated {
+        modem,
+        #[cfg(feature = "embedded-broker")]
+        broker,
+    })
+}
+
+fn print_json(report: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     match serde_json::to_string_pretty(report) {
         Ok(s) => {

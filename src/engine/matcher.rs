@@ -37,6 +37,12 @@ impl Matcher {
         })
     }
 
+    /// Report this matcher as `source` (the pattern as written, before `{{var}}` expansion).
+    pub fn described_as(mut self, source: &str) -> Matcher {
+        self.source = source.to_string();
+        self
+    }
+
     /// From pattern text as written in a recipe: `/regex/` or a literal.
     pub fn parse(text: &str) -> Result<Matcher, regex::Error> {
         if text.len() >= 2 && text.starts_with('/') && text.ends_with('/') {
@@ -60,10 +66,13 @@ impl Matcher {
     }
 }
 
-/// Compile a user regex with the size limit.
+/// Compile a user-written regex (without `/…/` delimiters) with the crate-wide limits.
+/// Every regex from a recipe goes through this, at load time and at run time.
 pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .nest_limit(64)
         .build()
 }
 

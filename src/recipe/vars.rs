@@ -19,23 +19,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use regex::Regex;
-
 use super::model::Pattern;
 
-/// Largest compiled size of a user regex (bytes). Patterns from recipes are
-/// linear-time in the `regex` crate; this bounds their memory.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-/// Compile a user-written regex (without `/…/` delimiters) with the crate-wide size
-/// limit. Every regex from a recipe goes through this, at load time and at run time.
-pub fn compile_regex(source: &str) -> Result<Regex, regex::Error> {
-    regex::RegexBuilder::new(source)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .nest_limit(64)
-        .build()
-}
+pub use crate::engine::{Matcher, REGEX_SIZE_LIMIT, compile as compile_regex};
 
 /// Where `{{env.NAME}}` is read from.
 #[derive(Debug, Clone, Default)]
@@ -299,25 +285,6 @@ pub(crate) fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, Expan
         .collect())
 }
 
-/// A pattern ready to try against lines: a substring or a compiled regex.
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    /// Plain text, matched as a substring of the line.
-    Text(String),
-    /// A `/regex/`, searched in the line.
-    Regex(Regex),
-}
-
-impl Matcher {
-    /// True when the pattern matches `line`.
-    pub fn is_match(&self, line: &str) -> bool {
-        match self {
-            Matcher::Text(t) => line.contains(t.as_str()),
-            Matcher::Regex(r) => r.is_match(line),
-        }
-    }
-}
-
 #[derive(Clone)]
 struct Entry {
     name: String,
@@ -450,16 +417,15 @@ impl Vars {
         }
     }
 
-    /// Expand and compile a pattern into a [`Matcher`].
+    /// Expand and compile a pattern into a [`Matcher`] (reported as written).
     pub fn matcher(&self, p: &Pattern) -> Result<Matcher, ExpandError> {
         let expanded = self.expand_pattern(p)?;
-        if p.is_regex() {
-            compile_regex(&expanded)
-                .map(Matcher::Regex)
-                .map_err(|e| ExpandError::Regex(e.to_string()))
+        let m = if p.is_regex() {
+            Matcher::regex(&expanded).map_err(|e| ExpandError::Regex(e.to_string()))?
         } else {
-            Ok(Matcher::Text(expanded))
-        }
+            Matcher::literal(&expanded)
+        };
+        Ok(m.described_as(p.as_str()))
     }
 
     /// The raw bytes of every non-empty secret value (defaults pulled from the

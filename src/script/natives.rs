@@ -93,7 +93,7 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
     );
     let s = state.clone();
     engine.register_fn(
-        "var",
+        "get_var",
         move |ctx: NativeCallContext, name: &str| -> Res<Dynamic> {
             let value = s
                 .lock()

@@ -318,6 +318,9 @@ struct Ip {
     conn: Option<TcpConn>,
     tx_total: u64,
     acked: u64,
+    /// The bytes of the send in progress reached the peer's TCP stack (its `SEND OK` is
+    /// only waiting for the configured latency).
+    send_delivered: bool,
 }
 
 impl Ip {
@@ -327,6 +330,7 @@ impl Ip {
             conn: None,
             tx_total: 0,
             acked: 0,
+            send_delivered: false,
         }
     }
 }

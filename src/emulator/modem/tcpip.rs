@@ -561,6 +561,7 @@ impl Modem {
         }
         self.net_out.push_back(NetRequest::Send { id, data });
         self.ip.tx_total += len as u64;
+        self.ip.send_delivered = false;
         if self.s.cipqsend {
             self.line(&format!("DATA ACCEPT:{len}"));
         } else {
@@ -721,6 +722,7 @@ impl Modem {
             NetEvent::Sent { len, .. } => {
                 self.ip.acked += len as u64;
                 if self.busy == (Some(Busy::Send { id, len })) && !self.s.cipqsend {
+                    self.ip.send_delivered = true;
                     let d = self.jitter(self.cfg.latency.send);
                     self.after(d, Tk::SendResult { ok: true });
                 }
@@ -760,11 +762,17 @@ impl Modem {
         }
     }
 
-    /// The open CIP connection was closed by the far end.
+    /// The open CIP connection was closed by the far end. A send whose bytes already
+    /// reached the peer still gets its `SEND OK` (the peer acknowledged them before closing,
+    /// e.g. a broker closing after DISCONNECT); one still in flight fails.
     fn peer_closed(&mut self) {
         if matches!(self.busy, Some(Busy::Send { .. })) {
             self.busy = None;
-            self.line("SEND FAIL");
+            if self.ip.send_delivered && self.s.cipsprt != 2 {
+                self.line("SEND OK");
+            } else if !self.ip.send_delivered {
+                self.line("SEND FAIL");
+            }
         }
         self.ip.state = IpState::TcpClosed;
         self.line("CLOSED");

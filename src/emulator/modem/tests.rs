@@ -292,7 +292,10 @@ fn a_slash_repeats_last_line() {
 fn line_length_limit() {
     let mut h = H::quiet();
     // 559 characters in total: accepted.
-    let ok = format!("AT{}", "E0".repeat(39 - 1) + &" ".repeat(559 - 2 - 76));
+    let ok = format!(
+        "AT{}",
+        "E0".repeat(39 - 1) + " ".repeat(559 - 2 - 76).as_str()
+    );
     assert_eq!(ok.len(), 559);
     h.expect(&ok, b"\r\nOK\r\n");
     // 560: rejected and nothing runs (echo stays on after the failed ATE1).
@@ -1121,6 +1124,27 @@ fn peer_close_gives_closed() {
     assert_eq!(h.state(), "TCP CLOSED");
     h.expect("AT+CIPSEND=1", b"\r\nERROR\r\n");
     h.expect("AT+CIPCLOSE", b"\r\nERROR\r\n");
+}
+
+#[test]
+fn peer_close_after_delivery_is_send_ok_then_closed() {
+    let mut h = H::new(EmulatorConfig {
+        echo: false,
+        latency: Latency {
+            send: Span::fixed(Duration::from_secs(1)),
+            ..Latency::zero()
+        },
+        ..EmulatorConfig::default()
+    });
+    h.cmd("AT");
+    let id = h.connect();
+    h.cmd("AT+CIPSEND=1");
+    h.send(b"x");
+    h.net(NetEvent::Sent { id, len: 1 });
+    assert_eq!(
+        show(&h.net(NetEvent::Closed { id })),
+        show(b"\r\nSEND OK\r\n\r\nCLOSED\r\n")
+    );
 }
 
 #[test]
