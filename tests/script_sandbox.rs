@@ -15,9 +15,7 @@ fn recipe(dir: &TempDir, yaml: &str) -> LoadedRecipe {
 
 fn errors(yaml: &str) -> Vec<ScriptError> {
     let dir = TempDir::new("script");
-    compile(&recipe(&dir, yaml))
-        .err()
-        .expect("expected a script error")
+    compile(&recipe(&dir, yaml)).expect_err("expected a script error")
 }
 
 /// Run step 0's script; returns the vars and printed lines, or the error.
@@ -57,7 +55,7 @@ fn syntax_error_in_a_one_line_script_and_in_a_library_file() {
     let path = dir.path().join("r.yaml");
     std::fs::write(&path, "scripts: lib.rhai\nsteps:\n  - script: x = ok();\n").unwrap();
     let r = load(&path, &LoadOptions::default()).unwrap();
-    let e = compile(&r).err().unwrap();
+    let e = compile(&r).expect_err("a script error");
     assert!(e[0].file.ends_with("lib.rhai"), "{}", e[0]);
     assert_eq!(e[0].line, 2, "{}", e[0]);
 }
