@@ -655,6 +655,12 @@ impl<'a> Runner<'a> {
             timeout: step.timeout.unwrap_or(self.recipe.timeout),
             deadline,
             retries: step.retries.unwrap_or(0),
+            recover: step
+                .recover
+                .as_slice()
+                .iter()
+                .map(|c| self.vars.expand(c).map_err(e))
+                .collect::<Result<Vec<_>, _>>()?,
             retry_delay: step.retry_delay.unwrap_or(Duration::from_secs(1)),
             backoff: step.backoff.unwrap_or(1.0),
             interval: step.interval.unwrap_or(Duration::from_secs(1)),

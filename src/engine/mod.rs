@@ -41,6 +41,8 @@ pub struct StepPlan {
     pub deadline: Option<Duration>,
     /// Extra attempts after a failed one.
     pub retries: u32,
+    /// Commands sent (results ignored) before each retry.
+    pub recover: Vec<String>,
     /// Pause before a retry.
     pub retry_delay: Duration,
     /// Factor applied to `retry_delay` after each retry.
@@ -64,6 +66,7 @@ impl StepPlan {
             timeout,
             deadline: None,
             retries: 0,
+            recover: Vec::new(),
             retry_delay: Duration::from_secs(1),
             backoff: 1.0,
             interval: Duration::from_secs(1),

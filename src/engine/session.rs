@@ -88,6 +88,8 @@ struct StepRun {
     data: Option<DataProgress>,
     /// MQTT waits: when the wait times out, and messages consumed so far.
     mqtt_deadline: Option<Instant>,
+    /// Next `recover` command to send before the retry (`None`: none pending).
+    recover_next: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -135,6 +137,8 @@ enum Purpose {
     Chunk,
     /// `AT+CIPRXGET=2,<len>` during an MQTT wait.
     MqttRead,
+    /// A `recover` command before a retry.
+    Recover,
 }
 
 enum Verdict {
@@ -236,6 +240,7 @@ impl Session {
             until_matched: false,
             data,
             mqtt_deadline,
+            recover_next: None,
         });
         // The start-up sync and the step after it (or a reboot command and the step after
         // it) may see the boot URCs; from the step after that on, they mean a reboot.
@@ -333,6 +338,12 @@ impl Session {
                     self.finish(Some(failure), now);
                 }
             }
+            Phase::InFlight(ex) if now >= ex.deadline && ex.purpose == Purpose::Recover => {
+                // A recover command that gets no answer is skipped; the retry decides.
+                self.framer.expect_prompt(false);
+                run.phase = Phase::Pause(now);
+                self.begin_attempt(now);
+            }
             Phase::InFlight(ex) if now >= ex.deadline => {
                 let failure = Failure::Timeout {
                     waited: now.saturating_duration_since(ex.started),
@@ -351,6 +362,16 @@ impl Session {
         let Some(run) = self.run.as_mut() else {
             return;
         };
+        if let Some(i) = run.recover_next {
+            match run.plan.recover.get(i).cloned() {
+                Some(line) => {
+                    run.recover_next = Some(i + 1);
+                    self.issue(line, Purpose::Recover, None, now);
+                    return;
+                }
+                None => run.recover_next = None,
+            }
+        }
         run.lines.clear();
         run.captures.clear();
         run.expect_matched = false;
@@ -785,6 +806,12 @@ impl Session {
                 }
                 Err(failure) => self.attempt_failed(failure, now),
             },
+            Purpose::Recover => {
+                // Results are ignored: go on with the next recover command or the retry.
+                let _ = result;
+                run.phase = Phase::Pause(now);
+                self.begin_attempt(now);
+            }
             Purpose::MqttRead => {
                 if result.is_err() {
                     // The modem has nothing to give (or no connection any more).
@@ -854,6 +881,9 @@ impl Session {
                     .mul_f64(factor)
                     .min(Duration::from_secs(3600));
                 run.phase = Phase::Pause(next);
+                if !run.plan.recover.is_empty() {
+                    run.recover_next = Some(0);
+                }
                 if let Some(p) = run.data.as_mut() {
                     p.in_flight = 0;
                 }

@@ -243,6 +243,33 @@ fn error_fails_and_retries_with_backoff() {
 }
 
 #[test]
+fn recover_commands_run_before_each_retry() {
+    let mut d = Drive::new();
+    let mut p = plan("AT+CIICR");
+    p.abort = default_aborts();
+    p.retries = 1;
+    p.retry_delay = Duration::ZERO;
+    p.recover = vec!["AT+CIPSHUT".into(), "AT+CSTT=\"nbiot\"".into()];
+    let o = d.run(p, |i, w| match (i, w) {
+        (0, _) => b"\r\n+CME ERROR: operation failed\r\n".to_vec(),
+        (_, b"AT+CIPSHUT\r") => b"\r\nSHUT OK\r\n".to_vec(),
+        // A recover command's error is ignored.
+        (_, b"AT+CSTT=\"nbiot\"\r") => b"\r\nERROR\r\n".to_vec(),
+        _ => b"\r\nOK\r\n".to_vec(),
+    });
+    assert!(o.passed(), "{o:?}");
+    assert_eq!(
+        d.written(),
+        vec![
+            "AT+CIICR\r",
+            "AT+CIPSHUT\r",
+            "AT+CSTT=\"nbiot\"\r",
+            "AT+CIICR\r"
+        ]
+    );
+}
+
+#[test]
 fn retries_exhausted_report_the_last_failure() {
     let mut d = Drive::new();
     let mut p = plan("AT+CPIN?");

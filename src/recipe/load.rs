@@ -1556,7 +1556,12 @@ const MQTT_PACKETS: [&str; 8] = [
 ];
 
 /// (key, keys of which one must be present, why)
-const NEEDS: [(&str, &[&str], &str); 10] = [
+const NEEDS: [(&str, &[&str], &str); 11] = [
+    (
+        "recover",
+        &["retries"],
+        "`recover` commands run before a retry: they need `retries`",
+    ),
     (
         "until",
         &["send"],
@@ -1785,6 +1790,16 @@ fn check_step(file: &Arc<SourceFile>, step: &Step, node: &Node) -> Result<StepFa
     ] {
         if let (Some(text), Some(n)) = (text, node.get(key)) {
             refs.extend(template_refs(file, n, text)?);
+        }
+    }
+    if let Some(n) = node.get("recover") {
+        let nodes = n.items_or_self();
+        for (i, text) in step.recover.as_slice().iter().enumerate() {
+            refs.extend(template_refs(
+                file,
+                nodes.get(i).copied().unwrap_or(n),
+                text,
+            )?);
         }
     }
     for (key, patterns) in [

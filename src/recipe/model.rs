@@ -292,6 +292,11 @@ pub struct Step {
     /// Extra attempts after a failure.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// Commands sent before each retry to bring the modem back to a state where the step
+    /// can succeed (their results are ignored), e.g. `AT+CIPSHUT` and `AT+CSTT=…` before
+    /// retrying `AT+CIICR`, which the SIM7000 refuses after a failed attempt.
+    #[serde(default)]
+    pub recover: OneOrMany<String>,
     /// Pause before a retry (default `1s`).
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
     #[schemars(with = "Option<DurationText>")]

@@ -125,4 +125,5 @@ impl Drop for Mosquitto {
     }
 }
 
+pub mod mqtt_client;
 pub mod peer;
