@@ -82,7 +82,7 @@ fn server(name: &str, listen: SocketAddr) -> rumqttd::ServerSettings {
         next_connection_delay_ms: 1,
         connections: rumqttd::ConnectionSettings {
             connection_timeout_ms: 60_000,
-            max_payload_size: 1024 * 1024,
+            max_payload_size: 16 << 20,
             max_inflight_count: 100,
             auth: None,
             external_auth: None,

@@ -608,10 +608,20 @@ impl<'a> Runner<'a> {
                 })?),
                 None => None,
             };
+            let duration = match &spec.duration {
+                Some(text) => {
+                    let text = self.vars.expand(text).map_err(e)?;
+                    Some(
+                        crate::recipe::model::parse_duration(&text)
+                            .map_err(|err| format!("expect_mqtt duration: {err}"))?,
+                    )
+                }
+                None => None,
+            };
             PlanAction::Mqtt(MqttPlan {
                 want,
                 packet_id,
-                duration: spec.duration,
+                duration,
                 keep_alive: spec.keep_alive,
             })
         } else {
@@ -655,6 +665,13 @@ impl<'a> Runner<'a> {
             timeout: step.timeout.unwrap_or(self.recipe.timeout),
             deadline,
             retries: step.retries.unwrap_or(0),
+            prompt_data: match &step.prompt_data {
+                Some(var) => match self.vars.get(var) {
+                    Some(v) => Some(v.as_bytes().to_vec()),
+                    None => return Err(format!("prompt_data: var `{var}` is not set")),
+                },
+                None => None,
+            },
             recover: step
                 .recover
                 .as_slice()

@@ -7,12 +7,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use sim7k::mqtt::QoS;
+use support::emulator::{EmulatorProcess, sim7k};
 use support::mqtt_client::Client;
 use support::{Mosquitto, TempDir};
 
@@ -25,61 +24,6 @@ fn binary() -> Vec<u8> {
         .split(' ')
         .map(|h| u8::from_str_radix(h, 16).unwrap())
         .collect()
-}
-
-fn sim7k() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sim7k"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
-}
-
-/// `sim7k emulate` in its own process; killed on drop.
-struct EmulatorProcess {
-    child: Child,
-    link: PathBuf,
-}
-
-impl EmulatorProcess {
-    fn start(dir: &Path, redirect: &str, extra: &[&str]) -> EmulatorProcess {
-        let link = dir.join("modem");
-        let mut child = sim7k()
-            .args([
-                "emulate",
-                "--profile",
-                "zero",
-                "--redirect",
-                redirect,
-                "--link",
-            ])
-            .arg(&link)
-            .arg("--log")
-            .arg(dir.join("emulator.log"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sim7k emulate");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator prints its link");
-        assert!(
-            line.contains(link.to_str().unwrap()),
-            "unexpected first line: {line}"
-        );
-        EmulatorProcess { child, link }
-    }
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
 }
 
 struct Run {

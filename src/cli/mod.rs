@@ -308,20 +308,26 @@ impl Emulated {
                         m.topic,
                         m.qos,
                         if m.retain { ", retained" } else { "" },
-                        String::from_utf8_lossy(&m.payload)
+                        short_payload(&m.payload)
                     );
                 }
             }
             let list: Vec<serde_json::Value> = got
                 .iter()
                 .map(|m| {
-                    serde_json::json!({
+                    let mut j = serde_json::json!({
                         "topic": m.topic,
-                        "payload": String::from_utf8_lossy(&m.payload),
-                        "payload_hex": crate::mqtt::describe::hex(&m.payload, ""),
+                        "payload_len": m.payload.len(),
+                        "payload_fnv1a64": format!("{:016x}", fnv1a64(&m.payload)),
                         "qos": m.qos,
                         "retain": m.retain,
-                    })
+                    });
+                    // Small payloads in full; large ones by length and hash.
+                    if m.payload.len() <= 4096 {
+                        j["payload"] = String::from_utf8_lossy(&m.payload).into();
+                        j["payload_hex"] = crate::mqtt::describe::hex(&m.payload, "").into();
+                    }
+                    j
                 })
                 .collect();
             return serde_json::json!({ "broker": b.addr().to_string(), "received": list });
@@ -329,6 +335,24 @@ impl Emulated {
         let _ = quiet;
         serde_json::json!({ "network": "real hosts" })
     }
+}
+
+/// A payload for one line of human output.
+#[cfg(feature = "embedded-broker")]
+fn short_payload(p: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&p[..p.len().min(80)]).into_owned();
+    if p.len() > 80 {
+        format!("{text}… ({} bytes)", p.len())
+    } else {
+        text
+    }
+}
+
+/// FNV-1a, 64-bit: a checksum for large payloads in the JSON summary.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn start_emulator(args: &RunArgs, mode: EmulateMode) -> Result<Emulated, String> {

@@ -99,7 +99,7 @@ pub struct Identity {
     pub model: String,
     /// Operator long name (`AT+COPS?`).
     pub operator: String,
-    /// Operator MCC-MNC (`AT+CPSI?`), e.g. `242-01`.
+    /// Operator MCC-MNC (`AT+CPSI?`), e.g. `466-01`.
     pub mcc_mnc: String,
     /// APN the network hands out (`AT+CGNAPN`, default CGDCONT).
     pub network_apn: String,
@@ -123,9 +123,9 @@ impl Default for Identity {
             revision: "1351B04SIM7000E".into(),
             manufacturer: "SIMCOM_Ltd".into(),
             model: "SIMCOM_SIM7000E".into(),
-            operator: "Telenor".into(),
-            mcc_mnc: "242-01".into(),
-            network_apn: "telenor.iot".into(),
+            operator: "Far EasTone".into(),
+            mcc_mnc: "466-01".into(),
+            network_apn: "nbiot".into(),
             rat: Rat::NbIot,
             rssi: 24,
             ber: 99,

@@ -43,6 +43,8 @@ pub struct StepPlan {
     pub retries: u32,
     /// Commands sent (results ignored) before each retry.
     pub recover: Vec<String>,
+    /// Bytes typed after the command's `> ` prompt.
+    pub prompt_data: Option<Vec<u8>>,
     /// Pause before a retry.
     pub retry_delay: Duration,
     /// Factor applied to `retry_delay` after each retry.
@@ -67,6 +69,7 @@ impl StepPlan {
             deadline: None,
             retries: 0,
             recover: Vec::new(),
+            prompt_data: None,
             retry_delay: Duration::from_secs(1),
             backoff: 1.0,
             interval: Duration::from_secs(1),

@@ -260,6 +260,12 @@ impl MqttLink {
         Ok(Some(due))
     }
 
+    /// True while an incoming QoS 2 message waits for the broker's PUBREL (our PUBCOMP is
+    /// owed once it comes).
+    pub fn qos2_in_flight(&self) -> bool {
+        !self.inbound_qos2.is_empty()
+    }
+
     /// True when replies are waiting to be sent.
     pub fn has_replies(&self) -> bool {
         !self.replies.is_empty()

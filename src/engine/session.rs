@@ -64,6 +64,9 @@ pub struct Session {
     link: MqttLink,
     /// `AT+CIPSENDHEX=1` is in force.
     hex_mode: bool,
+    /// Unsolicited lines since the last step ended: a `wait` step that starts next sees
+    /// them (a URC such as `+APP PDP: ACTIVE` can follow a command's `OK` at once).
+    backlog: Vec<String>,
 }
 
 impl Default for Session {
@@ -164,6 +167,7 @@ impl Session {
             pending_fatal: None,
             link: MqttLink::new(),
             hex_mode: false,
+            backlog: Vec::new(),
         }
     }
 
@@ -256,6 +260,19 @@ impl Session {
         }
         if let Some(failure) = self.pending_fatal.take() {
             self.finish(Some(failure), now);
+            return;
+        }
+        let backlog = std::mem::take(&mut self.backlog);
+        if let Some(run) = self.run.as_mut()
+            && matches!(run.phase, Phase::Waiting(_))
+            && let Some(line) = backlog
+                .into_iter()
+                .find(|l| run.plan.expect.iter().any(|m| m.is_match(l)))
+        {
+            run.captures
+                .extend(super::captures(&run.plan.capture, &line));
+            run.lines.push(line);
+            self.finish(None, now);
             return;
         }
         self.advance(now);
@@ -377,7 +394,7 @@ impl Session {
         run.expect_matched = false;
         run.until_matched = false;
         let (line, purpose, payload) = match &run.plan.action {
-            PlanAction::Command(c) => (c.clone(), Purpose::Step, None),
+            PlanAction::Command(c) => (c.clone(), Purpose::Step, run.plan.prompt_data.clone()),
             PlanAction::Wait(_) => return,
             PlanAction::Data(_) | PlanAction::Mqtt(_) => {
                 let Some(progress) = run.data.as_mut() else {
@@ -495,8 +512,10 @@ impl Session {
             }
             MqttWant::Messages { count } => {
                 let available = self.link.messages.saturating_sub(self.link.consumed);
+                // Done when enough arrived and no QoS 2 exchange is left half-way.
                 if let Some(c) = count
                     && available >= *c
+                    && !self.link.qos2_in_flight()
                 {
                     self.link.consumed += *c;
                     self.finish(None, now);
@@ -645,6 +664,9 @@ impl Session {
 
     fn on_unsolicited(&mut self, line: String, now: Instant) {
         let urc = known_urc(&line);
+        if self.run.is_none() && self.backlog.len() < 64 {
+            self.backlog.push(line.clone());
+        }
         match urc {
             Some(Urc::RxData) => self.link.rx_waiting = true,
             Some(Urc::Closed | Urc::PdpDeact) => {

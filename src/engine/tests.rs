@@ -470,6 +470,20 @@ fn hex_mode_refuses_ctrl_z_and_sends_hex_text() {
 }
 
 #[test]
+fn prompt_data_is_typed_after_the_prompt() {
+    let mut d = Drive::new();
+    let mut p = plan("AT+SMPUB=\"t\",5,0,0");
+    p.prompt_data = Some(b"hello".to_vec());
+    p.abort = default_aborts();
+    let o = d.run(p, |i, _| match i {
+        0 => b"\r\n> ".to_vec(),
+        _ => b"\r\nOK\r\n".to_vec(),
+    });
+    assert!(o.passed(), "{o:?}");
+    assert_eq!(d.written(), vec!["AT+SMPUB=\"t\",5,0,0\r", "hello"]);
+}
+
+#[test]
 fn wait_step_matches_urcs() {
     let mut session = Session::new(Vec::new());
     let now = Instant::now();

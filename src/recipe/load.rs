@@ -68,7 +68,8 @@ pub const MAX_CHUNK: usize = 1460;
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `--set name=value`, in command-line order (a later one wins). The value is
-    /// taken literally (no `{{…}}` expansion). A name the recipe does not declare is
+    /// taken literally except for `{{env.NAME}}`, which reads the environment (so a
+    /// secret need not be on the command line). A name the recipe does not declare is
     /// added as a var (scripts may read it); a warning is given when the recipe never
     /// mentions it.
     pub overrides: Vec<(String, String)>,
@@ -690,6 +691,39 @@ impl<'o> Loader<'o> {
                     ),
                 ));
             }
+        }
+        // `--set password={{env.MQTT_PASSWORD}}` reads the environment (and only that: the
+        // rest of a `--set` value is literal), so secrets need not appear on command lines.
+        for value in self.overrides.values_mut() {
+            if !value.contains("{{env.") {
+                continue;
+            }
+            let mut out = String::new();
+            let pieces = vars::parse_template(value).map_err(|e| {
+                RecipeError::in_file(&path, format!("--set value `{}`: {e}", sanitize(value)))
+            })?;
+            for (piece, _) in pieces {
+                match piece {
+                    vars::Piece::Text(t) => out.push_str(&t),
+                    vars::Piece::Var(name) => {
+                        out.push_str("{{");
+                        out.push_str(name);
+                        out.push_str("}}");
+                    }
+                    vars::Piece::Env(name) => match self.opts.env.get(name) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            return Err(RecipeError::in_file(
+                                &path,
+                                format!(
+                                    "--set: the environment variable `{name}` is not set (export it, or give the value directly)"
+                                ),
+                            ));
+                        }
+                    },
+                }
+            }
+            *value = out;
         }
         let planned = self.load_file(path.clone(), canonical, text)?;
         self.finish(path, planned)
@@ -1556,7 +1590,12 @@ const MQTT_PACKETS: [&str; 8] = [
 ];
 
 /// (key, keys of which one must be present, why)
-const NEEDS: [(&str, &[&str], &str); 11] = [
+const NEEDS: [(&str, &[&str], &str); 12] = [
+    (
+        "prompt_data",
+        &["send"],
+        "`prompt_data` is typed after a command's `> ` prompt: it needs `send`",
+    ),
     (
         "recover",
         &["retries"],
@@ -1579,13 +1618,13 @@ const NEEDS: [(&str, &[&str], &str); 11] = [
     ),
     (
         "expect",
-        &["send", "send_data"],
-        "`expect` checks a command's response: it needs `send` or `send_data`",
+        &["send", "send_data", "wait"],
+        "`expect` checks a command's response (or, with `wait`, any line): it needs `send`, `send_data` or `wait`",
     ),
     (
         "abort",
-        &["send", "send_data"],
-        "`abort` fails a command early: it needs `send` or `send_data`",
+        &["send", "send_data", "wait"],
+        "`abort` fails a command early: it needs `send`, `send_data` or `wait`",
     ),
     (
         "capture",
@@ -1707,6 +1746,12 @@ fn check_step(file: &Arc<SourceFile>, step: &Step, node: &Node) -> Result<StepFa
                     sanitize(&spec.packet)
                 ),
             ));
+        }
+        if let Some(d) = &spec.duration
+            && !d.contains("{{")
+            && let Err(msg) = crate::recipe::model::parse_duration(d)
+        {
+            return Err(key_error("expect_mqtt", format!("`duration`: {msg}")));
         }
         if packet != "publish"
             && (spec.count.is_some() || spec.duration.is_some() || spec.on_message.is_some())

@@ -251,6 +251,10 @@ pub struct Step {
     /// Command line to send (`{{var}}` expanded; CR appended).
     #[serde(default)]
     pub send: Option<String>,
+    /// Name of a var whose bytes are typed after the `> ` prompt of the `send` command
+    /// (e.g. the payload of `AT+SMPUB="topic",<len>,0,0`).
+    #[serde(default)]
+    pub prompt_data: Option<String>,
     /// Name of a var holding bytes (built by a script) to send through the binary-safe
     /// `AT+CIPSEND=<len>` form, in chunks.
     #[serde(default)]
@@ -359,10 +363,9 @@ pub struct ExpectMqttSpec {
     /// For `publish`: how many messages to receive (`{{var}}` allowed).
     #[serde(default)]
     pub count: Option<Scalar>,
-    /// For `publish`: listen this long, then end successfully.
-    #[serde(default, deserialize_with = "duration_opt::deserialize")]
-    #[schemars(with = "Option<DurationText>")]
-    pub duration: Option<Duration>,
+    /// For `publish`: listen this long, then end successfully (`10m`; `{{var}}` allowed).
+    #[serde(default)]
+    pub duration: Option<String>,
     /// Send PINGREQ at this interval while waiting (default: the CONNECT's keep-alive).
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
     #[schemars(with = "Option<DurationText>")]

@@ -6,6 +6,7 @@
 //! | `from_hex(text)` | BLOB; spaces, newlines and `0x` prefixes are ignored |
 //! | `blob(text)` | the UTF-8 bytes of `text` |
 //! | `to_json(value)` | JSON text of a map, array or scalar (BLOBs become arrays of numbers) |
+//! | `byte_ramp(n)` | `n` bytes 0, 1, … 255, 0, 1, … (test payloads of any size, every byte value) |
 //! | `get_var(name)` / `has_var(name)` / `set_var(name, value)` | recipe vars from anywhere, also inside shared functions |
 
 use rhai::{Blob, Dynamic, Engine, EvalAltResult, NativeCallContext};
@@ -82,6 +83,18 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
     );
     engine.register_fn("blob", |text: &str| -> Blob { text.as_bytes().to_vec() });
     engine.register_fn("blob", |b: Blob| -> Blob { b });
+    engine.register_fn("byte_ramp", |ctx: NativeCallContext, n: i64| -> Res<Blob> {
+        match usize::try_from(n) {
+            Ok(n) if n <= super::sandbox::MAX_ARRAY => Ok((0..n).map(|i| i as u8).collect()),
+            _ => err(
+                &ctx,
+                format!(
+                    "byte_ramp({n}): the length must be 0 to {}",
+                    super::sandbox::MAX_ARRAY
+                ),
+            ),
+        }
+    });
     engine.register_fn(
         "to_json",
         |ctx: NativeCallContext, v: Dynamic| -> Res<String> {

@@ -125,5 +125,6 @@ impl Drop for Mosquitto {
     }
 }
 
+pub mod emulator;
 pub mod mqtt_client;
 pub mod peer;

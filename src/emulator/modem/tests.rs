@@ -341,7 +341,10 @@ fn identity_commands() {
     h.expect("AT+CGMI", b"\r\nSIMCOM_Ltd\r\n\r\nOK\r\n");
     h.expect("AT+CPIN?", b"\r\n+CPIN: READY\r\n\r\nOK\r\n");
     h.expect("AT+CSQ", b"\r\n+CSQ: 17,99\r\n\r\nOK\r\n");
-    h.expect("AT+COPS?", b"\r\n+COPS: 0,0,\"Telenor\",9\r\n\r\nOK\r\n");
+    h.expect(
+        "AT+COPS?",
+        b"\r\n+COPS: 0,0,\"Far EasTone\",9\r\n\r\nOK\r\n",
+    );
     h.expect("AT&W", b"\r\nOK\r\n");
     h.expect("ATZ", b"\r\nERROR\r\n");
 }
@@ -379,10 +382,10 @@ fn radio_settings_read_back() {
     h.expect("AT+CLTS?", b"\r\n+CLTS: 1\r\n\r\nOK\r\n");
     let o = h.cmds("AT+CPSI?");
     assert!(
-        o.starts_with("\r\n+CPSI: LTE NB-IOT,Online,242-01,0xA411,"),
+        o.starts_with("\r\n+CPSI: LTE NB-IOT,Online,466-01,0xA411,"),
         "{o:?}"
     );
-    h.expect("AT+CGNAPN", b"\r\n+CGNAPN: 1,\"telenor.iot\"\r\n\r\nOK\r\n");
+    h.expect("AT+CGNAPN", b"\r\n+CGNAPN: 1,\"nbiot\"\r\n\r\nOK\r\n");
 }
 
 #[test]
@@ -390,7 +393,7 @@ fn cgdcont_several_cids() {
     let mut h = H::quiet();
     h.expect(
         "AT+CGDCONT?",
-        b"\r\n+CGDCONT: 1,\"IP\",\"telenor.iot\",\"0.0.0.0\",0,0,0,0\r\n\r\nOK\r\n",
+        b"\r\n+CGDCONT: 1,\"IP\",\"nbiot\",\"0.0.0.0\",0,0,0,0\r\n\r\nOK\r\n",
     );
     h.expect("AT+CGDCONT=3,\"IPV4V6\",\"three\"", b"\r\nOK\r\n");
     h.expect("AT+CGDCONT=1,\"IP\",\"one\"", b"\r\nOK\r\n");
