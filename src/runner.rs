@@ -444,7 +444,7 @@ impl<'a> Runner<'a> {
             }
         }
         let plan = self
-            .plan(index, step, &name)
+            .plan(step, &name)
             .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e))?;
         let outcome = match plan {
             None => StepOutcome {
@@ -550,7 +550,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Build the engine plan of a step; `None` for steps without IO.
-    fn plan(&self, index: usize, step: &Step, name: &str) -> Result<Option<StepPlan>, String> {
+    fn plan(&self, step: &Step, name: &str) -> Result<Option<StepPlan>, String> {
         let e = |e: crate::recipe::vars::ExpandError| e.to_string();
         let action = if let Some(send) = &step.send {
             PlanAction::Command(self.vars.expand(send).map_err(e)?)
@@ -654,7 +654,6 @@ impl<'a> Runner<'a> {
         } else {
             Some(DEFAULT_UNTIL_DEADLINE)
         });
-        let _ = index;
         Ok(Some(StepPlan {
             name: name.to_string(),
             action,

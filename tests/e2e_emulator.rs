@@ -202,42 +202,31 @@ fn idle_recipe(dir: &Path) -> PathBuf {
     p
 }
 
-#[test]
-fn a_reboot_mid_run_fails_clearly() {
-    let dir = TempDir::new("e2e-reboot");
+/// Run the idle recipe on the emulator with one fault; returns (exit code, stderr).
+fn idle_run_with(fault: &str) -> (Option<i32>, String) {
+    let dir = TempDir::new("e2e-idle");
     let out = sim7k()
         .arg("run")
         .arg(idle_recipe(dir.path()))
-        .args([
-            "--emulate",
-            "--emulator-profile",
-            "zero",
-            "--fault",
-            "reboot-after=500ms",
-        ])
+        .args(["--emulate", "--emulator-profile", "zero", "--fault", fault])
         .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+        .expect("run sim7k");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reboot_mid_run_fails_clearly() {
+    let (code, stderr) = idle_run_with("reboot-after=500ms");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("restarted mid-run"), "{stderr}");
 }
 
 #[test]
 fn a_modem_going_silent_mid_run_times_out() {
-    let dir = TempDir::new("e2e-silent");
-    let out = sim7k()
-        .arg("run")
-        .arg(idle_recipe(dir.path()))
-        .args([
-            "--emulate",
-            "--emulator-profile",
-            "zero",
-            "--fault",
-            "silent-after=500ms",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let (code, stderr) = idle_run_with("silent-after=500ms");
+    assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("timed out"), "{stderr}");
 }

@@ -64,6 +64,8 @@ pub struct Session {
     link: MqttLink,
     /// `AT+CIPSENDHEX=1` is in force.
     hex_mode: bool,
+    /// `ATV0`: result codes come as digits (`0` for OK, `4` for ERROR).
+    numeric: bool,
     /// Unsolicited lines since the last step ended: a `wait` step that starts next sees
     /// them (a URC such as `+APP PDP: ACTIVE` can follow a command's `OK` at once).
     backlog: Vec<String>,
@@ -167,6 +169,7 @@ impl Session {
             pending_fatal: None,
             link: MqttLink::new(),
             hex_mode: false,
+            numeric: false,
             backlog: Vec::new(),
         }
     }
@@ -632,6 +635,15 @@ impl Session {
             Some(Phase::InFlight(ex)) => Some((ex.cmd.clone(), ex.echo_seen)),
             _ => None,
         };
+        // With ATV0 (and for ATV0's own reply) result codes are digits.
+        let numeric = self.numeric
+            || in_flight
+                .as_ref()
+                .is_some_and(|(c, _)| verbose_change(&c.text) == Some(false));
+        let line = match numeric_result(&line) {
+            Some(text) if numeric => text.to_string(),
+            _ => line,
+        };
         let Some((cmd, echo_seen)) = in_flight else {
             self.on_unsolicited(line, now);
             return;
@@ -935,6 +947,9 @@ impl Session {
             if let Some(e) = echo_change(c) {
                 self.echo = e;
             }
+            if let Some(v) = verbose_change(c) {
+                self.numeric = !v;
+            }
             self.track_modes(c);
         }
         self.done = Some(StepOutcome {
@@ -1125,6 +1140,41 @@ fn parse_cipsend_size(line: &str) -> Option<usize> {
     let last = rest.rsplit(',').next()?.trim();
     let n: usize = last.parse().ok()?;
     (n > 0).then_some(n)
+}
+
+/// `ATV0`/`ATV1` (alone or chained): `Some(false)` for numeric result codes.
+fn verbose_change(line: &str) -> Option<bool> {
+    let up = line.trim().to_ascii_uppercase();
+    let body = up.strip_prefix("AT")?;
+    let mut result = None;
+    for part in body.split(';') {
+        // Basic commands may be concatenated without `;` (`ATE0V0`).
+        let part = part.trim();
+        if part.starts_with('+') || part.starts_with('&') {
+            continue;
+        }
+        if part.contains("V0") {
+            result = Some(false);
+        } else if part.contains("V1") || part == "V" {
+            result = Some(true);
+        }
+    }
+    result
+}
+
+/// The verbose text of a numeric result code (`ATV0`).
+fn numeric_result(line: &str) -> Option<&'static str> {
+    Some(match line.trim() {
+        "0" => "OK",
+        "1" => "CONNECT",
+        "2" => "RING",
+        "3" => "NO CARRIER",
+        "4" => "ERROR",
+        "6" => "NO DIALTONE",
+        "7" => "BUSY",
+        "8" => "NO ANSWER",
+        _ => return None,
+    })
 }
 
 /// `ATE0`/`ATE1` (alone or chained, `AT+CIFSR;E0`) switch echo.

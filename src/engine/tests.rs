@@ -95,6 +95,30 @@ fn ok_with_echo_on_and_off() {
 }
 
 #[test]
+fn numeric_result_codes_after_atv0() {
+    let mut d = Drive::new();
+    // ATV0's own reply is already numeric; CR alone ends it.
+    assert!(d.run(plan("ATV0"), |_, _| b"0\r".to_vec()).passed());
+    let mut p = plan("AT+CIICR");
+    p.abort = default_aborts();
+    let o = d.run(p, |_, _| b"4\r".to_vec());
+    assert!(
+        matches!(o.failure, Some(Failure::Aborted { ref line, .. }) if line == "ERROR"),
+        "{o:?}"
+    );
+    let mut p = plan("AT+CSQ");
+    p.capture = vec![compile(r"\+CSQ: (?P<rssi>\d+)").unwrap()];
+    let o = d.run(p, |_, _| b"+CSQ: 17,99\r\n0\r".to_vec());
+    assert_eq!(o.captures, vec![("rssi".into(), "17".into())]);
+    assert!(d.run(plan("ATV1"), |_, _| b"0\r".to_vec()).passed());
+    // Verbose again: a bare "0" is an information line, not OK.
+    let mut p = plan("AT+X");
+    p.timeout = Duration::from_millis(100);
+    let o = d.run(p, |_, _| b"\r\n0\r\n".to_vec());
+    assert!(matches!(o.failure, Some(Failure::Timeout { .. })), "{o:?}");
+}
+
+#[test]
 fn capture_ignores_urcs_between_echo_and_final() {
     let mut d = Drive::new();
     let mut p = plan("AT+CIMI");
