@@ -63,19 +63,19 @@ struct EmulatedFleet {
 
 impl Drop for EmulatedFleet {
     fn drop(&mut self) {
-        for m in self.modems.drain(..) {
-            m.stop();
-        }
+        // Each stop waits for the modem's threads (up to a read timeout): stop them together.
+        std::thread::scope(|s| {
+            for m in self.modems.drain(..) {
+                if let Err(e) = std::thread::Builder::new().spawn_scoped(s, move || m.stop()) {
+                    eprintln!("warning: cannot stop an emulated modem in parallel: {e}");
+                }
+            }
+        });
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn start_fleet(args: &RunArgs, mode: EmulateMode, count: u16) -> Result<EmulatedFleet, String> {
-    if let Some((n, _)) = args.fault_on.iter().find(|(n, _)| *n > count) {
-        return Err(format!(
-            "--fault-on {n}:…: there are only {count} emulated devices"
-        ));
-    }
     let dir = std::env::temp_dir().join(format!("sim7k-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut fleet = EmulatedFleet {
@@ -102,7 +102,9 @@ fn start_fleet(args: &RunArgs, mode: EmulateMode, count: u16) -> Result<Emulated
         }
         EmulateMode::Host => Network::Real,
     };
-    if let Some(logs) = &args.emulator_log {
+    // With --emulate-count, --emulator-log names a directory (one log per modem).
+    let log_dir = args.emulate_count.and(args.emulator_log.as_ref());
+    if let Some(logs) = log_dir {
         std::fs::create_dir_all(logs)
             .map_err(|e| format!("--emulator-log {}: {e}", logs.display()))?;
     }
@@ -124,10 +126,10 @@ fn start_fleet(args: &RunArgs, mode: EmulateMode, count: u16) -> Result<Emulated
         );
         let name = format!("emu{n:0digits$}");
         let link = dir.join(&name);
-        let log = args
-            .emulator_log
-            .as_ref()
-            .map(|d| d.join(format!("{name}.log")));
+        let log = match log_dir {
+            Some(d) => Some(d.join(format!("{name}.log"))),
+            None => args.emulator_log.clone(),
+        };
         let modem = PtyEmulator::spawn(config, Some(&link), log.as_deref())
             .map_err(|e| format!("cannot start emulated modem {n} of {count}: {e}"))?;
         fleet.modems.push(modem);
@@ -191,6 +193,10 @@ pub fn run(args: &RunArgs) -> Exit {
     let emulated = match args.emulate {
         Some(mode) => {
             let count = args.emulate_count.unwrap_or(1);
+            if let Some((n, _)) = args.fault_on.iter().find(|(n, _)| *n > count) {
+                eprintln!("error: --fault-on {n}:…: there are only {count} emulated devices");
+                return Exit::Usage;
+            }
             match start_fleet(args, mode, count) {
                 Ok(f) => Some(f),
                 Err(e) => {
@@ -362,7 +368,13 @@ pub fn run(args: &RunArgs) -> Exit {
             worst = worst.max(Exit::Io.code());
         }
     }
-    let broker = emulated.as_ref().map(|f| broker_summary(f, args.quiet));
+    let passed_now = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Ran(r) if r.passed()))
+        .count();
+    let broker = emulated
+        .as_ref()
+        .map(|f| broker_summary(f, passed_now.max(1), args.quiet));
     drop(emulated);
 
     if args.json {
@@ -451,10 +463,11 @@ fn list_devices(args: &RunArgs, warnings: &mut BTreeSet<String>) -> Result<Vec<D
 }
 
 /// What the embedded broker received, as JSON (and a count on stderr).
-fn broker_summary(fleet: &EmulatedFleet, quiet: bool) -> serde_json::Value {
+/// Waits up to 300 ms for publishes still in flight, less once `expected` arrived.
+fn broker_summary(fleet: &EmulatedFleet, expected: usize, quiet: bool) -> serde_json::Value {
     #[cfg(feature = "embedded-broker")]
     if let Some(b) = &fleet.broker {
-        let got = b.wait_for(usize::MAX, std::time::Duration::from_millis(300));
+        let got = b.wait_for(expected, std::time::Duration::from_millis(300));
         if !quiet {
             eprintln!(
                 "embedded broker ({}) received {} message{}",
@@ -474,7 +487,7 @@ fn broker_summary(fleet: &EmulatedFleet, quiet: bool) -> serde_json::Value {
             "topics": topics,
         });
     }
-    let _ = (fleet, quiet);
+    let _ = (fleet, expected, quiet);
     serde_json::json!({ "network": "real hosts" })
 }
 

@@ -148,14 +148,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", requires = "emulate",
           value_parser = clap::value_parser!(u16).range(1..=i64::from(fleet::MAX_EMULATED)))]
     pub emulate_count: Option<u16>,
-    /// Fault for emulated modem N only (repeatable): `--fault-on 3:error=CIICR`,
-    /// `--fault-on 5:silent-after=1s`. `--fault` applies to every modem.
-    #[arg(long = "fault-on", value_name = "N:FAULT", requires = "emulate_count", value_parser = fleet::parse_fault_on)]
-    pub fault_on: Vec<(u16, crate::emulator::Fault)>,
     /// Emulator fault to inject (repeatable): drip, error=CIICR:2, connect-fail, send-fail,
     /// peer-close-after=2s, pdp-deact-after=3s, reboot-after=5s, silent, echo-stuck, …
     #[arg(long = "fault", value_name = "FAULT", requires = "emulate")]
     pub faults: Vec<crate::emulator::Fault>,
+    /// Fault for emulated modem N only (repeatable): `--fault-on 3:error=CIICR`,
+    /// `--fault-on 5:silent-after=1s`. `--fault` applies to every modem.
+    #[arg(long = "fault-on", value_name = "N:FAULT", requires = "emulate_count", value_parser = fleet::parse_fault_on)]
+    pub fault_on: Vec<(u16, crate::emulator::Fault)>,
     /// Emulator latency profile.
     #[arg(long, value_enum, default_value = "nbiot", requires = "emulate")]
     pub emulator_profile: LatencyProfile,
