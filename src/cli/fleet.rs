@@ -352,6 +352,12 @@ pub fn run(args: &RunArgs) -> Exit {
 
     // JUnit and CSV: one entry per device of this run, consistent with the JSONL.
     let records: Vec<DeviceRecord> = outcomes.iter().map(|o| o.record().clone()).collect();
+    for (imei, ports) in shared_imeis(&records) {
+        eprintln!(
+            "warning: IMEI {imei} answered on {}: several ports of one modem? Give only its AT port (see `sim7k ports`, the USB interface number).",
+            ports.join(" and ")
+        );
+    }
     let mut outputs: Vec<(&Path, String)> = Vec::new();
     if let Some(p) = &args.junit {
         outputs.push((
@@ -403,6 +409,21 @@ pub fn run(args: &RunArgs) -> Exit {
         super::print_json(&value);
     }
     exit_from_code(worst)
+}
+
+/// IMEIs that more than one port of this run reported, with those ports.
+fn shared_imeis(records: &[DeviceRecord]) -> Vec<(String, Vec<String>)> {
+    let mut by_imei: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for r in records {
+        if let Some(imei) = &r.imei {
+            by_imei.entry(imei).or_default().push(r.port.clone());
+        }
+    }
+    by_imei
+        .into_iter()
+        .filter(|(_, ports)| ports.len() > 1)
+        .map(|(imei, ports)| (imei.to_string(), ports))
+        .collect()
 }
 
 fn exit_from_code(code: u8) -> Exit {
@@ -507,6 +528,30 @@ mod tests {
         );
         assert!(parse_fault_on("silent").unwrap_err().contains("N:FAULT"));
         assert!(parse_fault_on("2:bogus").unwrap_err().contains("bogus"));
+    }
+
+    #[test]
+    fn shared_imeis_are_found() {
+        let rec = |port: &str, imei: Option<&str>| {
+            let mut r = crate::report::tests::sample("x", crate::runner::Verdict::Passed);
+            r.port = port.into();
+            r.imei = imei.map(str::to_string);
+            r
+        };
+        let records = [
+            rec("/dev/ttyUSB2", Some("490154203237518")),
+            rec("/dev/ttyUSB3", Some("490154203237518")),
+            rec("/dev/ttyUSB7", Some("356938035643809")),
+            rec("/dev/ttyUSB8", None),
+            rec("/dev/ttyUSB9", None),
+        ];
+        assert_eq!(
+            shared_imeis(&records),
+            [(
+                "490154203237518".to_string(),
+                vec!["/dev/ttyUSB2".to_string(), "/dev/ttyUSB3".to_string()]
+            )]
+        );
     }
 
     #[test]

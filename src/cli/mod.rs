@@ -113,8 +113,8 @@ pub struct RunArgs {
     /// Write a timestamped transcript of every byte to FILE (one port).
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
-    /// Write each device's transcript to DIR/<device>.log (never overwriting an earlier one:
-    /// then DIR/<device>.2.log, ...).
+    /// Write each device's transcript to `DIR/<device>.log` (never overwriting an earlier
+    /// one: then `DIR/<device>.2.log`, ...).
     #[arg(long, value_name = "DIR")]
     pub transcript_dir: Option<PathBuf>,
     /// Append one JSON record per device to FILE (JSON Lines), written and fsynced as each
@@ -127,8 +127,8 @@ pub struct RunArgs {
     /// Write a CSV report (one row per device) when the run ends.
     #[arg(long, value_name = "FILE.csv")]
     pub csv: Option<PathBuf>,
-    /// Skip devices whose IMEI already has a passed record in the --report file (each port's
-    /// IMEI is read first with AT+CGSN); new records are appended to it.
+    /// Skip devices whose latest record in the --report file (matched by IMEI, read first from
+    /// each port with AT+CGSN) passed; new records are appended to it.
     #[arg(long, requires = "report")]
     pub resume: bool,
     /// Print a JSON summary of the run on stdout.

@@ -69,8 +69,8 @@ pub struct FleetOptions {
     pub transcript_dir: Option<PathBuf>,
     /// Set to stop every device (Ctrl-C).
     pub interrupt: Option<Arc<AtomicBool>>,
-    /// `--resume`: the passed records of earlier runs by IMEI; devices found here are
-    /// skipped.
+    /// `--resume`: by IMEI, the earlier records that passed (the latest record of each
+    /// IMEI); devices found here are skipped.
     pub skip_passed: Option<BTreeMap<String, DeviceRecord>>,
     /// Identifies this invocation in the records.
     pub run_id: String,

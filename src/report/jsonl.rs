@@ -89,15 +89,20 @@ pub struct Previous {
 }
 
 impl Previous {
-    /// The latest passed record of each IMEI.
+    /// The IMEIs whose latest record passed, with that record. A device that passed and
+    /// later failed (a re-test) is not in the map.
     pub fn passed_by_imei(&self) -> BTreeMap<String, DeviceRecord> {
-        let mut out = BTreeMap::new();
-        for r in self.records.iter().filter(|r| r.passed()) {
+        let mut latest: BTreeMap<&str, &DeviceRecord> = BTreeMap::new();
+        for r in &self.records {
             if let Some(imei) = &r.imei {
-                out.insert(imei.clone(), r.clone());
+                latest.insert(imei, r);
             }
         }
-        out
+        latest
+            .into_iter()
+            .filter(|(_, r)| r.passed())
+            .map(|(imei, r)| (imei.to_string(), r.clone()))
+            .collect()
     }
 }
 
@@ -174,20 +179,30 @@ mod tests {
     }
 
     #[test]
-    fn passed_by_imei_keeps_passed_records_only() {
-        let mut a = sample("a", Verdict::Failed);
-        a.imei = Some("111111111111111".into());
-        let mut b = sample("b", Verdict::Passed);
-        b.imei = Some("222222222222222".into());
-        let mut c = sample("c", Verdict::Passed);
-        c.imei = None;
+    fn passed_by_imei_keeps_devices_whose_latest_record_passed() {
+        let with = |device: &str, v: Verdict, imei: Option<&str>| {
+            let mut r = sample(device, v);
+            r.imei = imei.map(str::to_string);
+            r
+        };
         let prev = Previous {
-            records: vec![a, b, c],
+            records: vec![
+                with("a", Verdict::Failed, Some("111111111111111")),
+                with("b", Verdict::Passed, Some("222222222222222")),
+                with("c", Verdict::Passed, None),
+                // Failed, then passed on a re-run: skipped.
+                with("d", Verdict::Timeout, Some("444444444444444")),
+                with("d2", Verdict::Passed, Some("444444444444444")),
+                // Passed, then failed a re-test: runs again.
+                with("e", Verdict::Passed, Some("555555555555555")),
+                with("e", Verdict::Failed, Some("555555555555555")),
+            ],
             bad_lines: Vec::new(),
         };
         let passed = prev.passed_by_imei();
-        assert_eq!(passed.len(), 1);
-        assert_eq!(passed["222222222222222"].device, "b");
+        let keys: Vec<&str> = passed.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["222222222222222", "444444444444444"]);
+        assert_eq!(passed["444444444444444"].device, "d2");
     }
 
     #[test]
