@@ -9,6 +9,7 @@
 //! * [`script`]: the sandboxed Rhai engine recipes use to build MQTT bytes.
 //! * [`emulator`]: a SIM7000 emulator (sans-IO modem core plus pty and TCP edges).
 //! * [`transport`], [`transcript`], [`runner`]: the IO edges that drive the engine.
+//! * [`fleet`], [`report`]: one recipe on many modems at once, and a record per device.
 
 pub mod at;
 #[cfg(feature = "embedded-broker")]
@@ -17,8 +18,10 @@ pub mod cli;
 pub mod emulator;
 pub mod engine;
 pub mod exit;
+pub mod fleet;
 pub mod mqtt;
 pub mod recipe;
+pub mod report;
 pub mod runner;
 pub mod script;
 pub mod transcript;

@@ -1,6 +1,8 @@
 //! The `sim7k` command line.
 
 mod console;
+mod fleet;
+mod ports;
 mod signal;
 
 use std::io::Write;
@@ -24,6 +26,27 @@ Exit codes:
   4    I/O error: the port is missing, busy, or vanished mid-run
   130  interrupted (Ctrl-C)";
 
+const RUN_AFTER_HELP: &str = "\
+Exit codes:
+  0    every step passed
+  1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
+  2    usage error, or a recipe or script that does not load
+  3    a step or the recipe deadline timed out (e.g. the modem went silent)
+  4    I/O error: the port is missing, busy, or vanished mid-run
+  130  interrupted (Ctrl-C)
+
+Several devices (--port repeated or a glob, --ports-file, --emulate-count, or any of
+--report/--junit/--csv/--transcript-dir/--resume) run in parallel, one job per port. The exit
+code is 0 when every device passed (or was skipped by --resume because it passed before),
+else the highest code among the devices: 130 > 4 > 3 > 2 > 1. It is at least 4 when a record
+could not be written.
+
+Factory line:
+  sim7k run recipes/provision-sim7000.yaml --port '/dev/ttyUSB*' \\
+      --report line.jsonl --junit line.xml --csv line.csv --transcript-dir logs/
+  sim7k run recipes/provision-sim7000.yaml --ports-file bench.txt --report line.jsonl --resume
+  sim7k run recipes/provision-sim7000.yaml --emulate --emulate-count 8 --fault-on 3:error=CIICR";
+
 /// sim7k: run YAML recipes of AT commands on SIMCom SIM7000 modems.
 #[derive(Debug, Parser)]
 #[command(name = "sim7k", version, about, after_help = EXIT_CODES)]
@@ -34,8 +57,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a recipe against a modem.
-    #[command(after_help = EXIT_CODES)]
+    /// Run a recipe against a modem, or against many at once (factory line).
+    #[command(after_help = RUN_AFTER_HELP)]
     Run(RunArgs),
     /// Validate recipes (and their scripts) without touching a port.
     Check(CheckArgs),
@@ -46,6 +69,8 @@ enum Command {
     Mqtt(crate::mqtt::tool::MqttCommand),
     /// Act as a SIM7000 on a pseudo-terminal until stopped.
     Emulate(crate::emulator::EmulateArgs),
+    /// List serial ports (USB VID:PID, interface, product where known).
+    Ports(ports::PortsArgs),
 }
 
 /// Where the emulated modem's TCP connections go.
@@ -71,18 +96,41 @@ pub enum LatencyProfile {
 pub struct RunArgs {
     /// The recipe file.
     pub recipe: PathBuf,
-    /// Serial port (`/dev/ttyUSB2`) or `tcp://host:port` for a modem behind ser2net.
-    #[arg(long, short = 'p')]
-    pub port: Option<String>,
+    /// Serial port (`/dev/ttyUSB2`) or `tcp://host:port` for a modem behind ser2net. Repeat it,
+    /// or give a quoted glob (`'/dev/ttyUSB*'`), to run on several modems at once.
+    #[arg(long = "port", short = 'p', value_name = "PORT")]
+    pub ports: Vec<String>,
+    /// Read ports from FILE, one per line: `PORT [KEY=VALUE ...]` (vars for that device only;
+    /// `#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub ports_file: Option<PathBuf>,
     /// Baud rate (the SIM7000 autobauds between 9600 and 115200).
     #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
     /// Set a recipe var: `--set apn=nbiot` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub set: Vec<(String, String)>,
-    /// Write a timestamped transcript of every byte to FILE.
+    /// Write a timestamped transcript of every byte to FILE (one port).
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
+    /// Write each device's transcript to `DIR/<device>.log` (never overwriting an earlier
+    /// one: then `DIR/<device>.2.log`, ...).
+    #[arg(long, value_name = "DIR")]
+    pub transcript_dir: Option<PathBuf>,
+    /// Append one JSON record per device to FILE (JSON Lines), written and fsynced as each
+    /// device finishes.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report (one testcase per device) when the run ends.
+    #[arg(long, value_name = "FILE.xml")]
+    pub junit: Option<PathBuf>,
+    /// Write a CSV report (one row per device) when the run ends.
+    #[arg(long, value_name = "FILE.csv")]
+    pub csv: Option<PathBuf>,
+    /// Skip devices whose latest record in the --report file (matched by IMEI, read first from
+    /// each port with AT+CGSN) passed; new records are appended to it.
+    #[arg(long, requires = "report")]
+    pub resume: bool,
     /// Print a JSON summary of the run on stdout.
     #[arg(long)]
     pub json: bool,
@@ -94,16 +142,25 @@ pub struct RunArgs {
     pub verbose: u8,
     /// Run against the built-in SIM7000 emulator instead of a port: `--emulate` leads its
     /// TCP connections to an embedded MQTT broker, `--emulate=host` to the real hosts.
-    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "broker", conflicts_with = "port")]
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "broker", conflicts_with_all = ["ports", "ports_file"])]
     pub emulate: Option<EmulateMode>,
+    /// Run on N emulated modems at once (distinct IMEIs and ICCIDs, one shared broker).
+    #[arg(long, value_name = "N", requires = "emulate",
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(fleet::MAX_EMULATED)))]
+    pub emulate_count: Option<u16>,
     /// Emulator fault to inject (repeatable): drip, error=CIICR:2, connect-fail, send-fail,
     /// peer-close-after=2s, pdp-deact-after=3s, reboot-after=5s, silent, echo-stuck, …
     #[arg(long = "fault", value_name = "FAULT", requires = "emulate")]
     pub faults: Vec<crate::emulator::Fault>,
+    /// Fault for emulated modem N only (repeatable): `--fault-on 3:error=CIICR`,
+    /// `--fault-on 5:silent-after=1s`. `--fault` applies to every modem.
+    #[arg(long = "fault-on", value_name = "N:FAULT", requires = "emulate_count", value_parser = fleet::parse_fault_on)]
+    pub fault_on: Vec<(u16, crate::emulator::Fault)>,
     /// Emulator latency profile.
     #[arg(long, value_enum, default_value = "nbiot", requires = "emulate")]
     pub emulator_profile: LatencyProfile,
-    /// Write the emulator's own timestamped transcript to FILE.
+    /// Write the emulator's own timestamped transcript to FILE (with --emulate-count: to
+    /// FILE/emuNN.log, FILE being a directory).
     #[arg(long, value_name = "FILE", requires = "emulate")]
     pub emulator_log: Option<PathBuf>,
 }
@@ -147,6 +204,7 @@ pub fn main() -> ExitCode {
             Exit::Success.into()
         }
         Command::Emulate(args) => crate::emulator::run(&args),
+        Command::Ports(args) => ports::run(&args).into(),
         Command::Mqtt(cmd) => {
             let mut stdin = std::io::stdin().lock();
             let mut stdout = std::io::stdout().lock();
@@ -199,6 +257,9 @@ fn compile_scripts(recipe: &LoadedRecipe) -> Result<crate::script::CompiledScrip
 }
 
 fn run(args: &RunArgs) -> Exit {
+    if fleet::wanted(args) {
+        return fleet::run(args);
+    }
     let recipe = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
@@ -221,7 +282,7 @@ fn run(args: &RunArgs) -> Exit {
         },
         None => None,
     };
-    let port_spec = match (&args.port, &emulated) {
+    let port_spec = match (args.ports.first(), &emulated) {
         (Some(p), _) => p.clone(),
         (None, Some(e)) => e.modem.port_path().display().to_string(),
         (None, None) => {
