@@ -77,6 +77,16 @@ fn scripts_read_and_set_vars() {
 }
 
 #[test]
+fn set_var_wins_over_an_unchanged_scope_copy() {
+    let (vars, _) = run(
+        "vars:\n  topic: a\n  other: x\nsteps:\n  - script: |\n      set_var(\"topic\", \"b\");\n      other = \"y\";\n",
+    )
+    .unwrap();
+    assert_eq!(vars.get("topic").and_then(|v| v.as_text()), Some("b"));
+    assert_eq!(vars.get("other").and_then(|v| v.as_text()), Some("y"));
+}
+
+#[test]
 fn sandbox_stops_endless_loops_huge_blobs_and_deep_recursion() {
     let e = run("steps:\n  - script: |\n      let i = 0;\n      loop { i += 1; }\n").unwrap_err();
     assert!(e.message.contains("too long"), "{e}");

@@ -348,17 +348,23 @@ impl Host {
         if let Err(err) = result {
             return Err(self.runtime_error(origin, &err));
         }
-        // Vars set with set_var() first, then top-level variables of the script.
-        if let Some(updated) = shared_vars {
-            for (name, value, secret) in updated.iter() {
-                let secret = secret || vars.is_secret(name);
-                vars.set(name, value.clone(), secret);
-            }
-        }
+        // Top-level variables the script created or changed, then what it set with
+        // set_var() (which wins over an unchanged copy of the var in the scope).
+        let before = vars.clone();
         for (name, _, value) in scope.iter() {
-            if let Some(v) = to_var(&value) {
+            if let Some(v) = to_var(&value)
+                && before.get(name) != Some(&v)
+            {
                 let secret = vars.is_secret(name);
                 vars.set(name, v, secret);
+            }
+        }
+        if let Some(updated) = shared_vars {
+            for (name, value, secret) in updated.iter() {
+                if before.get(name) != Some(value) {
+                    let secret = secret || vars.is_secret(name);
+                    vars.set(name, value.clone(), secret);
+                }
             }
         }
         Ok(log)
