@@ -66,14 +66,35 @@ impl Matcher {
     }
 }
 
+/// Compiled regexes kept for reuse: a factory line runs the same recipe on many devices,
+/// and each step's patterns would otherwise be compiled again per device and per step.
+const CACHE_LIMIT: usize = 4096;
+
+static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Regex>>> =
+    std::sync::OnceLock::new();
+
 /// Compile a user-written regex (without `/…/` delimiters) with the crate-wide limits.
-/// Every regex from a recipe goes through this, at load time and at run time.
+/// Every regex from a recipe goes through this, at load time and at run time; compiled
+/// regexes are cached (a `Regex` clone shares the compiled program).
 pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
+    let cache = CACHE.get_or_init(Default::default);
+    if let Ok(map) = cache.lock()
+        && let Some(re) = map.get(pattern)
+    {
+        return Ok(re.clone());
+    }
+    let re = RegexBuilder::new(pattern)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_SIZE_LIMIT)
         .nest_limit(64)
-        .build()
+        .build()?;
+    if let Ok(mut map) = cache.lock() {
+        if map.len() >= CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
 }
 
 /// Apply capture regexes to a line: every named group that participated becomes a
