@@ -211,6 +211,8 @@ pub struct Runner<'a> {
     pending_messages: Vec<Message>,
     /// First error of an `on_message` hook in the running step.
     hook_error: Option<String>,
+    /// Traffic lines held back while a step captures secrets (redacted on release).
+    held_traffic: Option<Vec<String>>,
 }
 
 impl<'a> Runner<'a> {
@@ -240,6 +242,7 @@ impl<'a> Runner<'a> {
             print_messages: true,
             pending_messages: Vec::new(),
             hook_error: None,
+            held_traffic: None,
         }
     }
 
@@ -446,6 +449,11 @@ impl<'a> Runner<'a> {
         let plan = self
             .plan(step, &name)
             .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e))?;
+        // A step that captures secrets keeps its traffic back until they are known.
+        if step.secret {
+            self.transcript.hold();
+            self.held_traffic = Some(Vec::new());
+        }
         let outcome = match plan {
             None => StepOutcome {
                 failure: None,
@@ -469,6 +477,18 @@ impl<'a> Runner<'a> {
                     }
                 }
                 let result = self.drive(plan);
+                if self.hook.is_some() {
+                    // A hook may have set secret vars.
+                    self.transcript.set_secrets(self.vars.secret_values());
+                }
+                if step
+                    .expect_mqtt
+                    .as_ref()
+                    .is_some_and(|e| e.spec().packet.trim().eq_ignore_ascii_case("publish"))
+                {
+                    // Messages counted by this wait are not handed to a later hook.
+                    self.pending_messages.clear();
+                }
                 self.hook = None;
                 self.print_messages = true;
                 let outcome =
@@ -487,6 +507,15 @@ impl<'a> Runner<'a> {
             if step.secret {
                 self.transcript.set_secrets(self.vars.secret_values());
             }
+        }
+        if step.secret {
+            self.transcript.release();
+            for line in self.held_traffic.take().unwrap_or_default() {
+                let line = self.vars.redact(&line);
+                self.observer.traffic(&line);
+            }
+        }
+        if failure.is_none() {
             for (k, v) in &outcome.captures {
                 let shown = if self.vars.is_secret(k) {
                     crate::transcript::REDACTED.to_string()
@@ -589,8 +618,10 @@ impl<'a> Runner<'a> {
                 }
             };
             let want = if packet.trim().eq_ignore_ascii_case("publish") {
+                let count = number("count", &spec.count)?;
                 MqttWant::Messages {
-                    count: number("count", &spec.count)?,
+                    // Neither a count nor a time: one message.
+                    count: count.or(spec.duration.is_none().then_some(1)),
                 }
             } else {
                 match parse_packet_type(&packet) {
@@ -774,8 +805,13 @@ impl<'a> Runner<'a> {
                 Event::Poll { polls } => format!("poll {polls}: not yet"),
                 Event::Boot(l) => format!("! {l} (modem finished booting)"),
             };
-            let line = self.vars.redact(&line);
-            self.observer.traffic(&line);
+            match self.held_traffic.as_mut() {
+                Some(held) => held.push(line),
+                None => {
+                    let line = self.vars.redact(&line);
+                    self.observer.traffic(&line);
+                }
+            }
         }
     }
 
@@ -827,7 +863,8 @@ impl<'a> Runner<'a> {
 
     fn step_name(&self, index: usize, step: &Step) -> String {
         if let Some(n) = &step.name {
-            return self.vars.expand(n).unwrap_or_else(|_| n.clone());
+            let name = self.vars.expand(n).unwrap_or_else(|_| n.clone());
+            return self.vars.redact(&name);
         }
         if let Some(s) = &step.send {
             let s = self.vars.expand(s).unwrap_or_else(|_| s.clone());

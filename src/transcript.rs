@@ -35,6 +35,8 @@ pub struct Transcript {
     pending_rx: Vec<u8>,
     tail: VecDeque<String>,
     error: Option<io::Error>,
+    /// Entries kept back (stamp, direction, bytes) until [`Transcript::release`].
+    held: Option<Vec<(String, char, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for Transcript {
@@ -56,6 +58,24 @@ impl Transcript {
             pending_rx: Vec::new(),
             tail: VecDeque::new(),
             error: None,
+            held: None,
+        }
+    }
+
+    /// Keep entries back instead of writing them: a step that captures a secret (an
+    /// ICCID, a token) holds its traffic until the captured value is known as a secret.
+    pub fn hold(&mut self) {
+        self.flush_rx();
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Write the entries held back, redacted with the secrets known now.
+    pub fn release(&mut self) {
+        self.flush_rx();
+        if let Some(held) = self.held.take() {
+            for (stamp, dir, bytes) in held {
+                self.write_entry(&stamp, dir, &bytes);
+            }
         }
     }
 
@@ -116,9 +136,11 @@ impl Transcript {
     /// Record a note (step boundaries, verdicts).
     pub fn note(&mut self, text: &str) {
         self.flush_rx();
-        let redacted = self.redact(text.as_bytes());
-        let line = format!("{} # {}", self.stamp(), String::from_utf8_lossy(&redacted));
-        self.write_line(&line, false);
+        let stamp = self.stamp();
+        match self.held.as_mut() {
+            Some(held) => held.push((stamp, '#', text.as_bytes().to_vec())),
+            None => self.write_entry(&stamp, '#', text.as_bytes()),
+        }
     }
 
     /// The last lines written (escaped and redacted), oldest first.
@@ -128,7 +150,7 @@ impl Transcript {
 
     /// Write out pending bytes and flush the file. Returns the first write error, if any.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.flush_rx();
+        self.release();
         if let Some(f) = self.file.as_mut()
             && let Err(e) = f.flush()
         {
@@ -152,9 +174,22 @@ impl Transcript {
     }
 
     fn entry(&mut self, dir: char, bytes: &[u8]) {
+        let stamp = self.stamp();
+        match self.held.as_mut() {
+            Some(held) => held.push((stamp, dir, bytes.to_vec())),
+            None => self.write_entry(&stamp, dir, bytes),
+        }
+    }
+
+    fn write_entry(&mut self, stamp: &str, dir: char, bytes: &[u8]) {
         let redacted = self.redact(bytes);
-        let line = format!("{} {dir} {}", self.stamp(), escape(&redacted));
-        self.write_line(&line, true);
+        if dir == '#' {
+            let line = format!("{stamp} # {}", String::from_utf8_lossy(&redacted));
+            self.write_line(&line, false);
+        } else {
+            let line = format!("{stamp} {dir} {}", escape(&redacted));
+            self.write_line(&line, true);
+        }
     }
 
     fn write_line(&mut self, line: &str, keep: bool) {

@@ -451,7 +451,7 @@ steps:
     deadline: 1m
   - send_data: payload
     data: { chunk: 512, quick: true }
-    expect: SEND OK
+    abort: CLOSED
   - wait: 3s
   - send: AT+CIPCLOSE
     on_fail: continue

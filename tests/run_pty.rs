@@ -238,7 +238,12 @@ fn vanishing_port_is_an_io_error_with_the_transcript_flushed() {
 fn secrets_never_reach_transcript_or_report() {
     let peer = Peer::spawn(
         true,
-        vec![rule("AT", SYNC), rule("AT+CSTT=*", "\r\nOK\r\n").drip()],
+        vec![
+            rule("AT", SYNC),
+            rule("AT+CSTT=*", "\r\nOK\r\n").drip(),
+            rule("AT+CCID", "\r\n8988303000001234567F\r\n\r\nOK\r\n").drip(),
+            rule("AT+X=*", "\r\nOK\r\n"),
+        ],
     );
     let recipe = r#"
 vars:
@@ -246,12 +251,20 @@ vars:
   apn_password: { value: "", secret: true }
 steps:
   - send: AT+CSTT="{{apn}}","user","{{apn_password}}"
+  - name: ICCID (secret)
+    send: AT+CCID
+    capture: '^(?P<iccid>[0-9A-F]{19,20})$'
+    secret: true
+  - send: AT+X="{{iccid}}"
 "#;
     let o = run(&peer, recipe, &["--set", "apn_password=s3cr3tpw", "-v"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(!o.transcript.contains("s3cr3tpw"), "{}", o.transcript);
-    assert!(!o.stdout.contains("s3cr3tpw"));
-    assert!(!o.stderr.contains("s3cr3tpw"));
+    for secret in ["s3cr3tpw", "8988303000001234567F"] {
+        assert!(!o.transcript.contains(secret), "{}", o.transcript);
+        assert!(!o.stdout.contains(secret), "{}", o.stdout);
+        assert!(!o.stderr.contains(secret), "{}", o.stderr);
+    }
+    assert_eq!(o.json["captures"]["iccid"], "***");
     assert!(o.transcript.contains("***"));
     assert_eq!(o.json["vars"]["apn_password"], "***");
     // The modem did receive the real password.

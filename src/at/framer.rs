@@ -38,9 +38,18 @@ enum Mode {
     Raw { remaining: usize, skip_lf: bool },
     /// The next line is hex text of a `+CIPRXGET: 3` block.
     HexLine,
-    /// Reading the remaining-length bytes of a pushed MQTT packet (`header` so far).
+    /// Reading the remaining-length bytes of a pushed MQTT packet (`raw` holds them).
     MqttHeader,
+    /// Reading the body of a pushed MQTT packet: `remaining` bytes to go, `len` in all.
+    MqttBody { remaining: usize, len: usize },
 }
+
+/// Largest length-framed block accepted from a `+IPD`, `+RECEIVE` or `+CIPRXGET: 2`
+/// header (the SIM7000's receive buffer is about 2920 bytes; one read returns ≤ 1460).
+/// A larger announced length is not a header: the line is kept as a line.
+pub const MAX_BLOCK: usize = 2920;
+/// Largest MQTT packet framed from pushed data.
+pub const MAX_PUSHED_PACKET: usize = 16 << 20;
 
 /// Splits modem output into [`Frame`]s. Feed bytes with [`Framer::push`], take frames with
 /// [`Framer::next_frame`].
@@ -60,6 +69,10 @@ pub struct Framer {
     echo_seen: Vec<u8>,
     /// Received TCP data is pushed without a header: frame MQTT packets at line starts.
     mqtt_push: bool,
+    /// MQTT framing paused (an ordinary command's reply is expected).
+    mqtt_suspended: bool,
+    /// The next byte is replayed line data: do not take it for an MQTT packet start.
+    replaying: bool,
 }
 
 impl Default for Framer {
@@ -82,7 +95,28 @@ impl Framer {
             echo: VecDeque::new(),
             echo_seen: Vec::new(),
             mqtt_push: false,
+            mqtt_suspended: false,
+            replaying: false,
         }
+    }
+
+    /// Pause MQTT framing of pushed data while an ordinary command's reply (which may be a
+    /// line starting with a digit, like an IP or an IMEI) is expected.
+    pub fn suspend_mqtt(&mut self, on: bool) {
+        self.mqtt_suspended = on;
+    }
+
+    /// Drop any partial block, prompt or echo expectation and go back to reading lines
+    /// (after a timeout: a bogus length header must not swallow the rest of the session).
+    pub fn reset(&mut self) {
+        self.mode = Mode::Line;
+        self.raw.clear();
+        self.line.clear();
+        self.after_cr = false;
+        self.prompt_expected = false;
+        self.after_prompt = false;
+        self.echo.clear();
+        self.echo_seen.clear();
     }
 
     /// Frame headerless pushed data as MQTT packets (`AT+CIPRXGET=0`, `AT+CIPHEAD=0`): a
@@ -195,32 +229,51 @@ impl Framer {
             }
             Mode::MqttHeader => {
                 self.raw.push(b);
-                // raw = [first byte, length bytes...]
-                let len_bytes = &self.raw[1..];
+                // raw = [first byte, remaining-length bytes…]
                 if b & 0x80 == 0 {
-                    let mut value: usize = 0;
-                    for (i, lb) in len_bytes.iter().enumerate() {
-                        value |= usize::from(lb & 0x7f) << (7 * i);
+                    let mut len: usize = 0;
+                    for (i, lb) in self.raw.iter().skip(1).enumerate() {
+                        len |= usize::from(lb & 0x7f) << (7 * i);
                     }
-                    if value == 0 {
+                    let first = self.raw.first().copied().unwrap_or(0);
+                    if !plausible_mqtt(first, len) {
+                        self.replay_as_line();
+                    } else if len == 0 {
                         self.mode = Mode::Line;
                         let data = std::mem::take(&mut self.raw);
                         self.out.push_back(Frame::Data(data));
                     } else {
-                        self.mode = Mode::Raw {
-                            remaining: value,
-                            skip_lf: false,
+                        self.mode = Mode::MqttBody {
+                            remaining: len,
+                            len,
                         };
                     }
-                } else if len_bytes.len() >= 4 {
-                    // Not a valid remaining length: give the bytes back as a line.
+                } else if self.raw.len() >= 5 {
+                    // Not a valid remaining length: these bytes were a line.
+                    self.replay_as_line();
+                }
+            }
+            Mode::MqttBody { remaining, len } => {
+                self.raw.push(b);
+                if !plausible_publish_start(&self.raw, len) {
+                    self.replay_as_line();
+                } else if remaining <= 1 {
                     self.mode = Mode::Line;
-                    let bytes = std::mem::take(&mut self.raw);
-                    self.out.push_back(Frame::Line(bytes));
+                    self.after_cr = false;
+                    let data = std::mem::take(&mut self.raw);
+                    self.out.push_back(Frame::Data(data));
+                } else {
+                    self.mode = Mode::MqttBody {
+                        remaining: remaining - 1,
+                        len,
+                    };
                 }
             }
             Mode::Line | Mode::HexLine => {
+                let replaying = std::mem::take(&mut self.replaying);
                 if self.mqtt_push
+                    && !self.mqtt_suspended
+                    && !replaying
                     && self.mode == Mode::Line
                     && self.line.is_empty()
                     && is_mqtt_server_first_byte(b)
@@ -232,6 +285,18 @@ impl Framer {
                 self.push_line_byte(b)
             }
         }
+    }
+
+    /// What looked like the start of a pushed MQTT packet was not one: hand the bytes back
+    /// to line framing.
+    fn replay_as_line(&mut self) {
+        self.mode = Mode::Line;
+        let bytes = std::mem::take(&mut self.raw);
+        self.replaying = true;
+        for b in bytes {
+            self.push_byte(b);
+        }
+        self.replaying = false;
     }
 
     fn push_line_byte(&mut self, b: u8) {
@@ -270,7 +335,7 @@ impl Framer {
         if self.mode != Mode::Line || self.line.last() != Some(&b':') {
             return;
         }
-        if let Some(len) = parse_ipd_header(&self.line) {
+        if let Some(len) = parse_ipd_header(&self.line).filter(|n| *n <= MAX_BLOCK) {
             let header = std::mem::take(&mut self.line);
             self.out.push_back(Frame::Line(header));
             self.start_raw(len, false);
@@ -312,7 +377,8 @@ impl Framer {
         self.out.push_back(Frame::Line(line));
         match header {
             // The header's line end may be CR LF: the LF belongs to the header.
-            Some(DataHeader::Raw(len)) => self.start_raw(len, self.after_cr),
+            Some(DataHeader::Raw(len)) if len <= MAX_BLOCK => self.start_raw(len, self.after_cr),
+            Some(DataHeader::Raw(_)) => {}
             Some(DataHeader::HexLine) => self.mode = Mode::HexLine,
             None => {}
         }
@@ -325,6 +391,57 @@ enum DataHeader {
     HexLine,
 }
 
+/// Could a packet with this first byte and remaining length come from a broker? (Rejects
+/// lines that merely start with a digit or a space.)
+fn plausible_mqtt(first: u8, len: usize) -> bool {
+    match first {
+        0x20 => (2..=255).contains(&len), // CONNACK
+        0x40 | 0x50 | 0x62 | 0x70 | 0xb0 => (2..=1024).contains(&len), // acks, UNSUBACK
+        0x90 => (3..=4096).contains(&len), // SUBACK
+        0xd0 => len == 0,                 // PINGRESP
+        0xe0 | 0xf0 => len <= 1024,       // DISCONNECT, AUTH
+        0x30..=0x3d => (3..=MAX_PUSHED_PACKET).contains(&len), // PUBLISH
+        _ => false,
+    }
+}
+
+/// For a PUBLISH being framed (`raw` = header + body so far): its topic length must fit
+/// the packet and its topic must be text.
+fn plausible_publish_start(raw: &[u8], len: usize) -> bool {
+    let Some(&first) = raw.first() else {
+        return true;
+    };
+    let header = raw
+        .iter()
+        .skip(1)
+        .position(|b| b & 0x80 == 0)
+        .map_or(raw.len(), |i| i + 2);
+    let body = raw.get(header..).unwrap_or_default();
+    if first == 0x20 {
+        // CONNACK: the acknowledge flags are 0 or 1 (session present).
+        return body.first().is_none_or(|f| *f <= 1);
+    }
+    if !(0x30..=0x3d).contains(&first) {
+        return true;
+    }
+    if body.len() < 2 {
+        return true;
+    }
+    let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    let id_len = if first & 0x06 != 0 { 2 } else { 0 };
+    if topic_len == 0 || topic_len + 2 + id_len > len {
+        return false;
+    }
+    if body.len() > topic_len + 3 {
+        return true; // the topic was checked when it arrived
+    }
+    // The topic bytes seen so far must be printable text (no CR, LF or NUL).
+    body.iter()
+        .skip(2)
+        .take(topic_len)
+        .all(|&c| c >= 0x20 && c != 0x7f)
+}
+
 /// First bytes of packets a broker sends: CONNACK, PUBLISH (QoS 0-2, DUP, retain), PUBACK,
 /// PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP, DISCONNECT, AUTH.
 fn is_mqtt_server_first_byte(b: u8) -> bool {
@@ -334,22 +451,58 @@ fn is_mqtt_server_first_byte(b: u8) -> bool {
     )
 }
 
-/// `+CIPRXGET: 2,<n>,<rest>` (single) / `+CIPRXGET: 2,<id>,<n>,<rest>` (multi) announce `n`
-/// raw bytes; mode 3 announces a hex line; `+RECEIVE,<id>,<len>:` announces `len` bytes.
+/// A `+CIPRXGET: …` reply to a read (`AT+CIPRXGET=2/3,<len>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxGet {
+    /// 2 (raw) or 3 (hex).
+    pub mode: u8,
+    /// Bytes that follow now.
+    pub len: usize,
+    /// Bytes still buffered in the modem.
+    pub remaining: usize,
+}
+
+/// Parse `+CIPRXGET: 2,<n>,<rest>` (single connection), `+CIPRXGET: 2,<id>,<n>,<rest>`
+/// (multi), each optionally followed by `,"<ip>:<port>"` (`AT+CIPSRIP=1`); spaces are
+/// optional. `None` for anything else (mode 1 and 4 reports included).
+pub fn parse_rxget(line: &str) -> Option<RxGet> {
+    let rest = line.trim().strip_prefix("+CIPRXGET:")?;
+    let mut fields: Vec<&str> = rest
+        .split(',')
+        .map(|f| f.trim().trim_matches('"'))
+        .collect();
+    // A trailing remote address (`1.2.3.4:1883`) is not a count.
+    if fields
+        .last()
+        .is_some_and(|f| f.contains(':') || f.contains('.'))
+    {
+        fields.pop();
+    }
+    let mode: u8 = fields.first()?.parse().ok()?;
+    if mode != 2 && mode != 3 {
+        return None;
+    }
+    let (n, rem) = match fields.len() {
+        3 => (fields.get(1)?, fields.get(2)?),
+        4 => (fields.get(2)?, fields.get(3)?),
+        _ => return None,
+    };
+    Some(RxGet {
+        mode,
+        len: n.parse().ok()?,
+        remaining: rem.parse().ok()?,
+    })
+}
+
+/// `+CIPRXGET: 2,…` announces raw bytes; mode 3 announces a hex line;
+/// `+RECEIVE,<id>,<len>:` announces `len` bytes.
 fn classify_data_header(line: &[u8]) -> Option<DataHeader> {
     let text = std::str::from_utf8(line).ok()?.trim();
-    if let Some(rest) = text.strip_prefix("+CIPRXGET:") {
-        let fields: Vec<&str> = rest.trim().split(',').map(str::trim).collect();
-        let mode = fields.first()?;
-        let n: usize = match fields.len() {
-            3 => fields.get(1)?.parse().ok()?,
-            4 => fields.get(2)?.parse().ok()?,
-            _ => return None,
-        };
-        return match *mode {
-            "2" => Some(DataHeader::Raw(n)),
-            "3" if n > 0 => Some(DataHeader::HexLine),
-            "3" => None,
+    if text.starts_with("+CIPRXGET:") {
+        let r = parse_rxget(text)?;
+        return match r.mode {
+            2 => Some(DataHeader::Raw(r.len)),
+            3 if r.len > 0 => Some(DataHeader::HexLine),
             _ => None,
         };
     }
@@ -561,6 +714,57 @@ mod tests {
         f.set_mqtt_push(true);
         f.push(&[0xd0, 0x00]);
         assert_eq!(frames(&mut f), vec![Frame::Data(vec![0xd0, 0x00])]);
+    }
+
+    #[test]
+    fn implausible_mqtt_starts_are_lines() {
+        let mut f = Framer::new();
+        f.set_mqtt_push(true);
+        // '1' is a PUBLISH first byte, '0' a length of 48, but ".6" is no topic length.
+        f.push(b"10.64.12.7\r\n\r\nOK\r\n");
+        assert_eq!(frames(&mut f), vec![line("10.64.12.7"), line("OK")]);
+        // A space is CONNACK's first byte, but `  x` has no plausible length.
+        f.push(b" 3x\r\n");
+        assert_eq!(frames(&mut f), vec![line(" 3x")]);
+    }
+
+    #[test]
+    fn rxget_headers_with_addresses_and_without_spaces() {
+        assert_eq!(
+            parse_rxget("+CIPRXGET: 2,5,0,\"1.2.3.4:1883\""),
+            Some(RxGet {
+                mode: 2,
+                len: 5,
+                remaining: 0
+            })
+        );
+        assert_eq!(
+            parse_rxget("+CIPRXGET:2,3,7"),
+            Some(RxGet {
+                mode: 2,
+                len: 3,
+                remaining: 7
+            })
+        );
+        assert_eq!(
+            parse_rxget("+CIPRXGET: 2,1,4,0"),
+            Some(RxGet {
+                mode: 2,
+                len: 4,
+                remaining: 0
+            })
+        );
+        assert_eq!(parse_rxget("+CIPRXGET: 1"), None);
+        let mut f = Framer::new();
+        f.push(b"+CIPRXGET: 2,2,0,\"1.2.3.4:1883\"\r\nhi\r\nOK\r\n");
+        assert_eq!(
+            frames(&mut f),
+            vec![
+                line("+CIPRXGET: 2,2,0,\"1.2.3.4:1883\""),
+                Frame::Data(b"hi".to_vec()),
+                line("OK")
+            ]
+        );
     }
 
     #[test]

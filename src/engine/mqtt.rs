@@ -7,8 +7,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::mqtt::{
-    MAX_REMAINING_LENGTH, Packet, PacketType, Protocol, PubAck, PubComp, PubRec, PubRel, QoS,
-    StreamDecoder,
+    Packet, PacketType, Protocol, PubAck, PubComp, PubRec, PubRel, QoS, StreamDecoder,
 };
 
 /// Most packets kept unconsumed (older ones are dropped first).
@@ -71,8 +70,11 @@ impl Default for MqttLink {
     }
 }
 
+/// Largest packet accepted from the broker (as the embedded broker's limit).
+pub const MAX_PACKET: usize = 16 << 20;
+
 fn decoder(protocol: Protocol) -> StreamDecoder {
-    StreamDecoder::new(protocol).with_max_packet_size(MAX_REMAINING_LENGTH + 5)
+    StreamDecoder::new(protocol).with_max_packet_size(MAX_PACKET)
 }
 
 impl MqttLink {
@@ -182,10 +184,13 @@ impl MqttLink {
             Packet::PingResp => self.ping_sent = None,
             _ => {}
         }
-        if self.inbox.len() >= INBOX_LIMIT {
-            self.inbox.pop_front();
+        // Messages are handed out as events and counted; only other packets are kept.
+        if !matches!(p, Packet::Publish(_)) {
+            if self.inbox.len() >= INBOX_LIMIT {
+                self.inbox.pop_front();
+            }
+            self.inbox.push_back(p);
         }
-        self.inbox.push_back(p);
         message
     }
 
@@ -243,7 +248,7 @@ impl MqttLink {
             return Ok(None);
         };
         if let Some(sent) = self.ping_sent {
-            let deadline = sent + interval;
+            let deadline = super::session::later(sent, interval);
             if now >= deadline {
                 return Err(format!(
                     "the broker did not answer PINGREQ within {}: the connection is dead",
@@ -252,7 +257,9 @@ impl MqttLink {
             }
             return Ok(Some(deadline));
         }
-        let due = self.last_tx.map_or(now, |t| t + interval);
+        let due = self
+            .last_tx
+            .map_or(now, |t| super::session::later(t, interval));
         if now >= due {
             self.replies.push_back(Packet::PingReq);
             return Ok(None);

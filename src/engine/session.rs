@@ -16,6 +16,21 @@ use crate::at::line::{ResultCode, Urc, known_urc, result_code};
 pub const DEFAULT_CHUNK: usize = 1460;
 /// Largest chunk in hex mode (bytes before hex encoding).
 pub const HEX_CHUNK: usize = 730;
+/// Longest pause between retries, whatever the backoff.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// How long after the first step `RDY`/`SMS Ready` may still be the power-on boot.
+pub const BOOT_GRACE: Duration = Duration::from_secs(30);
+/// The same after an `AT+CFUN=…,1` reset.
+pub const REBOOT_GRACE: Duration = Duration::from_secs(60);
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// Bound on one read or send exchange inside an MQTT wait.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes asked for per `AT+CIPRXGET=2` (the SIM7000's maximum).
@@ -50,8 +65,10 @@ pub struct Session {
     echo: Echo,
     rules: Vec<UrcRule>,
     /// Boot URCs are still the power-on sequence (not a reboot).
-    boot_window: bool,
-    steps_since_boot_window: u32,
+    /// Until when `RDY`/`SMS Ready` are still the power-on (or `AT+CFUN=…,1`) boot.
+    boot_until: Option<Instant>,
+    /// The boot finished (`SMS Ready` seen): any later boot URC is a reboot.
+    boot_done: bool,
     events: VecDeque<Event>,
     outbox: VecDeque<Vec<u8>>,
     run: Option<StepRun>,
@@ -159,8 +176,8 @@ impl Session {
             framer: Framer::new(),
             echo: Echo::Unknown,
             rules,
-            boot_window: true,
-            steps_since_boot_window: 0,
+            boot_until: None,
+            boot_done: false,
             events: VecDeque::new(),
             outbox: VecDeque::new(),
             run: None,
@@ -187,7 +204,12 @@ impl Session {
     /// End the power-on window: from now on `SMS Ready`/`RDY` mean a reboot. The runner
     /// calls this after the first step following the start-up sync.
     pub fn close_boot_window(&mut self) {
-        self.boot_window = false;
+        self.boot_done = true;
+    }
+
+    /// True while boot URCs are the expected boot, not a reboot.
+    fn booting(&self, now: Instant) -> bool {
+        !self.boot_done && self.boot_until.is_none_or(|t| now < t)
     }
 
     /// Take the events recorded so far.
@@ -202,7 +224,7 @@ impl Session {
 
     /// Start a step. `hard_deadline` is the recipe's deadline, if any.
     pub fn start(&mut self, plan: StepPlan, now: Instant, hard_deadline: Option<Instant>) {
-        let step_deadline = plan.deadline.map(|d| now + d);
+        let step_deadline = plan.deadline.map(|d| later(now, d));
         let hard_deadline = match (step_deadline, hard_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -210,8 +232,8 @@ impl Session {
         let reboot_expected =
             matches!(&plan.action, PlanAction::Command(c) if is_reboot_command(c));
         let phase = match &plan.action {
-            PlanAction::Wait(d) => Phase::Waiting(now + plan.delay + *d),
-            _ => Phase::Pause(now + plan.delay),
+            PlanAction::Wait(d) => Phase::Waiting(later(later(now, plan.delay), *d)),
+            _ => Phase::Pause(later(now, plan.delay)),
         };
         let data = match &plan.action {
             PlanAction::Data(d) => Some(DataProgress {
@@ -225,10 +247,8 @@ impl Session {
         };
         let mqtt_deadline = match &plan.action {
             PlanAction::Mqtt(m) => Some(match (&m.want, m.duration) {
-                (MqttWant::Messages { .. }, Some(d)) => {
-                    now + plan.delay + d.max(plan.timeout.min(d))
-                }
-                _ => now + plan.delay + plan.timeout,
+                (MqttWant::Messages { .. }, Some(d)) => later(later(now, plan.delay), d),
+                _ => later(later(now, plan.delay), plan.timeout),
             }),
             _ => None,
         };
@@ -249,17 +269,14 @@ impl Session {
             mqtt_deadline,
             recover_next: None,
         });
-        // The start-up sync and the step after it (or a reboot command and the step after
-        // it) may see the boot URCs; from the step after that on, they mean a reboot.
+        // Boot URCs belong to the power-on boot until its `SMS Ready` (a fixed-baud module
+        // prints `RDY` first and `SMS Ready` seconds later; an autobauding one after the
+        // first `OK`), within BOOT_GRACE of the first step; likewise after `AT+CFUN=…,1`.
         if reboot_expected {
-            self.boot_window = true;
-            self.steps_since_boot_window = 0;
-        }
-        if self.boot_window {
-            self.steps_since_boot_window += 1;
-            if self.steps_since_boot_window > 2 {
-                self.boot_window = false;
-            }
+            self.boot_until = Some(later(now, REBOOT_GRACE));
+            self.boot_done = false;
+        } else if self.boot_until.is_none() {
+            self.boot_until = Some(later(now, BOOT_GRACE));
         }
         if let Some(failure) = self.pending_fatal.take() {
             self.finish(Some(failure), now);
@@ -302,7 +319,7 @@ impl Session {
             return Action::Done(outcome);
         }
         match &self.run {
-            None => Action::Wait(now + Duration::from_secs(3600)),
+            None => Action::Wait(later(now, Duration::from_secs(3600))),
             Some(run) => {
                 let mut wake = match &run.phase {
                     Phase::Pause(t) | Phase::Waiting(t) | Phase::MqttIdle(t) => *t,
@@ -364,13 +381,37 @@ impl Session {
                 run.phase = Phase::Pause(now);
                 self.begin_attempt(now);
             }
+            Phase::InFlight(ex)
+                if now >= ex.deadline
+                    && ex.purpose == Purpose::Step
+                    && !run.plan.until.is_empty() =>
+            {
+                // A poll that got no answer is polled again, like one that got ERROR.
+                self.framer.reset();
+                self.events.push_back(Event::Poll { polls: run.polls });
+                let next = later(now, run.plan.interval);
+                if run.hard_deadline.is_some_and(|h| next >= h) {
+                    let failure = Failure::UntilNotMet {
+                        patterns: sources(&run.plan.until),
+                        polls: run.polls,
+                    };
+                    self.finish(Some(failure), now);
+                } else {
+                    run.phase = Phase::Pause(next);
+                }
+            }
             Phase::InFlight(ex) if now >= ex.deadline => {
                 let failure = Failure::Timeout {
                     waited: now.saturating_duration_since(ex.started),
                     waiting_for: waiting_for(ex, &run.plan),
                 };
-                self.framer.expect_prompt(false);
-                self.framer.clear_echo();
+                if ex.cmd.shape == Shape::Prompt && ex.payload_sent {
+                    // The modem may still be in data mode: ESC cancels a send.
+                    self.outbox.push_back(vec![0x1B]);
+                }
+                // Nothing conclusive came: whatever the framer was in the middle of (a
+                // length-framed block that never completed) must not eat what follows.
+                self.framer.reset();
                 self.attempt_failed(failure, now);
             }
             _ => {}
@@ -423,10 +464,17 @@ impl Session {
         let Some(run) = self.run.as_mut() else {
             return;
         };
-        let cmd = Command::parse(&line);
+        let mut cmd = Command::parse(&line);
+        if payload.is_some() {
+            // Whatever the command, data to type means it prompts (`AT+CMGS`, `AT+CASEND`…).
+            cmd.shape = Shape::Prompt;
+        }
         if cmd.shape == Shape::Prompt {
             self.framer.expect_prompt(true);
         }
+        // An ordinary reply may start with a digit (an IP, an IMEI): no MQTT framing now.
+        self.framer
+            .suspend_mqtt(purpose == Purpose::Step && cmd.shape != Shape::Prompt);
         let mut bytes = line.clone().into_bytes();
         bytes.push(b'\r');
         self.outbox.push_back(bytes);
@@ -440,7 +488,7 @@ impl Session {
                     .min(EXCHANGE_TIMEOUT)
                     .max(Duration::from_secs(1))
             }
-            None => now + run.plan.timeout,
+            None => later(now, run.plan.timeout),
         };
         run.phase = Phase::InFlight(Exchange {
             cmd,
@@ -463,6 +511,16 @@ impl Session {
         let Some(bytes) = self.link.take_replies() else {
             return false;
         };
+        if self.hex_mode && bytes.contains(&0x1A) {
+            let failure = Failure::Mqtt {
+                message: "an MQTT reply the protocol requires (an acknowledgement whose packet id \
+                          contains the byte 0x1A) cannot be sent in the SIM7000's hex mode; use \
+                          binary sends (AT+CIPSENDHEX=0) for MQTT sessions"
+                    .into(),
+            };
+            self.finish(Some(failure), now);
+            return true;
+        }
         let Some(run) = self.run.as_mut() else {
             return false;
         };
@@ -684,6 +742,15 @@ impl Session {
             Some(Urc::Closed | Urc::PdpDeact) => {
                 self.link.connected = false;
                 self.framer.set_mqtt_push(false);
+                // A send still waiting for its prompt will only get ERROR now.
+                if let Some(Phase::InFlight(ex)) = self.run.as_ref().map(|r| &r.phase)
+                    && ex.purpose == Purpose::Chunk
+                    && !ex.payload_sent
+                {
+                    self.framer.expect_prompt(false);
+                    let failure = Failure::ErrorResult { line: line.clone() };
+                    self.finish(Some(failure), now);
+                }
             }
             _ => {}
         }
@@ -713,7 +780,11 @@ impl Session {
         }
         // Recipe handlers first: they may turn a reboot into a logged event.
         if let Some(rule) = self.rules.iter().find(|r| r.matcher.is_match(&line)) {
-            if rule.fail && !(urc.is_some_and(Urc::is_reboot) && self.boot_window) {
+            let booting = self.booting(now);
+            if urc == Some(Urc::SmsReady) && booting {
+                self.boot_done = true;
+            }
+            if rule.fail && !(urc.is_some_and(Urc::is_reboot) && booting) {
                 let failure = Failure::Urc {
                     line,
                     message: rule.message.clone(),
@@ -723,7 +794,10 @@ impl Session {
             return;
         }
         if urc.is_some_and(Urc::is_reboot) {
-            if self.boot_window {
+            if self.booting(now) {
+                if urc == Some(Urc::SmsReady) {
+                    self.boot_done = true;
+                }
                 self.events.push_back(Event::Boot(line));
             } else {
                 self.fail_run(Failure::Rebooted { line }, now);
@@ -763,13 +837,8 @@ impl Session {
                 run.captures.extend(caps);
             }
         } else if purpose == Purpose::MqttRead {
-            if let Some(rest) = line.strip_prefix("+CIPRXGET: 2,") {
-                let nums: Vec<usize> = rest
-                    .split(',')
-                    .filter_map(|x| x.trim().parse().ok())
-                    .collect();
-                // Single: n,rest; multi: id,n,rest. The last number is what remains.
-                self.link.rx_waiting = nums.last().is_some_and(|r| *r > 0);
+            if let Some(r) = crate::at::framer::parse_rxget(&line) {
+                self.link.rx_waiting = r.remaining > 0;
             }
         } else if purpose == Purpose::QueryMax {
             if let Some(size) = parse_cipsend_size(&line) {
@@ -842,7 +911,13 @@ impl Session {
             },
             Purpose::Recover => {
                 // Results are ignored: go on with the next recover command or the retry.
-                let _ = result;
+                if result.is_ok() {
+                    let text = ex.cmd.text.clone();
+                    self.track_modes(&text);
+                }
+                let Some(run) = self.run.as_mut() else {
+                    return;
+                };
                 run.phase = Phase::Pause(now);
                 self.begin_attempt(now);
             }
@@ -861,7 +936,7 @@ impl Session {
                         self.finish(None, now);
                     } else {
                         self.events.push_back(Event::Poll { polls: run.polls });
-                        let next = now + plan.interval;
+                        let next = later(now, plan.interval);
                         if run.hard_deadline.is_some_and(|h| next >= h) {
                             let failure = Failure::UntilNotMet {
                                 patterns: sources(&plan.until),
@@ -898,7 +973,7 @@ impl Session {
             return;
         };
         if run.attempt <= run.plan.retries && !failure.is_fatal() {
-            let next = now + run.retry_delay;
+            let next = later(now, run.retry_delay);
             if run.hard_deadline.is_none_or(|h| next < h) {
                 self.events.push_back(Event::Retry {
                     attempt: run.attempt,
@@ -910,10 +985,10 @@ impl Session {
                 } else {
                     1.0
                 };
-                run.retry_delay = run
-                    .retry_delay
-                    .mul_f64(factor)
-                    .min(Duration::from_secs(3600));
+                run.retry_delay =
+                    Duration::try_from_secs_f64(run.retry_delay.as_secs_f64() * factor)
+                        .unwrap_or(MAX_RETRY_DELAY)
+                        .min(MAX_RETRY_DELAY);
                 run.phase = Phase::Pause(next);
                 if !run.plan.recover.is_empty() {
                     run.recover_next = Some(0);
@@ -942,6 +1017,7 @@ impl Session {
         let Some(run) = self.run.take() else {
             return;
         };
+        self.framer.suspend_mqtt(false);
         let passed = failure.is_none();
         if passed && let PlanAction::Command(c) = &run.plan.action {
             if let Some(e) = echo_change(c) {
@@ -1142,24 +1218,51 @@ fn parse_cipsend_size(line: &str) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
-/// `ATV0`/`ATV1` (alone or chained): `Some(false)` for numeric result codes.
-fn verbose_change(line: &str) -> Option<bool> {
+/// The basic commands of a command line (`ATE0V1&W` → `E0`, `V1`, `&W`), with their
+/// numeric argument (none: 0, as in V.25ter). Extended commands (`+X`, `*X`) are skipped.
+fn basic_commands(line: &str) -> Vec<(String, u32)> {
     let up = line.trim().to_ascii_uppercase();
-    let body = up.strip_prefix("AT")?;
-    let mut result = None;
+    let Some(body) = up.strip_prefix("AT") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
     for part in body.split(';') {
-        // Basic commands may be concatenated without `;` (`ATE0V0`).
         let part = part.trim();
-        if part.starts_with('+') || part.starts_with('&') {
+        if part.starts_with('+') || part.starts_with('*') {
             continue;
         }
-        if part.contains("V0") {
-            result = Some(false);
-        } else if part.contains("V1") || part == "V" {
-            result = Some(true);
+        let mut chars = part.chars().peekable();
+        while let Some(c) = chars.next() {
+            let mut name = String::new();
+            if c == '&' {
+                name.push('&');
+                match chars.next() {
+                    Some(l) => name.push(l),
+                    None => break,
+                }
+            } else if c.is_ascii_alphabetic() {
+                name.push(c);
+            } else {
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                digits.push(d);
+                chars.next();
+            }
+            out.push((name, digits.parse().unwrap_or(0)));
         }
     }
-    result
+    out
+}
+
+/// `ATV0`/`ATV1` (alone, concatenated or chained): `Some(false)` for numeric result codes.
+fn verbose_change(line: &str) -> Option<bool> {
+    basic_commands(line)
+        .into_iter()
+        .rev()
+        .find(|(n, _)| n == "V")
+        .map(|(_, v)| v != 0)
 }
 
 /// The verbose text of a numeric result code (`ATV0`).
@@ -1177,19 +1280,14 @@ fn numeric_result(line: &str) -> Option<&'static str> {
     })
 }
 
-/// `ATE0`/`ATE1` (alone or chained, `AT+CIFSR;E0`) switch echo.
+/// `ATE0`/`ATE1` (alone, concatenated as `ATE0V1`, or chained as `AT+CIFSR;E0`; a bare
+/// `ATE` is `ATE0`) switch echo.
 fn echo_change(line: &str) -> Option<Echo> {
-    let up = line.trim().to_ascii_uppercase();
-    let body = up.strip_prefix("AT")?;
-    let mut result = None;
-    for part in body.split(';') {
-        match part.trim() {
-            "E0" => result = Some(Echo::Off),
-            "E1" | "E" => result = Some(Echo::On),
-            _ => {}
-        }
-    }
-    result
+    basic_commands(line)
+        .into_iter()
+        .rev()
+        .find(|(n, _)| n == "E")
+        .map(|(_, v)| if v == 0 { Echo::Off } else { Echo::On })
 }
 
 /// `AT+CFUN=<fun>,1` resets the module.

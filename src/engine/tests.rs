@@ -95,6 +95,28 @@ fn ok_with_echo_on_and_off() {
 }
 
 #[test]
+fn echo_off_when_concatenated_with_other_basic_commands() {
+    for cmd in ["ATE0V1", "ATE0&W", "ATE", "ATV1E0", "AT+CIFSR;E0"] {
+        let mut d = Drive::new();
+        d.run(plan("AT"), |_, _| b"AT\r\r\nOK\r\n".to_vec());
+        assert_eq!(d.session.echo(), Echo::On);
+        let echoed = format!("{cmd}\r\r\nOK\r\n").into_bytes();
+        assert!(
+            d.run(plan(cmd), move |_, _| echoed.clone()).passed(),
+            "{cmd}"
+        );
+        assert_eq!(d.session.echo(), Echo::Off, "{cmd}");
+        let mut p = plan("AT+CSQ");
+        p.timeout = Duration::from_millis(200);
+        assert!(
+            d.run(p, |_, _| b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n".to_vec())
+                .passed(),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
 fn numeric_result_codes_after_atv0() {
     let mut d = Drive::new();
     // ATV0's own reply is already numeric; CR alone ends it.
@@ -791,4 +813,106 @@ fn listening_for_a_duration_ends_successfully() {
     let o = d.run(p, |_, _| Vec::new());
     assert!(o.passed(), "{o:?}");
     assert_eq!(d.now - start, Duration::from_secs(3));
+}
+
+// ---- regressions from review ---------------------------------------------------------
+
+#[test]
+fn a_late_sms_ready_after_rdy_is_the_boot_not_a_reboot() {
+    let mut d = Drive::new();
+    // Fixed baud: RDY during the sync, SMS Ready seconds later, during the third step.
+    assert!(
+        d.run(plan("AT"), |_, _| b"\r\nRDY\r\n\r\nOK\r\n".to_vec())
+            .passed()
+    );
+    assert!(d.run(plan("ATE0"), |_, _| b"\r\nOK\r\n".to_vec()).passed());
+    assert!(
+        d.run(plan("AT+CSQ"), |_, _| b"\r\n+CSQ: 9,99\r\n\r\nOK\r\n"
+            .to_vec())
+            .passed()
+    );
+    d.now += Duration::from_secs(5);
+    let o = d.run(plan("AT+CPIN?"), |_, _| {
+        b"\r\n+CPIN: READY\r\n\r\nOK\r\n\r\nSMS Ready\r\n".to_vec()
+    });
+    assert!(o.passed(), "{o:?}");
+    // After that boot, a new RDY is a reboot.
+    let o = d.run(plan("AT+CSQ"), |_, _| b"\r\nRDY\r\n".to_vec());
+    assert!(matches!(o.failure, Some(Failure::Rebooted { .. })), "{o:?}");
+}
+
+#[test]
+fn an_unanswered_poll_is_polled_again() {
+    let mut d = Drive::new();
+    let mut p = plan("AT+CEREG?");
+    p.until = vec![m("+CEREG: 0,1")];
+    p.timeout = Duration::from_millis(300);
+    p.interval = Duration::from_millis(100);
+    p.deadline = Some(Duration::from_secs(10));
+    let o = d.run(p, |i, _| match i {
+        0 | 1 => Vec::new(), // lost replies
+        _ => b"\r\n+CEREG: 0,1\r\n\r\nOK\r\n".to_vec(),
+    });
+    assert!(o.passed(), "{o:?}");
+    assert_eq!(o.polls, 3);
+}
+
+#[test]
+fn extreme_retry_settings_do_not_panic() {
+    let mut d = Drive::new();
+    let mut p = plan("AT");
+    p.timeout = Duration::from_millis(10);
+    p.retries = 3;
+    p.retry_delay = Duration::from_secs(1);
+    p.backoff = 1e30;
+    p.deadline = Some(Duration::MAX);
+    p.abort = default_aborts();
+    let o = d.run(p, |i, _| {
+        if i < 2 {
+            b"\r\nERROR\r\n".to_vec()
+        } else {
+            b"\r\nOK\r\n".to_vec()
+        }
+    });
+    assert!(o.passed(), "{o:?}");
+    assert_eq!(o.attempts, 3);
+    // The second pause was clamped to an hour, not 1e30 seconds.
+    assert!(
+        o.elapsed <= Duration::from_secs(1 + 3600),
+        "{:?}",
+        o.elapsed
+    );
+    // A huge delay or timeout saturates instead of overflowing.
+    let mut p = plan("AT");
+    p.delay = Duration::MAX / 2;
+    p.timeout = Duration::MAX;
+    p.deadline = Some(Duration::from_secs(5));
+    let o = d.run(p, |_, _| Vec::new());
+    assert!(o.failure.is_some_and(|f| f.is_timeout()));
+}
+
+#[test]
+fn a_bogus_length_header_does_not_swallow_the_next_command() {
+    let mut d = Drive::new();
+    let mut p = plan("AT+X");
+    p.timeout = Duration::from_millis(200);
+    // A header announcing 2000 bytes that never come.
+    let o = d.run(p, |_, _| b"\r\n+RECEIVE,0,2000:\r\nabc".to_vec());
+    assert!(matches!(o.failure, Some(Failure::Timeout { .. })));
+    assert!(d.run(plan("AT"), |_, _| b"\r\nOK\r\n".to_vec()).passed());
+}
+
+#[test]
+fn raw_push_mode_does_not_take_an_ip_line_for_mqtt() {
+    let mut d = Drive::new();
+    connected(&mut d, "AT+CIPRXGET=0", 0);
+    let mut p = plan("AT+CIFSR");
+    p.capture = vec![compile(r"^(?P<ip>[\d.]+)$").unwrap()];
+    let o = d.run(p, |_, _| b"\r\n10.64.12.7\r\n".to_vec());
+    assert_eq!(o.captures, vec![("ip".into(), "10.64.12.7".into())]);
+    assert!(
+        d.run(plan("AT+CSQ"), |_, _| b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n"
+            .to_vec())
+            .passed()
+    );
 }

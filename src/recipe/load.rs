@@ -1618,8 +1618,8 @@ const NEEDS: [(&str, &[&str], &str); 12] = [
     ),
     (
         "expect",
-        &["send", "send_data", "wait"],
-        "`expect` checks a command's response (or, with `wait`, any line): it needs `send`, `send_data` or `wait`",
+        &["send", "wait"],
+        "`expect` checks a command's response (or, with `wait`, any line): it needs `send` or `wait` (a `send_data` step passes on `SEND OK`)",
     ),
     (
         "abort",
@@ -1726,6 +1726,21 @@ fn check_step(file: &Arc<SourceFile>, step: &Step, node: &Node) -> Result<StepFa
     for (key, needs, why) in NEEDS {
         if has(key) && !needs.iter().any(|n| has(n)) {
             return Err(key_error(key, why.to_owned()));
+        }
+    }
+    if let Some(send) = &step.send
+        && step.prompt_data.is_none()
+    {
+        let up = send.trim().to_ascii_uppercase().replace(' ', "");
+        let prompts = (up.starts_with("AT+CIPSEND")
+            && !up.starts_with("AT+CIPSEND?")
+            && !up.starts_with("AT+CIPSEND=?"))
+            || (up.starts_with("AT+SMPUB=") && up != "AT+SMPUB=?");
+        if prompts {
+            return Err(key_error(
+                "send",
+                "this command prompts `> ` for data, and nothing would type it: use `send_data: VAR` for `AT+CIPSEND`, or add `prompt_data: VAR`".to_owned(),
+            ));
         }
     }
     if has("until") && has("expect") {

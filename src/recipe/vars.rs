@@ -464,11 +464,21 @@ impl Vars {
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         for e in &self.entries {
+            let secrets = self.secret_values();
             let v = if e.secret {
                 "***".to_owned()
             } else {
                 match &e.value {
-                    VarValue::Text(t) => t.clone(),
+                    VarValue::Text(t) => self.redact(t),
+                    // Bytes that carry a secret (a CONNECT with the password) are not
+                    // shown at all: hex would give the secret away.
+                    VarValue::Bytes(b)
+                        if secrets
+                            .iter()
+                            .any(|s| !s.is_empty() && b.windows(s.len()).any(|w| w == s)) =>
+                    {
+                        format!("*** ({} bytes)", b.len())
+                    }
                     VarValue::Bytes(b) => hex_upper(b),
                 }
             };

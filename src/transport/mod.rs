@@ -143,6 +143,8 @@ impl TcpTransport {
             match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
+                    // A stalled peer must not block a run forever.
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(30)));
                     return Ok(TcpTransport { stream, name: port });
                 }
                 Err(e) => last = Some(e),
