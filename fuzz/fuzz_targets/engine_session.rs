@@ -8,6 +8,7 @@
 //! never asks to wait in the past, and captures of a command step never come from a URC line.
 #![no_main]
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
@@ -24,9 +25,32 @@ fn m(p: &str) -> Matcher {
     Matcher::parse(p).expect("pattern")
 }
 
+/// Compiled once: regex compilation would otherwise dominate every execution.
+struct Patterns {
+    any_line: regex::Regex,
+    registered: Matcher,
+    cpin: Matcher,
+    csq: Matcher,
+    ok: Matcher,
+    error: Matcher,
+    cme: Matcher,
+    pdp: Matcher,
+}
+
+static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
+    any_line: compile(r"^(?P<line>.+)$").expect("regex"),
+    registered: m(r"/^\+CEREG: \d,[15]/"),
+    cpin: m("+CPIN: READY"),
+    csq: m("/^\\+CSQ: (\\d+)/"),
+    ok: m("OK"),
+    error: m("ERROR"),
+    cme: m("+CME ERROR"),
+    pdp: m("+PDP: DEACT"),
+});
+
 fn plan(pick: u8) -> StepPlan {
     let cmd = |line: &str| StepPlan::command(line, Duration::from_secs(2));
-    let any_line = || vec![compile(r"^(?P<line>.+)$").expect("regex")];
+    let pat = &*PATTERNS;
     let data = |payload: Vec<u8>, hex: bool| {
         PlanAction::Data(DataPlan {
             payload,
@@ -54,7 +78,7 @@ fn plan(pick: u8) -> StepPlan {
         7 => cmd("ATE0"),
         8 => {
             let mut p = cmd("AT+CEREG?");
-            p.until = vec![m(r"/^\+CEREG: \d,[15]/")];
+            p.until = vec![pat.registered.clone()];
             p.deadline = Some(Duration::from_secs(10));
             p
         }
@@ -84,7 +108,7 @@ fn plan(pick: u8) -> StepPlan {
         _ => {
             let mut p = cmd("wait");
             p.action = PlanAction::Wait(Duration::from_secs(3));
-            p.expect = vec![m("+CPIN: READY")];
+            p.expect = vec![pat.cpin.clone()];
             p
         }
     };
@@ -93,13 +117,13 @@ fn plan(pick: u8) -> StepPlan {
         p.retry_delay = Duration::from_millis(500);
     }
     if pick & 0x20 != 0 {
-        p.abort = vec![m("ERROR"), m("+CME ERROR")];
+        p.abort = vec![pat.error.clone(), pat.cme.clone()];
     }
     if pick & 0x40 != 0 {
-        p.expect = vec![m("/^\\+CSQ: (\\d+)/"), m("OK")];
+        p.expect = vec![pat.csq.clone(), pat.ok.clone()];
     }
     if matches!(p.action, PlanAction::Command(_)) {
-        p.capture = any_line();
+        p.capture = vec![pat.any_line.clone()];
     }
     p
 }
@@ -109,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rules = vec![UrcRule {
-        matcher: m("+PDP: DEACT"),
+        matcher: PATTERNS.pdp.clone(),
         fail: true,
         message: "PDP released".into(),
     }];
