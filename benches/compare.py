@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Whole-run benchmarks of sim7k against the tools people use today, on this machine, now.
 
-    python3 benches/compare.py                  # everything (about 5 minutes on 2 cores)
-    python3 benches/compare.py --quick          # fewer repetitions (about 2 minutes)
+    python3 benches/compare.py                  # everything (2 minutes, plus the builds)
+    python3 benches/compare.py --quick          # fewer repetitions
     python3 benches/compare.py --only steps,wire --skip-build
+    python3 benches/compare.py --only steps --sim7k path/to/older/sim7k --out old.json
 
 Sections (docs/performance.md explains each figure and how to read it):
 
@@ -14,14 +15,14 @@ Sections (docs/performance.md explains each figure and how to read it):
            readline each) vs `sim7k run` of the same flow, both publishing to mosquitto
   wire     serial bytes written per MQTT payload byte for 1 KiB, 16 KiB and 1 MiB
            publishes, binary `AT+CIPSEND=<len>` vs hex mode (`AT+CIPSENDHEX=1`)
-  startup  start-up time (hyperfine) and peak RSS (wait4) of `sim7k check` / `sim7k run`
+  startup  start-up time (hyperfine) and peak RSS (GNU time) of `sim7k check` / `sim7k run`
 
 Every figure is a median over repetitions made in this run; ratios compare figures measured
 in the same run on the same machine. Nothing here asserts a time: the script only reports.
-Results go to stdout (Markdown tables) and to target/bench/compare.json.
+Results go to stdout (Markdown tables) and to target/bench/compare.json (`--out`).
 
 Needs: cargo, python3 (stdlib only), /usr/sbin/chat (Debian `ppp`), mosquitto and
-mosquitto_sub (Debian `mosquitto`, `mosquitto-clients`), hyperfine, strip.
+mosquitto_sub (Debian `mosquitto`, `mosquitto-clients`), hyperfine, GNU time (`time`), strip.
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def section_steps(sim7k: Path, tmp: Path, reps: int) -> dict:
     # Warm the emulator up (boot URCs) so every tool sees the same idle modem.
     floor_client(port, ["AT"])
     tools = {
-        # name: (N small, N large, repetitions, argv builder)
+        # name: (N small, N large, repetitions)
         "chat": (8, 48, max(3, reps // 2)),
         "floor": (8, 208, reps),
         "sim7k": (8, 208, reps),
@@ -277,9 +278,17 @@ def section_steps(sim7k: Path, tmp: Path, reps: int) -> dict:
     finally:
         emu.stop()
     # chat sleeps 10 ms before every character it writes (chat.c put_char: usleep(10000)).
+    # A 10 ms sleep takes a little longer than 10 ms (timer slack, wake-up): measure it.
+    naps = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        time.sleep(0.01)
+        naps.append(time.perf_counter() - t0)
+    nap_ms = median(naps) * 1e3
     chars = sum(len(c) + 1 for c in DIALOGUE) / len(DIALOGUE)
-    res["chat"]["typing_delay_ms_per_step"] = 10.0 * chars
-    res["chat"]["net_of_typing_delay_ms"] = res["chat"]["per_step_ms"] - 10.0 * chars
+    res["chat"]["measured_10ms_sleep_ms"] = nap_ms
+    res["chat"]["typing_delay_ms_per_step"] = nap_ms * chars
+    res["chat"]["net_of_typing_delay_ms"] = res["chat"]["per_step_ms"] - nap_ms * chars
     res["mean_command_bytes"] = chars
     return res
 
@@ -618,7 +627,9 @@ def markdown(r: dict) -> str:
                        f"{v['median_seconds'][0]:.3f}, {v['median_seconds'][1]:.3f} | "
                        f"{v['per_step_ms']:.3f} | {v['per_step_ms'] / base:.2f}× |")
         out.append(f"| chat net of its 10 ms/char typing delay "
-                   f"({s['chat']['typing_delay_ms_per_step']:.0f} ms/step) | | | "
+                   f"({s['mean_command_bytes']:.1f} chars × "
+                   f"{s['chat']['measured_10ms_sleep_ms']:.3f} ms = "
+                   f"{s['chat']['typing_delay_ms_per_step']:.1f} ms/step) | | | "
                    f"{s['chat']['net_of_typing_delay_ms']:.3f} | "
                    f"{s['chat']['net_of_typing_delay_ms'] / base:.2f}× |")
         out.append("")
@@ -671,14 +682,21 @@ def main():
     ap.add_argument("--no-nbiot", action="store_true",
                     help="skip the origin comparison on the NB-IoT latency profile")
     ap.add_argument("--sizes", default="1024,16384,1048576", help="payload sizes for `wire`")
+    ap.add_argument("--out", type=Path, default=OUT_DIR / "compare.json",
+                    help="where the JSON results go (default: target/bench/compare.json)")
+    ap.add_argument("--sim7k", type=Path,
+                    help="measure this sim7k binary instead of the fresh release build "
+                         "(e.g. an older build, to compare versions)")
     args = ap.parse_args()
     reps = 3 if args.quick else 7
     only = set(args.only.split(","))
     results = {"machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())}}
-    results["size"] = build(args.skip_build)
+    if "size" in only or not args.sim7k:
+        results["size"] = build(args.skip_build)
     if "size" not in only:
-        results.pop("size")
-    sim7k = sim7k_bin("full")
+        results.pop("size", None)
+    sim7k = args.sim7k.resolve() if args.sim7k else sim7k_bin("full")
+    results["sim7k"] = str(sim7k)
     with tempfile.TemporaryDirectory(prefix="sim7k-bench-") as t:
         tmp = Path(t)
         if "steps" in only:
@@ -689,10 +707,10 @@ def main():
             results["wire"] = section_wire(sim7k, tmp, [int(x) for x in args.sizes.split(",")])
         if "startup" in only:
             results["startup"] = section_startup(sim7k, tmp, reps)
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "compare.json").write_text(json.dumps(results, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
     print(markdown(results))
-    log(f"wrote {OUT_DIR / 'compare.json'}")
+    log(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
