@@ -739,7 +739,10 @@ impl<'a> Runner<'a> {
                     }
                 }
                 Action::Wait(until) => {
-                    let wait = until.saturating_duration_since(now).min(READ_SLICE);
+                    // At least 1 ms: a wake-up that is due now must not spin.
+                    let wait = until
+                        .saturating_duration_since(now)
+                        .clamp(Duration::from_millis(1), READ_SLICE);
                     self.read_some(wait)?;
                 }
                 Action::Done(outcome) => {

@@ -8,7 +8,8 @@ use std::time::Duration;
 /// A byte pipe to a modem.
 pub trait Transport: Send {
     /// Wait up to `timeout` for bytes; returns how many were read, `Ok(0)` when none came
-    /// in time. An error means the port is gone.
+    /// in time. A zero `timeout` only takes what is already there, without waiting. An
+    /// error means the port is gone.
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
     /// Write all bytes.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
@@ -93,9 +94,8 @@ fn classify_open_error(path: &str, e: serialport::Error) -> OpenError {
 impl Transport for SerialTransport {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
         use serialport::SerialPort;
-        self.port
-            .set_timeout(timeout.max(Duration::from_millis(1)))
-            .map_err(io::Error::other)?;
+        // A zero timeout polls without waiting (ppoll with a zero timespec).
+        self.port.set_timeout(timeout).map_err(io::Error::other)?;
         match self.port.read(buf) {
             Ok(0) => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -163,9 +163,18 @@ impl TcpTransport {
 
 impl Transport for TcpTransport {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        self.stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
-        match self.stream.read(buf) {
+        // std refuses a zero read timeout: poll without waiting through a non-blocking read.
+        let poll = timeout.is_zero();
+        if poll {
+            self.stream.set_nonblocking(true)?;
+        } else {
+            self.stream.set_read_timeout(Some(timeout))?;
+        }
+        let result = self.stream.read(buf);
+        if poll {
+            self.stream.set_nonblocking(false)?;
+        }
+        match result {
             Ok(0) => Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the connection was closed",
@@ -191,5 +200,68 @@ impl Transport for TcpTransport {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serialport::SerialPort;
+    use std::net::TcpListener;
+
+    /// Read with a zero timeout until bytes come (hang guard: a few seconds of retries).
+    fn poll_until_bytes(t: &mut dyn Transport) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        for _ in 0..500 {
+            match t.read_timeout(&mut buf, Duration::ZERO) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(n) => return buf[..n].to_vec(),
+                Err(e) => panic!("zero-timeout read failed: {e}"),
+            }
+        }
+        panic!("no bytes arrived");
+    }
+
+    #[test]
+    fn tcp_zero_timeout_polls_and_blocking_reads_still_work() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut t = TcpTransport::connect(&addr).unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 64];
+        // Nothing there: no error (std refuses a zero read timeout), no bytes.
+        assert_eq!(t.read_timeout(&mut buf, Duration::ZERO).unwrap(), 0);
+        peer.write_all(b"OK\r\n").unwrap();
+        assert_eq!(poll_until_bytes(&mut t), b"OK\r\n");
+        // The socket is blocking again: a timed read waits for the next bytes.
+        peer.write_all(b"RDY\r\n").unwrap();
+        let n = t.read_timeout(&mut buf, Duration::from_secs(10)).unwrap();
+        assert_eq!(&buf[..n], b"RDY\r\n");
+        drop(peer);
+        let mut closed = false;
+        for _ in 0..500 {
+            match t.read_timeout(&mut buf, Duration::ZERO) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(_) => panic!("bytes after close"),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        assert!(closed, "the closed connection was not reported");
+    }
+
+    #[test]
+    fn serial_zero_timeout_polls() {
+        let (mut master, slave) = serialport::TTYPort::pair().unwrap();
+        let name = slave.name().unwrap();
+        drop(slave);
+        let mut t = SerialTransport::open(&name, 115_200).unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(t.read_timeout(&mut buf, Duration::ZERO).unwrap(), 0);
+        master.write_all(b"OK\r\n").unwrap();
+        assert_eq!(poll_until_bytes(&mut t), b"OK\r\n");
     }
 }
