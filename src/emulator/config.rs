@@ -65,14 +65,16 @@ impl Default for EmulatorConfig {
 }
 
 impl EmulatorConfig {
-    /// A realistic NB-IoT module for demos: boot 1 s, registration needs 3 polls, CIICR ~2 s,
+    /// A realistic NB-IoT module for demos: boot 1 s, registration ~4 s after power-on, CIICR ~2 s,
     /// CONNECT OK 1–3 s, SEND OK 0.5–1 s, CONNECT FAIL after 5 s.
     pub fn nbiot_demo() -> Self {
         EmulatorConfig {
             latency: Latency::nbiot(),
+            // Registration takes time, whether or not the host polls (a recipe that only
+            // waits for `+CGATT: 1` must attach too).
             registration: Registration {
-                searching_polls: 3,
-                searching_for: Duration::from_secs(1),
+                searching_polls: 0,
+                searching_for: Duration::from_secs(4),
                 nbiot_sim: false,
             },
             ..EmulatorConfig::default()
