@@ -203,6 +203,58 @@ fn refused_credentials_are_a_clear_failure() {
     );
 }
 
+/// A broker that refuses every subscription (SUBACK 0x80), as brokers with ACLs do: a real
+/// TCP peer speaking MQTT through sim7k's codec.
+fn refusing_broker() -> SocketAddr {
+    use sim7k::mqtt::{ConnAck, Packet, Protocol, StreamDecoder, SubAck};
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut dec = StreamDecoder::new(Protocol::V311);
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Ok(Some(p)) = dec.next_packet() {
+                let reply = match p {
+                    Packet::Connect(_) => Packet::ConnAck(ConnAck::new(0)),
+                    Packet::Subscribe(sub) => Packet::SubAck(SubAck {
+                        packet_id: sub.packet_id,
+                        codes: vec![0x80; sub.filters.len()],
+                        properties: Default::default(),
+                    }),
+                    _ => continue,
+                };
+                if let Ok(bytes) = reply.encode(Protocol::V311) {
+                    let _ = s.write_all(&bytes);
+                }
+            }
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => dec.push(&buf[..n]),
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_refused_subscription_is_a_clear_failure() {
+    let dir = TempDir::new("suback");
+    let emu = EmulatorProcess::start(dir.path(), &refusing_broker().to_string(), &[]);
+    let out = sim7k()
+        .args(["run", "recipes/mqtt-subscribe.yaml", "--port", emu.port()])
+        .args(["--set", "filter=forbidden/x", "--set", "qos=1"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SUBACK: filter 1 refused"), "{stderr}");
+    assert!(stderr.contains("step `SUBACK`"), "{stderr}");
+}
+
 #[test]
 fn keep_alive_pings_hold_a_long_wait() {
     for (name, addr, _keep) in brokers() {
