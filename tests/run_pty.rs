@@ -288,3 +288,46 @@ fn missing_port_is_an_io_error() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/dev/does-not-exist-sim7k"));
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_flushes_the_transcript() {
+    let peer = Peer::spawn(
+        true,
+        vec![rule("AT", SYNC), rule("AT+CSQ", "").reply(Reply::Silent)],
+    );
+    let dir = TempDir::new("sigint");
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, "steps:\n  - send: AT+CSQ\n    timeout: 60s\n").unwrap();
+    let transcript = dir.path().join("t.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sim7k"))
+        .arg("run")
+        .arg(&path)
+        .arg("--port")
+        .arg(&peer.path)
+        .arg("--transcript")
+        .arg(&transcript)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Wait until the command is on the wire, then interrupt.
+    let started = std::time::Instant::now();
+    while !peer.log().commands.iter().any(|c| c == "AT+CSQ") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    let t = std::fs::read_to_string(&transcript).unwrap_or_default();
+    assert!(t.contains("> AT+CSQ\\r"), "{t}");
+    assert!(
+        t.lines().last().is_some_and(|l| l.contains("run ended")),
+        "{t}"
+    );
+}
