@@ -161,7 +161,8 @@ fn bad_mqtt_calls_are_clear_errors() {
             "unknown MQTT version",
         ),
         ("mqtt_decode(from_hex(\"30 05 00\"))", "incomplete"),
-        ("from_hex(\"3g\")", "not hex"),
+        ("from_hex(\"3g\")", "not a hex digit"),
+        ("from_hex(\"30 0\")", "odd number of hex digits"),
         ("mqtt_connect(#{ keep_alive: \"soon\" })", "whole number"),
     ];
     for (code, want) in cases {

@@ -1097,11 +1097,7 @@ fn next_data_exchange(
     let piece = d.payload.get(start..end).unwrap_or_default().to_vec();
     d.in_flight = piece.len();
     if d.hex {
-        let mut text = String::with_capacity(piece.len() * 3 + 2);
-        for b in &piece {
-            text.push_str(&format!("{b:02X} "));
-        }
-        text.push_str("1A");
+        let text = format!("{} 1A", crate::mqtt::describe::hex(&piece, " "));
         Ok((
             "AT+CIPSEND".to_string(),
             Purpose::Chunk,

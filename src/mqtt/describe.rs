@@ -9,8 +9,16 @@ use super::{Packet, PacketType, Properties, Protocol, QoS};
 
 /// Upper-case hex pairs separated by `sep` (`"48 69"` or `"4869"`).
 pub fn hex(bytes: &[u8], sep: &str) -> String {
-    let v: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
-    v.join(sep)
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * (2 + sep.len()));
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push_str(sep);
+        }
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
 }
 
 /// `"text"` (quoted, escaped) when `b` is UTF-8 without control characters other than tab,

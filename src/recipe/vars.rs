@@ -20,6 +20,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::model::Pattern;
+use crate::mqtt::describe::hex as hex_sep;
+
+/// Upper-case hex without separators.
+fn hex(bytes: &[u8]) -> String {
+    hex_sep(bytes, "")
+}
 
 pub use crate::engine::{Matcher, REGEX_SIZE_LIMIT, compile as compile_regex};
 
@@ -94,7 +100,7 @@ impl fmt::Debug for VarValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VarValue::Text(t) => write!(f, "Text({t:?})"),
-            VarValue::Bytes(b) => write!(f, "Bytes({})", hex_upper(b)),
+            VarValue::Bytes(b) => write!(f, "Bytes({})", hex(b)),
         }
     }
 }
@@ -454,8 +460,8 @@ impl Vars {
             if let Ok(t) = std::str::from_utf8(&value) {
                 needles.push(t.to_owned());
             }
-            needles.push(hex_upper(&value));
-            needles.push(hex_upper(&value).to_ascii_lowercase());
+            needles.push(hex(&value));
+            needles.push(hex(&value).to_ascii_lowercase());
         }
         redact_needles(text, needles)
     }
@@ -479,7 +485,7 @@ impl Vars {
                     {
                         format!("*** ({} bytes)", b.len())
                     }
-                    VarValue::Bytes(b) => hex_upper(b),
+                    VarValue::Bytes(b) => hex(b),
                 }
             };
             map.insert(e.name.clone(), serde_json::Value::String(v));
@@ -517,17 +523,6 @@ fn redact_needles(text: &str, mut needles: Vec<String>) -> String {
         i += ch_len;
     }
     out
-}
-
-/// Upper-case hex of `bytes`.
-pub fn hex_upper(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
 }
 
 #[cfg(test)]

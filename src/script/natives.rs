@@ -3,7 +3,7 @@
 //! | function | returns |
 //! |---|---|
 //! | `hex(blob)` | upper-case hex pairs separated by spaces (`30 0C 00`) |
-//! | `from_hex(text)` | BLOB; spaces, newlines and `0x` prefixes are ignored |
+//! | `from_hex(text)` | BLOB; pairs of digits, spaces/commas/newlines between groups, `0x` prefixes and `#` comments allowed (as `sim7k mqtt decode`) |
 //! | `blob(text)` | the UTF-8 bytes of `text` |
 //! | `to_json(value)` | JSON text of a map, array or scalar (BLOBs become arrays of numbers) |
 //! | `byte_ramp(n)` | `n` bytes 0, 1, … 255, 0, 1, … (test payloads of any size, every byte value) |
@@ -23,59 +23,12 @@ fn err<T>(ctx: &NativeCallContext, msg: impl Into<String>) -> Res<T> {
     )))
 }
 
-/// Upper-case hex pairs separated by spaces.
-pub fn hex_spaced(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        s.push_str(&format!("{b:02X}"));
-    }
-    s
-}
-
-/// Parse hex text, ignoring whitespace, `0x` prefixes and commas.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    let mut digits = Vec::with_capacity(text.len());
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if c == b'0' && i + 1 < bytes.len() && (bytes[i + 1] == b'x' || bytes[i + 1] == b'X') {
-            i += 2;
-            continue;
-        }
-        if c.is_ascii_whitespace() || c == b',' || c == b':' {
-            i += 1;
-            continue;
-        }
-        match (c as char).to_digit(16) {
-            Some(d) => digits.push(d as u8),
-            None => {
-                return Err(format!(
-                    "not hex: character `{}` at offset {i}",
-                    (c as char).escape_default()
-                ));
-            }
-        }
-        i += 1;
-    }
-    if digits.len() % 2 != 0 {
-        return Err(format!(
-            "odd number of hex digits ({}): every byte needs two",
-            digits.len()
-        ));
-    }
-    Ok(digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
-}
-
 pub(super) fn register(engine: &mut Engine, state: Shared) {
-    engine.register_fn("hex", |b: Blob| hex_spaced(&b));
+    engine.register_fn("hex", |b: Blob| crate::mqtt::describe::hex(&b, " "));
     engine.register_fn(
         "from_hex",
         |ctx: NativeCallContext, text: &str| -> Res<Blob> {
-            match parse_hex(text) {
+            match crate::mqtt::tool::parse_hex(text) {
                 Ok(b) => Ok(b),
                 Err(e) => err(&ctx, format!("from_hex: {e}")),
             }
@@ -150,18 +103,4 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
             Ok(())
         },
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(hex_spaced(&[0x30, 0x0c, 0x00]), "30 0C 00");
-        assert_eq!(parse_hex("30 0c 00").unwrap(), vec![0x30, 0x0c, 0]);
-        assert_eq!(parse_hex("0x30,0x0C").unwrap(), vec![0x30, 0x0c]);
-        assert!(parse_hex("30 0").unwrap_err().contains("odd number"));
-        assert!(parse_hex("3g").unwrap_err().contains("`g` at offset 1"));
-    }
 }
