@@ -257,7 +257,7 @@ impl<'a> Runner<'a> {
         let started_wall = SystemTime::now();
         let started = Instant::now();
         self.deadline = self.recipe.deadline.map(|d| started + d);
-        self.transcript.set_secrets(self.vars.secret_values());
+        self.transcript.set_secrets(self.vars.secret_forms());
         let (verdict, failure) = match self.run_inner() {
             Ok(()) => (Verdict::Passed, None),
             Err((v, f)) => (v, Some(f)),
@@ -441,7 +441,7 @@ impl<'a> Runner<'a> {
                         self.transcript.note(&format!("script: {l}"));
                         self.observer.say(&l);
                     }
-                    self.transcript.set_secrets(self.vars.secret_values());
+                    self.transcript.set_secrets(self.vars.secret_forms());
                 }
                 Err(e) => return Err(self.recipe_error(&name, Some(&planned.origin), e)),
             }
@@ -479,7 +479,7 @@ impl<'a> Runner<'a> {
                 let result = self.drive(plan);
                 if self.hook.is_some() {
                     // A hook may have set secret vars.
-                    self.transcript.set_secrets(self.vars.secret_values());
+                    self.transcript.set_secrets(self.vars.secret_forms());
                 }
                 if step
                     .expect_mqtt
@@ -505,7 +505,7 @@ impl<'a> Runner<'a> {
                 self.vars.set(k, VarValue::Text(v.clone()), step.secret);
             }
             if step.secret {
-                self.transcript.set_secrets(self.vars.secret_values());
+                self.transcript.set_secrets(self.vars.secret_forms());
             }
         }
         if step.secret {

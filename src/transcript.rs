@@ -24,8 +24,7 @@ use std::time::Instant;
 /// Lines kept for error messages.
 pub const TAIL_LINES: usize = 12;
 
-/// Replacement for a secret.
-pub const REDACTED: &str = "***";
+pub use crate::recipe::vars::{REDACTED, redact_bytes};
 
 /// A transcript of one modem conversation.
 pub struct Transcript {
@@ -92,25 +91,10 @@ impl Transcript {
         Ok(t)
     }
 
-    /// Set the secret values to redact (raw bytes; their hex forms are redacted too).
-    pub fn set_secrets(&mut self, secrets: Vec<Vec<u8>>) {
-        let mut all = Vec::new();
-        for s in secrets.into_iter().filter(|s| !s.is_empty()) {
-            let upper: String = s.iter().map(|b| format!("{b:02X}")).collect();
-            let spaced = s
-                .iter()
-                .map(|b| format!("{b:02X}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            all.push(upper.to_ascii_lowercase().into_bytes());
-            all.push(upper.into_bytes());
-            all.push(spaced.into_bytes());
-            all.push(s);
-        }
-        // Longest first so a secret containing another is replaced whole.
-        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        all.dedup();
-        self.secrets = all;
+    /// Set the forms of the secrets to redact (see
+    /// [`crate::recipe::vars::Vars::secret_forms`]: raw bytes and hex forms, longest first).
+    pub fn set_secrets(&mut self, forms: Vec<Vec<u8>>) {
+        self.secrets = forms;
     }
 
     /// Record bytes written to the modem.
@@ -217,27 +201,6 @@ impl Drop for Transcript {
     }
 }
 
-/// Replace every occurrence of each secret in `bytes` with `***`.
-pub fn redact_bytes(bytes: &[u8], secrets: &[Vec<u8>]) -> Vec<u8> {
-    if secrets.is_empty() {
-        return bytes.to_vec();
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    'outer: while i < bytes.len() {
-        for s in secrets {
-            if !s.is_empty() && bytes[i..].starts_with(s) {
-                out.extend_from_slice(REDACTED.as_bytes());
-                i += s.len();
-                continue 'outer;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
 /// Escape bytes for a one-line transcript entry.
 pub fn escape(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() + 8);
@@ -268,7 +231,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sim7k-transcript-{}", std::process::id()));
         let path = dir.join("t.log");
         let mut t = Transcript::create(&path, Instant::now()).unwrap();
-        t.set_secrets(vec![b"hunter2".to_vec()]);
+        let mut vars = crate::recipe::vars::Vars::new(Default::default());
+        vars.set(
+            "pw",
+            crate::recipe::vars::VarValue::Text("hunter2".into()),
+            true,
+        );
+        t.set_secrets(vars.secret_forms());
         t.tx(b"AT+CSTT=\"nbiot\",\"user\",\"hunter2\"\r");
         for b in b"AT+CSTT=\"nbiot\",\"user\",\"hunter2\"\r\r\nOK\r\n" {
             t.rx(&[*b]);

@@ -451,26 +451,39 @@ impl Vars {
         out
     }
 
-    /// Replace every secret value in `text` by `***`. Secrets are also found in
-    /// their upper- and lower-case hex forms (the way `AT+CIPSENDHEX` and
-    /// transcripts show payloads). The longest secret wins where several match.
-    pub fn redact(&self, text: &str) -> String {
-        let mut needles: Vec<String> = Vec::new();
+    /// Every form in which a secret may show up, longest first: its raw bytes and its hex
+    /// forms (upper, lower, upper with spaces), as `AT+CIPSENDHEX` sends and transcripts
+    /// and logs show bytes. The transcript and [`Vars::redact`] both redact these.
+    pub fn secret_forms(&self) -> Vec<Vec<u8>> {
+        let mut all = Vec::new();
         for value in self.secret_values() {
-            if let Ok(t) = std::str::from_utf8(&value) {
-                needles.push(t.to_owned());
-            }
-            needles.push(hex(&value));
-            needles.push(hex(&value).to_ascii_lowercase());
+            let upper = hex(&value);
+            all.push(upper.to_ascii_lowercase().into_bytes());
+            all.push(hex_sep(&value, " ").into_bytes());
+            all.push(upper.into_bytes());
+            all.push(value);
         }
-        redact_needles(text, needles)
+        all.retain(|f| !f.is_empty());
+        // Longest first so a secret containing another is replaced whole.
+        all.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        all.dedup();
+        all
+    }
+
+    /// Replace every secret (in each of its [`Vars::secret_forms`]) in `text` by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let forms = self.secret_forms();
+        if forms.is_empty() {
+            return text.to_owned();
+        }
+        String::from_utf8_lossy(&redact_bytes(text.as_bytes(), &forms)).into_owned()
     }
 
     /// The vars as a JSON object: secrets as `"***"`, bytes as upper-case hex.
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
+        let secrets = self.secret_values();
         for e in &self.entries {
-            let secrets = self.secret_values();
             let v = if e.secret {
                 "***".to_owned()
             } else {
@@ -501,26 +514,26 @@ impl Vars {
     }
 }
 
-fn redact_needles(text: &str, mut needles: Vec<String>) -> String {
-    needles.retain(|n| !n.is_empty());
-    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    needles.dedup();
-    if needles.is_empty() {
-        return text.to_owned();
+/// Replacement for a secret.
+pub const REDACTED: &str = "***";
+
+/// Replace every occurrence of each form in `bytes` with `***` (`forms` longest first).
+pub fn redact_bytes(bytes: &[u8], forms: &[Vec<u8>]) -> Vec<u8> {
+    if forms.is_empty() {
+        return bytes.to_vec();
     }
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    'outer: while i < text.len() {
-        for n in &needles {
-            if text[i..].starts_with(n.as_str()) {
-                out.push_str("***");
-                i += n.len();
+    'outer: while i < bytes.len() {
+        for f in forms {
+            if !f.is_empty() && bytes[i..].starts_with(f) {
+                out.extend_from_slice(REDACTED.as_bytes());
+                i += f.len();
                 continue 'outer;
             }
         }
-        let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&text[i..i + ch_len]);
-        i += ch_len;
+        out.push(bytes[i]);
+        i += 1;
     }
     out
 }
@@ -528,6 +541,14 @@ fn redact_needles(text: &str, mut needles: Vec<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redaction_covers_raw_and_every_hex_form() {
+        let mut v = Vars::new(Env::default());
+        v.set("pw", VarValue::Text("hunter2".into()), true);
+        let text = "hunter2 68756E74657232 68756e74657232 68 75 6E 74 65 72 32 hunter";
+        assert_eq!(v.redact(text), "*** *** *** *** hunter");
+    }
 
     fn vars() -> Vars {
         let mut v = Vars::new(Env::from_pairs([
