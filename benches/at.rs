@@ -133,7 +133,6 @@ fn session(c: &mut Criterion) {
         payload: block(1460),
         chunk: Some(1460),
         hex: false,
-        quick: false,
     });
     g.throughput(Throughput::Bytes(1460));
     g.bench_function("send_data_1460", |b| {

@@ -525,7 +525,7 @@ impl<'a> Runner<'a> {
                 self.captures.insert(k.clone(), shown);
             }
             if let Some(msg) = self.validate(step) {
-                failure = Some(Failure::Data { message: msg });
+                failure = Some(Failure::Validation { message: msg });
             }
         }
         let reason = failure.as_ref().map(|f| self.vars.redact(&f.to_string()));
@@ -597,7 +597,6 @@ impl<'a> Runner<'a> {
                 payload,
                 chunk: opts.chunk,
                 hex: opts.hex,
-                quick: opts.quick,
             })
         } else if let Some(w) = step.wait {
             PlanAction::Wait(w)

@@ -9,7 +9,7 @@
 //! (mqtt-protocol-core has no MQTT 3.1 support, so 3.1 is covered by golden vectors and
 //! brokers.)
 
-#[path = "mqtt_strategies.rs"]
+#[path = "mqtt_strategies/mod.rs"]
 mod strategies;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! arbitrary bytes never panic, and whatever decodes re-encodes to something that decodes to
 //! the same packet.
 
-#[path = "mqtt_strategies.rs"]
+#[path = "mqtt_strategies/mod.rs"]
 mod strategies;
 
 use proptest::collection::vec;

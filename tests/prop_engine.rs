@@ -32,7 +32,6 @@ fn plan(pick: u8) -> StepPlan {
             payload,
             chunk: None,
             hex,
-            quick: false,
         })
     };
     let mqtt = |want: MqttWant| {

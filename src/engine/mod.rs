@@ -126,8 +126,6 @@ pub struct DataPlan {
     /// Hex mode (`AT+CIPSENDHEX=1` set by the recipe): variable-length `AT+CIPSEND`, hex
     /// text, `1A` terminator. Cannot carry a 0x1A byte.
     pub hex: bool,
-    /// Quick-send mode (`AT+CIPQSEND=1`): `DATA ACCEPT:<len>` instead of `SEND OK`.
-    pub quick: bool,
 }
 
 /// What the runner must do next.
@@ -221,6 +219,11 @@ pub enum Failure {
         /// Why.
         message: String,
     },
+    /// A captured value failed its `validate:` check (the message shows the value).
+    Validation {
+        /// What failed.
+        message: String,
+    },
     /// The MQTT session failed: refused CONNECT/SUBSCRIBE, dead broker, garbled stream.
     Mqtt {
         /// Why.
@@ -274,7 +277,9 @@ impl std::fmt::Display for Failure {
             Failure::Rebooted { line } => {
                 write!(f, "the modem restarted mid-run (`{line}`)")
             }
-            Failure::Data { message } | Failure::Mqtt { message } => f.write_str(message),
+            Failure::Data { message }
+            | Failure::Validation { message }
+            | Failure::Mqtt { message } => f.write_str(message),
         }
     }
 }

@@ -201,12 +201,6 @@ impl Session {
         self.echo
     }
 
-    /// End the power-on window: from now on `SMS Ready`/`RDY` mean a reboot. The runner
-    /// calls this after the first step following the start-up sync.
-    pub fn close_boot_window(&mut self) {
-        self.boot_done = true;
-    }
-
     /// True while boot URCs are the expected boot, not a reboot.
     fn booting(&self, now: Instant) -> bool {
         !self.boot_done && self.boot_until.is_none_or(|t| now < t)

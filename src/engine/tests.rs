@@ -402,7 +402,6 @@ fn data_plan(payload: &[u8], chunk: Option<usize>) -> StepPlan {
         payload: payload.to_vec(),
         chunk,
         hex: false,
-        quick: false,
     });
     p.abort = default_aborts();
     p
@@ -440,10 +439,8 @@ fn data_send_skips_payload_echo_and_handles_quick_send() {
     let payload = b"\x10\x1a\r\nOK\r\n\x1b\x00".to_vec();
     let mut d = Drive::new();
     d.run(plan("AT"), |_, _| b"AT\r\r\nOK\r\n".to_vec()); // echo on
-    let mut p = data_plan(&payload, Some(1460));
-    if let PlanAction::Data(dp) = &mut p.action {
-        dp.quick = true;
-    }
+    // Quick-send mode (`AT+CIPQSEND=1`) answers `DATA ACCEPT:<len>` instead of `SEND OK`.
+    let p = data_plan(&payload, Some(1460));
     let o = d.run(p, |i, w| match i {
         1 => {
             let mut v = w.to_vec();

@@ -389,7 +389,8 @@ pub struct DataOptions {
     /// Send as hex text after `AT+CIPSENDHEX=1` (the original script's mode).
     #[serde(default)]
     pub hex: bool,
-    /// Expect `DATA ACCEPT:<len>` (after `AT+CIPQSEND=1`) instead of `SEND OK`.
+    /// Documents that `AT+CIPQSEND=1` is in force. sim7k accepts `DATA ACCEPT:<len>` as
+    /// well as `SEND OK` either way, so this changes nothing.
     #[serde(default)]
     pub quick: bool,
 }
