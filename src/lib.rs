@@ -26,3 +26,4 @@ pub mod runner;
 pub mod script;
 pub mod transcript;
 pub mod transport;
+pub mod util;

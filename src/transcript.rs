@@ -21,6 +21,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
+use crate::util::escape::escape_bytes as escape;
+
 /// Lines kept for error messages.
 pub const TAIL_LINES: usize = 12;
 
@@ -201,30 +203,9 @@ impl Drop for Transcript {
     }
 }
 
-/// Escape bytes for a one-line transcript entry.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 8);
-    for &b in bytes {
-        match b {
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            b'\t' => s.push_str("\\t"),
-            b'\\' => s.push_str("\\\\"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_control_bytes() {
-        assert_eq!(escape(b"AT\r\n\x1a\x00\\ok"), "AT\\r\\n\\x1a\\x00\\\\ok");
-    }
 
     #[test]
     fn redacts_raw_and_hex_forms_even_when_dripped() {

@@ -3,6 +3,7 @@
 
 pub mod command;
 pub mod framer;
+pub mod limits;
 pub mod line;
 
 pub use command::{Command, Shape};

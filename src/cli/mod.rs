@@ -386,7 +386,7 @@ impl Emulated {
                     // Small payloads in full; large ones by length and hash.
                     if m.payload.len() <= 4096 {
                         j["payload"] = String::from_utf8_lossy(&m.payload).into();
-                        j["payload_hex"] = crate::mqtt::describe::hex(&m.payload, "").into();
+                        j["payload_hex"] = crate::util::hex::hex(&m.payload, "").into();
                     }
                     j
                 })

@@ -17,22 +17,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
-/// Escape bytes for one transcript line: printable ASCII as is, `\\` doubled, `\r`, `\n`,
-/// `\t` and every other byte as `\xNN`.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    for &b in bytes {
-        match b {
-            b'\r' => s.push_str("\\r"),
-            b'\n' => s.push_str("\\n"),
-            b'\t' => s.push_str("\\t"),
-            b'\\' => s.push_str("\\\\"),
-            0x20..=0x7E => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    s
-}
+pub use crate::util::escape::escape_bytes as escape;
 
 /// Direction of a transcript line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

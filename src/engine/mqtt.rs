@@ -248,7 +248,7 @@ impl MqttLink {
             return Ok(None);
         };
         if let Some(sent) = self.ping_sent {
-            let deadline = super::session::later(sent, interval);
+            let deadline = crate::util::time::later(sent, interval);
             if now >= deadline {
                 return Err(format!(
                     "the broker did not answer PINGREQ within {}: the connection is dead",
@@ -259,7 +259,7 @@ impl MqttLink {
         }
         let due = self
             .last_tx
-            .map_or(now, |t| super::session::later(t, interval));
+            .map_or(now, |t| crate::util::time::later(t, interval));
         if now >= due {
             self.replies.push_back(Packet::PingReq);
             return Ok(None);

@@ -11,11 +11,12 @@ use super::{
 use crate::at::command::{Command, Shape, second_phase};
 use crate::at::framer::{Frame, Framer};
 use crate::at::line::{ResultCode, Urc, known_urc, result_code};
+use crate::util::time::later;
 
 /// Default largest chunk for `AT+CIPSEND=<len>` (`AT+CIPSEND?` reports it).
-pub const DEFAULT_CHUNK: usize = 1460;
+pub const DEFAULT_CHUNK: usize = crate::at::limits::MAX_SEND;
 /// Largest chunk in hex mode (bytes before hex encoding).
-pub const HEX_CHUNK: usize = 730;
+pub const HEX_CHUNK: usize = crate::at::limits::MAX_HEX_SEND;
 /// Longest pause between retries, whatever the backoff.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
@@ -24,17 +25,10 @@ pub const BOOT_GRACE: Duration = Duration::from_secs(30);
 /// The same after an `AT+CFUN=…,1` reset.
 pub const REBOOT_GRACE: Duration = Duration::from_secs(60);
 
-/// `now + d`, saturating far in the future instead of overflowing.
-pub(crate) fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(now)
-}
-
 /// Bound on one read or send exchange inside an MQTT wait.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes asked for per `AT+CIPRXGET=2` (the SIM7000's maximum).
-pub const MANUAL_READ: usize = 1460;
+pub const MANUAL_READ: usize = crate::at::limits::MAX_READ;
 
 /// What sim7k believes about the modem's command echo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1091,7 +1085,7 @@ fn next_data_exchange(
     let piece = d.payload.get(start..end).unwrap_or_default().to_vec();
     d.in_flight = piece.len();
     if d.hex {
-        let text = format!("{} 1A", crate::mqtt::describe::hex(&piece, " "));
+        let text = format!("{} 1A", crate::util::hex::hex(&piece, " "));
         Ok((
             "AT+CIPSEND".to_string(),
             Purpose::Chunk,

@@ -6,20 +6,7 @@ use serde_json::{Map, Value, json};
 use super::properties::{PropertyValue, property_key, property_name};
 use super::reason::reason_text;
 use super::{Packet, PacketType, Properties, Protocol, QoS};
-
-/// Upper-case hex pairs separated by `sep` (`"48 69"` or `"4869"`).
-pub fn hex(bytes: &[u8], sep: &str) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(bytes.len() * (2 + sep.len()));
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push_str(sep);
-        }
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
+use crate::util::hex::hex;
 
 /// `"text"` (quoted, escaped) when `b` is UTF-8 without control characters other than tab,
 /// CR and LF; hex pairs otherwise.

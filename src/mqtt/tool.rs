@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 
 use clap::{Args, Subcommand};
 
-use super::describe::hex;
 use super::error::{DecodeError, EncodeError};
 use super::header::{FixedHeader, MAX_REMAINING_LENGTH};
 use super::{
@@ -14,6 +13,7 @@ use super::{
     PubRec, PubRel, Publish, QoS, RetainHandling, StreamDecoder, SubAck, Subscribe,
     SubscribeFilter, UnsubAck, Unsubscribe,
 };
+use crate::util::hex::hex;
 
 /// `sim7k mqtt <cmd>`.
 #[derive(Subcommand, Debug, Clone)]
@@ -396,64 +396,12 @@ pub enum ToolError {
     Io(#[from] std::io::Error),
 }
 
-/// Parse hex: pairs of digits, optionally separated by whitespace or commas, each group
-/// optionally prefixed with `0x`; `#` starts a comment to the end of the line.
+/// Parse hex (see [`crate::util::hex::parse_hex`]) for the command line.
 pub fn parse_hex(input: &str) -> Result<Vec<u8>, ToolError> {
-    let mut out = Vec::new();
-    let mut pending: Option<(usize, u8)> = None;
-    let chars: Vec<(usize, char)> = input.char_indices().collect();
-    let mut i = 0;
-    let mut in_comment = false;
-    let mut at_group_start = true;
-    while let Some(&(pos, c)) = chars.get(i) {
-        i += 1;
-        if in_comment {
-            in_comment = c != '\n';
-            continue;
-        }
-        if c == '#' {
-            in_comment = true;
-            at_group_start = true;
-            continue;
-        }
-        if c.is_whitespace() || c == ',' {
-            if let Some((p, _)) = pending {
-                return Err(ToolError::Hex {
-                    position: p,
-                    message: "odd number of hex digits in this group".into(),
-                });
-            }
-            at_group_start = true;
-            continue;
-        }
-        if at_group_start
-            && c == '0'
-            && pending.is_none()
-            && matches!(chars.get(i), Some((_, 'x' | 'X')))
-        {
-            i += 1;
-            at_group_start = false;
-            continue;
-        }
-        at_group_start = false;
-        let Some(d) = c.to_digit(16) else {
-            return Err(ToolError::Hex {
-                position: pos,
-                message: format!("'{c}' is not a hex digit"),
-            });
-        };
-        match pending.take() {
-            None => pending = Some((pos, d as u8)),
-            Some((_, hi)) => out.push((hi << 4) | d as u8),
-        }
-    }
-    if let Some((p, _)) = pending {
-        return Err(ToolError::Hex {
-            position: p,
-            message: "odd number of hex digits in this group".into(),
-        });
-    }
-    Ok(out)
+    crate::util::hex::parse_hex(input).map_err(|e| ToolError::Hex {
+        position: e.position,
+        message: e.message,
+    })
 }
 
 fn props_with_users(common: &CommonArgs) -> Properties {

@@ -62,7 +62,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before a retry when the step sets no `retry_delay`.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Largest `data.chunk` (the SIM7000's `AT+CIPSEND?` size).
-pub const MAX_CHUNK: usize = 1460;
+pub const MAX_CHUNK: usize = crate::at::limits::MAX_SEND;
 
 /// How to load a recipe.
 #[derive(Debug, Clone, Default)]

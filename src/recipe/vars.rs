@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::model::Pattern;
-use crate::mqtt::describe::hex as hex_sep;
+use crate::util::hex::hex as hex_sep;
 
 /// Upper-case hex without separators.
 fn hex(bytes: &[u8]) -> String {

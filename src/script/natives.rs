@@ -24,7 +24,7 @@ fn err<T>(ctx: &NativeCallContext, msg: impl Into<String>) -> Res<T> {
 }
 
 pub(super) fn register(engine: &mut Engine, state: Shared) {
-    engine.register_fn("hex", |b: Blob| crate::mqtt::describe::hex(&b, " "));
+    engine.register_fn("hex", |b: Blob| crate::util::hex::hex(&b, " "));
     engine.register_fn(
         "from_hex",
         |ctx: NativeCallContext, text: &str| -> Res<Blob> {

@@ -1320,7 +1320,7 @@ impl Modem {
                 p.buf.push(b);
                 if want.is_some_and(|w| p.buf.len() >= w) {
                     Step::Complete
-                } else if variable && p.buf.len() > 1460 {
+                } else if variable && p.buf.len() > crate::at::limits::MAX_SEND {
                     Step::Error
                 } else {
                     Step::Continue
@@ -1348,7 +1348,7 @@ impl Modem {
                         p.buf.push(byte);
                         if want.is_some_and(|w| p.buf.len() >= w) {
                             Step::Complete
-                        } else if variable && p.buf.len() > 1460 {
+                        } else if variable && p.buf.len() > crate::at::limits::MAX_SEND {
                             Step::Error
                         } else {
                             Step::Continue

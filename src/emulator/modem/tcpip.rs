@@ -8,9 +8,9 @@ use super::{
 };
 
 /// Largest `AT+CIPSEND` payload (`AT+CIPSEND?`) and CIPRXGET=2 read.
-const MAX_SEND: usize = 1460;
+const MAX_SEND: usize = crate::at::limits::MAX_SEND;
 /// Largest CIPRXGET=3 (hex) read.
-const MAX_HEX_READ: usize = 730;
+const MAX_HEX_READ: usize = crate::at::limits::MAX_HEX_READ;
 
 type Get = fn(&Settings) -> u8;
 type Set = fn(&mut Settings, u8);
