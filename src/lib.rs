@@ -21,6 +21,7 @@ pub mod exit;
 pub mod fleet;
 pub mod mqtt;
 pub mod recipe;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod script;

@@ -455,19 +455,12 @@ impl Vars {
     /// forms (upper, lower, upper with spaces), as `AT+CIPSENDHEX` sends and transcripts
     /// and logs show bytes. The transcript and [`Vars::redact`] both redact these.
     pub fn secret_forms(&self) -> Vec<Vec<u8>> {
-        let mut all = Vec::new();
-        for value in self.secret_values() {
-            let upper = hex(&value);
-            all.push(upper.to_ascii_lowercase().into_bytes());
-            all.push(hex_sep(&value, " ").into_bytes());
-            all.push(upper.into_bytes());
-            all.push(value);
-        }
-        all.retain(|f| !f.is_empty());
-        // Longest first so a secret containing another is replaced whole.
-        all.sort_by_key(|f| std::cmp::Reverse(f.len()));
-        all.dedup();
-        all
+        self.secrets().forms().to_vec()
+    }
+
+    /// Every form of every secret value (see [`crate::redact::Secrets`]).
+    pub fn secrets(&self) -> crate::redact::Secrets {
+        crate::redact::Secrets::from_values(self.secret_values())
     }
 
     /// Replace every secret (in each of its [`Vars::secret_forms`]) in `text` by `***`.
@@ -515,13 +508,10 @@ impl Vars {
 }
 
 /// Replacement for a secret.
-pub const REDACTED: &str = "***";
+pub use crate::redact::REDACTED;
 
 /// Replace every occurrence of each form in `bytes` with `***` (`forms` longest first).
 pub fn redact_bytes(bytes: &[u8], forms: &[Vec<u8>]) -> Vec<u8> {
-    if forms.is_empty() {
-        return bytes.to_vec();
-    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     'outer: while i < bytes.len() {
