@@ -223,8 +223,8 @@ impl Modem {
         }
         self.faults.urcs.retain(|(_, t)| *t != Some(0));
         if hit {
-            self.line("*PSUTTZ: 25/01/01,12:00:00\",\"+04\",1");
             self.line("DST: 1");
+            self.line("*PSUTTZ: 25/01/01,12:00:00\",\"+04\",1");
         }
     }
 }

@@ -93,6 +93,7 @@ impl Modem {
         }
         if self.held_boot_urcs && self.busy.is_none() {
             self.held_boot_urcs = false;
+            self.line("+CFUN: 1");
             self.line("+CPIN: READY");
             self.line("SMS Ready");
         }
@@ -131,6 +132,9 @@ impl Modem {
         }
         if let Some(o) = self.exec_tcpip(cmd) {
             return o;
+        }
+        if cmd.name == "+CSSLCFG" {
+            return self.csslcfg(&cmd.form);
         }
         if cmd.name.starts_with("+SM") {
             if !self.cfg.sm_commands {

@@ -74,12 +74,16 @@ pub enum NetEvent {
         /// Address actually connected to.
         peer: SocketAddr,
     },
-    /// Resolution or connection failed (refused, unreachable, timeout).
+    /// Resolution or connection failed.
     ConnectFailed {
         /// Connection.
         id: ConnId,
         /// Why, for the transcript.
         reason: String,
+        /// The peer refused (TCP reset): `CONNECT FAIL` after [`super::Latency::connect_fail`].
+        /// Otherwise the host did not answer (unreachable, timeout, no DNS answer):
+        /// `CONNECT FAIL` at [`super::Latency::connect_timeout`] after the request.
+        refused: bool,
     },
     /// Bytes of a [`NetRequest::Send`] were handed to the peer.
     Sent {

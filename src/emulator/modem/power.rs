@@ -160,8 +160,9 @@ impl Modem {
             }
         }
         if became_registered && self.s.clts {
-            self.line("*PSUTTZ: 25/01/01,12:00:00\",\"+04\",0");
+            // DST before *PSUTTZ, as logged (docs/sim7000.md, "Network time").
             self.line("DST: 0");
+            self.line("*PSUTTZ: 25/01/01,12:00:00\",\"+04\",0");
         }
     }
 }

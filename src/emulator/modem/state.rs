@@ -83,6 +83,8 @@ pub(super) struct Settings {
     pub(super) apn: (String, String, String),
     pub(super) cgact: bool,
     pub(super) smpubhex: bool,
+    /// `AT+CAPNMODE`: 0 = CSTT/SAPBR use the APN the network hands out.
+    pub(super) capnmode: u8,
 }
 
 impl Settings {
@@ -110,6 +112,7 @@ impl Settings {
             apn: ("CMNET".into(), String::new(), String::new()),
             cgact: true,
             smpubhex: false,
+            capnmode: 1,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! and the `AT+CNACT` application bearer.
 
 use super::parse::{Form, Param, params};
+use std::time::Instant;
+
 use super::{
-    AppPdp, BAD_PARAM, Busy, Cmd, Fail, IpState, Modem, NOT_ALLOWED, NOT_SUPPORTED, NetEvent,
-    NetRequest, Outcome, PayloadKind, SYNTAX, Settings, TcpConn, Tk, Trigger, take_use,
+    AppPdp, BAD_PARAM, Busy, Cmd, ConnId, Fail, IpState, Modem, NOT_ALLOWED, NOT_SUPPORTED,
+    NetEvent, NetRequest, Outcome, PayloadKind, SYNTAX, Settings, TcpConn, Tk, Trigger, take_use,
 };
 
 /// Largest `AT+CIPSEND` payload (`AT+CIPSEND?`) and CIPRXGET=2 read.
@@ -426,8 +428,43 @@ impl Modem {
             self.note(format!("connect #{id} to {host}:{port}"));
             self.net_out
                 .push_back(NetRequest::Connect { id, host, port });
+            self.arm_connect_timer(id, self.now);
         }
         Outcome::Done
+    }
+
+    /// Start the module's own connect timer for connection `id`, requested at `since`.
+    pub(super) fn arm_connect_timer(&mut self, id: ConnId, since: Instant) {
+        let t = self.cfg.latency.connect_timeout;
+        if !t.is_zero() {
+            self.at(super::plus(since, t), Tk::ConnectTimeout(id));
+        }
+    }
+
+    /// When a connection that failed at the edge reports `CONNECT FAIL`: a refusal after the
+    /// `connect_fail` latency, a host that did not answer when the module's own connect timer
+    /// runs out. Both counted from the request.
+    pub(super) fn connect_fail_at(&mut self, requested: Instant, refused: bool) -> Instant {
+        let d = if refused {
+            self.jitter(self.cfg.latency.connect_fail)
+        } else {
+            self.cfg.latency.connect_timeout
+        };
+        super::plus(requested, d).max(self.now)
+    }
+
+    /// The module's own connect timer ran out: give up on a connection still opening.
+    pub(super) fn connect_timeout(&mut self, id: ConnId) {
+        if let Some(c) = self.ip.conn.as_mut().filter(|c| c.id == id && !c.open) {
+            if !c.gone {
+                c.gone = true;
+                self.note(format!("connection #{id}: no answer, the module gives up"));
+                self.net_out.push_back(NetRequest::Close { id });
+            }
+            self.connect_fail(id);
+        } else if self.sm.conn_id() == Some(id) {
+            self.sm_connect_timeout(id);
+        }
     }
 
     pub(super) fn auto_attached(&mut self, id: u64) {
@@ -439,12 +476,14 @@ impl Modem {
         else {
             return;
         };
-        let (host, port) = (c.host.clone(), c.port);
+        let (host, port, c_requested) = (c.host.clone(), c.port, c.requested_at);
         if self.registered() {
             self.trigger(Trigger::PdpUp);
             self.note(format!("connect #{id} to {host}:{port}"));
             self.net_out
                 .push_back(NetRequest::Connect { id, host, port });
+            let since = c_requested;
+            self.arm_connect_timer(id, since);
         } else {
             self.connect_fail(id);
         }
@@ -708,15 +747,16 @@ impl Modem {
                 let d = self.jitter(self.cfg.latency.connect);
                 self.after(d, Tk::ConnectOk(id));
             }
-            NetEvent::ConnectFailed { reason, .. } => {
-                if c.open {
+            NetEvent::ConnectFailed {
+                reason, refused, ..
+            } => {
+                if c.open || c.gone {
                     return;
                 }
                 c.gone = true;
                 let at = c.requested_at;
                 self.note(format!("connection #{id} failed: {reason}"));
-                let d = self.jitter(self.cfg.latency.connect_fail);
-                let t = super::plus(at, d).max(self.now);
+                let t = self.connect_fail_at(at, refused);
                 self.at(t, Tk::ConnectFail(id));
             }
             NetEvent::Sent { len, .. } => {
@@ -754,8 +794,7 @@ impl Modem {
                 if was_open {
                     self.peer_closed();
                 } else {
-                    let d = self.jitter(self.cfg.latency.connect_fail);
-                    let t = super::plus(at, d).max(self.now);
+                    let t = self.connect_fail_at(at, true);
                     self.at(t, Tk::ConnectFail(id));
                 }
             }

@@ -13,9 +13,15 @@ pub(super) enum Tk {
     AutoAttached(ConnId),
     ConnectOk(ConnId),
     ConnectFail(ConnId),
-    SendResult { ok: bool },
+    /// The module's own connect timer ran out.
+    ConnectTimeout(ConnId),
+    SendResult {
+        ok: bool,
+    },
     SmConnectSend(ConnId),
-    SmDone { ok: bool },
+    SmDone {
+        ok: bool,
+    },
     Keepalive(ConnId),
     RegCheck,
     SilenceEnd,
@@ -94,6 +100,7 @@ impl Modem {
             Tk::AutoAttached(id) => self.auto_attached(id),
             Tk::ConnectOk(id) => self.connect_ok(id),
             Tk::ConnectFail(id) => self.connect_fail(id),
+            Tk::ConnectTimeout(id) => self.connect_timeout(id),
             Tk::SendResult { ok } => self.send_result(ok),
         }
     }

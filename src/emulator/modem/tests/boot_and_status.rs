@@ -7,6 +7,8 @@ use crate::emulator::config::{BootMode, EmulatorConfig, Latency, Registration};
 
 // ----- framing, echo, boot -------------------------------------------------------------------
 
+/// Regression (issue 10 point 14): `+CFUN: 1` comes before `+CPIN: READY` and `SMS Ready`
+/// in an autobaud boot too (TinyGSM #717 log); the old emulator left it out.
 #[test]
 fn autobaud_holds_boot_urcs_until_first_at() {
     let mut h = H::new(EmulatorConfig::default());
@@ -14,7 +16,7 @@ fn autobaud_holds_boot_urcs_until_first_at() {
     let o = h.cmd("AT");
     assert_eq!(
         show(&o),
-        show(b"AT\r\r\nOK\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
+        show(b"AT\r\r\nOK\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
     );
     assert_eq!(show(&h.cmd("AT")), show(b"AT\r\r\nOK\r\n"));
 }
@@ -229,6 +231,15 @@ fn radio_settings_read_back() {
     h.expect("AT+CGNAPN", b"\r\n+CGNAPN: 1,\"nbiot\"\r\n\r\nOK\r\n");
 }
 
+/// `AT+CAPNMODE` (reference: bearer commands drivers mix in) used to answer ERROR.
+#[test]
+fn capnmode_reads_back() {
+    let mut h = H::quiet();
+    h.expect("AT+CAPNMODE=0", b"\r\nOK\r\n");
+    h.expect("AT+CAPNMODE?", b"\r\n+CAPNMODE: 0\r\n\r\nOK\r\n");
+    h.expect("AT+CAPNMODE=2", b"\r\nERROR\r\n");
+}
+
 #[test]
 fn cgdcont_several_cids() {
     let mut h = H::quiet();
@@ -328,10 +339,10 @@ fn clts_reports_network_time_on_registration() {
     h.expect("AT+CLTS=1", b"\r\nOK\r\n");
     let o = h.cmds("AT+CEREG?");
     assert!(
-        o.starts_with("\r\n+CEREG: 0,2\r\n\r\nOK\r\n\r\n*PSUTTZ: "),
-        "{o:?}"
+        o.starts_with("\r\n+CEREG: 0,2\r\n\r\nOK\r\n\r\nDST: 0\r\n\r\n*PSUTTZ: "),
+        "DST comes before *PSUTTZ (TinyGSM #717, the AWS log): {o:?}"
     );
-    assert!(o.ends_with("\r\nDST: 0\r\n"), "{o:?}");
+    assert!(o.ends_with("\",\"+04\",0\r\n"), "{o:?}");
 }
 
 #[test]

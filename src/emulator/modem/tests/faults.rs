@@ -64,7 +64,7 @@ fn fault_urc_in_response() {
     let o = h.cmds("AT+CIPSHUT");
     assert_eq!(
         o,
-        "AT+CIPSHUT\r\r\n*PSUTTZ: 25/01/01,12:00:00\",\"+04\",1\r\n\r\nDST: 1\r\n\r\nSHUT OK\r\n"
+        "AT+CIPSHUT\r\r\nDST: 1\r\n\r\n*PSUTTZ: 25/01/01,12:00:00\",\"+04\",1\r\n\r\nSHUT OK\r\n"
     );
     assert_eq!(h.cmds("AT+CIPSHUT"), "AT+CIPSHUT\r\r\nSHUT OK\r\n");
 }
@@ -170,7 +170,7 @@ fn fault_reboot_mid_session() {
     assert_eq!(h.reqs(), vec![NetRequest::Close { id }]);
     assert_eq!(
         show(&h.cmd("AT")),
-        show(b"AT\r\r\nOK\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
+        show(b"AT\r\r\nOK\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
     );
     assert_eq!(
         show(&h.cmd("AT+CIPSTATUS")),

@@ -9,6 +9,7 @@ use super::{Modem, NetEvent, NetRequest};
 mod boot_and_status;
 mod faults;
 mod sm;
+mod sm_logs;
 mod tcpip_receive;
 mod tcpip_send;
 use crate::emulator::config::EmulatorConfig;

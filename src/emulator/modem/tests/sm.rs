@@ -158,7 +158,7 @@ fn sm_refused_and_broker_loss() {
 }
 
 impl H {
-    fn sm_connect_again(&mut self) -> u64 {
+    pub(super) fn sm_connect_again(&mut self) -> u64 {
         self.cmd("AT+SMCONN");
         let id = match self.reqs().as_slice() {
             [NetRequest::Connect { id, .. }] => *id,
