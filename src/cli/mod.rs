@@ -273,7 +273,7 @@ fn run(args: &RunArgs) -> Exit {
     };
     // The emulator (and its broker) live until the end of the run.
     let emulated = match args.emulate {
-        Some(mode) => match start_emulator(args, mode) {
+        Some(mode) => match start_emulator(args, mode, recipe.vars.secrets()) {
             Ok(e) => Some(e),
             Err(msg) => {
                 eprintln!("error: {msg}");
@@ -416,7 +416,11 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-fn start_emulator(args: &RunArgs, mode: EmulateMode) -> Result<Emulated, String> {
+fn start_emulator(
+    args: &RunArgs,
+    mode: EmulateMode,
+    secrets: crate::redact::Secrets,
+) -> Result<Emulated, String> {
     use crate::emulator::{EmulatorConfig, Network, PtyEmulator};
     let mut config = match args.emulator_profile {
         LatencyProfile::Zero => EmulatorConfig::default(),
@@ -446,7 +450,7 @@ fn start_emulator(args: &RunArgs, mode: EmulateMode) -> Result<Emulated, String>
         }
         EmulateMode::Host => config.network = Network::Real,
     }
-    let modem = PtyEmulator::spawn(config, None, args.emulator_log.as_deref())
+    let modem = PtyEmulator::spawn_redacted(config, None, args.emulator_log.as_deref(), secrets)
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
     Ok(Emulated {
         modem,
