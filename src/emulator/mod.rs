@@ -49,6 +49,7 @@
 mod cli;
 mod config;
 mod fault;
+pub mod memory;
 mod modem;
 mod net;
 mod pty;
@@ -60,6 +61,7 @@ pub use config::{
     Span, Target,
 };
 pub use fault::{Fault, FaultParseError, Faults};
+pub use memory::{Bench, MemoryNetwork};
 pub use modem::{ConnId, Modem, NetEvent, NetRequest};
 pub use pty::PtyEmulator;
 pub use transcript::{Direction, Transcript, escape};
