@@ -149,8 +149,8 @@ pub enum Rat {
 /// UART baud mode at power-on (`AT+IPR`, persisted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootMode {
-    /// Autobaud (`AT+IPR=0`, the factory default): no `RDY`; `+CPIN: READY` and `SMS Ready`
-    /// are held until the first `AT` and printed after its `OK`.
+    /// Autobaud (`AT+IPR=0`, the factory default): no `RDY`; `+CFUN: 1`, `+CPIN: READY` and
+    /// `SMS Ready` are held until the first `AT` and printed after its `OK`.
     Autobaud,
     /// A fixed rate: `RDY`, `+CFUN: 1`, `+CPIN: READY`, `SMS Ready` printed at start-up.
     Fixed(u32),

@@ -383,7 +383,8 @@ impl Modem {
                 }
                 _ => SYNTAX,
             },
-            // M106 §5.2.30; read back only (the emulated network always gives its APN).
+            // M106 §5.2 (docs/sim7000.md, "Identity and status"); read back only: the
+            // emulated network always hands out its APN.
             "+CAPNMODE" => match form {
                 Form::Read => {
                     let l = format!("+CAPNMODE: {}", self.s.capnmode);

@@ -353,8 +353,9 @@ impl Modem {
     }
 
     /// `AT+CSSLCFG="sslversion",<ctx>,<ver>` / `="convert",<type>,<file>[,<key>]` and the other
-    /// SSL settings (M106 §18, ANMQTT §3.2.3): accepted with `OK` so that set-up sequences like
-    /// the AWS log's run; there are no certificate files and no TLS in the emulator.
+    /// SSL settings (ANMQTT §3.2.3; docs/sim7000.md, "Native MQTT"): accepted with `OK` so
+    /// that set-up sequences like the AWS log's run; there are no certificate files and no
+    /// TLS in the emulator.
     pub(super) fn csslcfg(&mut self, form: &Form) -> Outcome {
         match form {
             Form::Write(p) => {
