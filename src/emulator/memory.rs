@@ -155,8 +155,10 @@ impl<N: MemoryNetwork> Bench<N> {
         self.advance_to(to);
     }
 
-    /// Move time on to `to` (nothing happens when `to` is not later than now).
+    /// Move time on to `to` (time stays when `to` is not later than now; what the network
+    /// produced meanwhile is delivered either way).
     pub fn advance_to(&mut self, to: Instant) {
+        self.settle();
         while let Some(t) = self.next_deadline().filter(|t| *t <= to) {
             self.now = t;
             self.settle();

@@ -49,6 +49,15 @@ impl MemoryNetwork for Echo {
     }
 }
 
+impl Echo {
+    /// The far side sends on its own (e.g. a broker forwarding another client's publish).
+    fn push(&mut self, id: ConnId, data: &[u8]) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.data.extend_from_slice(data);
+        }
+    }
+}
+
 fn text(b: &mut Bench<Echo>) -> String {
     show(&b.read())
 }
@@ -99,6 +108,17 @@ fn echo_peer_round_trip() {
     );
     assert_eq!(b.open_connections().count(), 0);
     assert_eq!(cmd(&mut b, "AT+CIPSHUT"), "\\r\\nSHUT OK\\r\\n");
+}
+
+#[test]
+fn data_the_peer_sends_by_itself_arrives_on_the_next_advance() {
+    let mut b = bench();
+    cmd(&mut b, "AT+CIPSTART=\"TCP\",\"h\",7");
+    let id = b.open_connections().next().expect("one connection");
+    b.network_mut().push(id, b"news");
+    assert_eq!(text(&mut b), "");
+    b.advance(Duration::ZERO);
+    assert_eq!(text(&mut b), "\\r\\nnews");
 }
 
 #[test]
