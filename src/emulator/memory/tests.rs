@@ -233,6 +233,8 @@ fn dripping_output_comes_out_over_virtual_time() {
 fn the_modem_core_never_reads_the_clock_or_sleeps() {
     let sources = [
         ("modem/mod.rs", include_str!("../modem/mod.rs")),
+        ("modem/bearer.rs", include_str!("../modem/bearer.rs")),
+        ("modem/receive.rs", include_str!("../modem/receive.rs")),
         ("modem/general.rs", include_str!("../modem/general.rs")),
         ("modem/injected.rs", include_str!("../modem/injected.rs")),
         ("modem/input.rs", include_str!("../modem/input.rs")),

@@ -14,11 +14,13 @@ use std::time::Instant;
 use super::config::EmulatorConfig;
 use super::fault::Fault;
 
+mod bearer;
 mod general;
 mod injected;
 mod input;
 mod parse;
 mod power;
+mod receive;
 mod sm;
 mod state;
 mod tcpip;
