@@ -405,9 +405,14 @@ fn classify_certificate(
             cert,
         },
         CertificateError::NotValidForNameContext { presented, .. } => {
+            // rustls' own list is Debug text (`DnsName("x")`): prefer the certificate's.
+            let presented = match &cert {
+                Some(c) => presented_names(c),
+                None => presented.iter().map(|p| escape_text(p)).collect(),
+            };
             TlsFailure::HostnameMismatch {
                 server,
-                presented: presented.iter().map(|p| escape_text(p)).collect(),
+                presented,
                 cert,
             }
         }
