@@ -29,15 +29,27 @@ fn ca_file_problems_are_named() {
         ..TlsConfig::default()
     };
     let missing = pki.dir.join("nope.pem");
-    assert_has(&err(&with(missing)), &["TLS CA file", "nope.pem", "cannot read it"]);
+    assert_has(
+        &err(&with(missing)),
+        &["TLS CA file", "nope.pem", "cannot read it"],
+    );
 
     let empty = pki.file("empty.pem", b"just text\n");
-    assert_has(&err(&with(empty)), &["no certificate in it", "BEGIN CERTIFICATE"]);
+    assert_has(
+        &err(&with(empty)),
+        &["no certificate in it", "BEGIN CERTIFICATE"],
+    );
 
-    assert_has(&err(&with(ca.issued.key.clone())), &["no certificate", "it holds a private key"]);
+    assert_has(
+        &err(&with(ca.issued.key.clone())),
+        &["no certificate", "it holds a private key"],
+    );
 
     let der = pki.file("ca.der", &ca.issued.der);
-    assert_has(&err(&with(der)), &["DER (binary), not PEM", "openssl x509 -inform der -in"]);
+    assert_has(
+        &err(&with(der)),
+        &["DER (binary), not PEM", "openssl x509 -inform der -in"],
+    );
 
     let cut = &ca.issued.cert_pem[..ca.issued.cert_pem.len() - 30];
     let cut = pki.file("cut.pem", cut.as_bytes());
@@ -47,7 +59,10 @@ fn ca_file_problems_are_named() {
         "junk.pem",
         b"-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n",
     );
-    assert_has(&err(&with(junk)), &["certificate 1 of 1 is not a readable X.509 certificate"]);
+    assert_has(
+        &err(&with(junk)),
+        &["certificate 1 of 1 is not a readable X.509 certificate"],
+    );
 
     // Many certificates in one file: all trusted, all named.
     let other = pki.ca("other", Alg::EcdsaP256);
@@ -56,7 +71,10 @@ fn ca_file_problems_are_named() {
         format!("{}{}", ca.issued.cert_pem, other.issued.cert_pem).as_bytes(),
     );
     let client = with(both).build().expect("two CAs");
-    assert_has(client.trust(), &["2 certificates", "CN=ca test CA", "CN=other test CA"]);
+    assert_has(
+        client.trust(),
+        &["2 certificates", "CN=ca test CA", "CN=other test CA"],
+    );
 }
 
 #[test]
@@ -74,20 +92,43 @@ fn client_key_problems_are_named() {
 
     assert_has(
         &err(&with(&device.cert, &other.key)),
-        &["client key file", "other.key", "does not match the certificate in", "CN=device-1"],
+        &[
+            "client key file",
+            "other.key",
+            "does not match the certificate in",
+            "CN=device-1",
+        ],
     );
 
     pki.openssl(&[
-        "pkey", "-in", "device.key", "-aes256", "-passout", "pass:secret", "-out", "enc8.key",
+        "pkey",
+        "-in",
+        "device.key",
+        "-aes256",
+        "-passout",
+        "pass:secret",
+        "-out",
+        "enc8.key",
     ]);
     pki.openssl(&[
-        "pkey", "-in", "device.key", "-traditional", "-aes256", "-passout", "pass:secret", "-out",
+        "pkey",
+        "-in",
+        "device.key",
+        "-traditional",
+        "-aes256",
+        "-passout",
+        "pass:secret",
+        "-out",
         "enc-legacy.key",
     ]);
     for enc in ["enc8.key", "enc-legacy.key"] {
         assert_has(
             &err(&with(&device.cert, &pki.dir.join(enc))),
-            &["encrypted PEM keys are not supported", "openssl pkey -in", enc],
+            &[
+                "encrypted PEM keys are not supported",
+                "openssl pkey -in",
+                enc,
+            ],
         );
     }
 
@@ -95,7 +136,10 @@ fn client_key_problems_are_named() {
         &err(&with(&device.cert, &device.cert)),
         &["no private key in it", "it holds a certificate"],
     );
-    assert_has(&err(&with(&device.key, &device.key)), &["client certificate file", "no certificate"]);
+    assert_has(
+        &err(&with(&device.key, &device.key)),
+        &["client certificate file", "no certificate"],
+    );
 
     let only_cert = TlsConfig {
         client_cert: Some(device.cert.clone()),
@@ -116,7 +160,10 @@ fn settings_that_cannot_work() {
         max_version: TlsVersion::V1_2,
         ..TlsConfig::default()
     };
-    assert_has(&err(&backwards), &["lowest version (TLS 1.3) is above the highest (TLS 1.2)"]);
+    assert_has(
+        &err(&backwards),
+        &["lowest version (TLS 1.3) is above the highest (TLS 1.2)"],
+    );
     let alpn = TlsConfig {
         alpn: vec![String::new()],
         ..TlsConfig::default()
@@ -131,7 +178,12 @@ fn settings_that_cannot_work() {
     assert_eq!("1.2".parse(), Ok(TlsVersion::V1_2));
     assert_eq!("TLSv1.3".parse(), Ok(TlsVersion::V1_3));
     assert_eq!("tls1.2".parse(), Ok(TlsVersion::V1_2));
-    assert!("1.1".parse::<TlsVersion>().unwrap_err().contains("obsolete"));
+    assert!(
+        "1.1"
+            .parse::<TlsVersion>()
+            .unwrap_err()
+            .contains("obsolete")
+    );
 }
 
 #[cfg(feature = "web-roots")]
@@ -182,12 +234,15 @@ fn no_private_key_or_secret_in_debug_or_display() {
         shown.push(tls.session().expect("info").to_string());
     }
     let log = std::fs::read_to_string(&keylog).expect("key log written");
-    let secrets: Vec<&str> = log
-        .lines()
-        .filter_map(|l| l.split(' ').nth(2))
-        .collect();
-    assert!(log.contains("CLIENT_RANDOM "), "TLS 1.2 master secret: {log}");
-    assert!(log.contains("CLIENT_TRAFFIC_SECRET_0 "), "TLS 1.3 secrets: {log}");
+    let secrets: Vec<&str> = log.lines().filter_map(|l| l.split(' ').nth(2)).collect();
+    assert!(
+        log.contains("CLIENT_RANDOM "),
+        "TLS 1.2 master secret: {log}"
+    );
+    assert!(
+        log.contains("CLIENT_TRAFFIC_SECRET_0 "),
+        "TLS 1.3 secrets: {log}"
+    );
     assert!(secrets.len() >= 6);
     let key_lines: Vec<&str> = device
         .key_pem
@@ -200,16 +255,27 @@ fn no_private_key_or_secret_in_debug_or_display() {
             assert!(!text.contains(line), "a key line shows in: {text}");
         }
         for secret in &secrets {
-            assert!(!text.to_lowercase().contains(secret), "a session secret shows in: {text}");
+            assert!(
+                !text.to_lowercase().contains(secret),
+                "a session secret shows in: {text}"
+            );
         }
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&keylog).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(&keylog)
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "the key log is owner-only");
     }
-    assert!(client.warnings().iter().any(|w| w.contains("keys.log") && w.contains("decrypt")));
+    assert!(
+        client
+            .warnings()
+            .iter()
+            .any(|w| w.contains("keys.log") && w.contains("decrypt"))
+    );
 }
 
 #[test]
@@ -224,7 +290,12 @@ fn verification_off_connects_to_anything_and_says_so() {
     }
     .build()
     .expect("client");
-    assert!(client.warnings().iter().any(|w| w.contains("verification is OFF")));
+    assert!(
+        client
+            .warnings()
+            .iter()
+            .any(|w| w.contains("verification is OFF"))
+    );
     let mut tls = client.connect("wrong.name.test").expect("connect");
     let mut server = MemServer::new(&config);
     pump(&mut tls, &mut server, &Feed::modem()).expect("any certificate passes");
@@ -236,7 +307,10 @@ fn verification_off_connects_to_anything_and_says_so() {
 #[test]
 fn a_session_cache_that_cannot_be_read_is_named_a_garbled_one_is_ignored() {
     let pki = Pki::new("cfg-cache");
-    let garbled = pki.file("cache", b"kx\nkx a b c\n\xff\xfe\nkx host 99999\nkx ok.test 23\n");
+    let garbled = pki.file(
+        "cache",
+        b"kx\nkx a b c\n\xff\xfe\nkx host 99999\nkx ok.test 23\n",
+    );
     let client = TlsConfig {
         session_cache: Some(garbled),
         ..TlsConfig::default()

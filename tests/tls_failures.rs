@@ -99,12 +99,21 @@ fn expired_and_not_yet_valid_use_the_clock_the_client_was_given() {
         let msg = f.to_string();
         if expired {
             assert!(matches!(f, TlsFailure::Expired { .. }), "{f:?}");
-            assert!(msg.contains("has expired (checked at 2100-01-01 00:00:00 UTC)"), "{msg}");
+            assert!(
+                msg.contains("has expired (checked at 2100-01-01 00:00:00 UTC)"),
+                "{msg}"
+            );
         } else {
             assert!(matches!(f, TlsFailure::NotYetValid { .. }), "{f:?}");
-            assert!(msg.contains("not valid yet (checked at 2019-01-01 00:00:00 UTC)"), "{msg}");
+            assert!(
+                msg.contains("not valid yet (checked at 2019-01-01 00:00:00 UTC)"),
+                "{msg}"
+            );
         }
-        assert!(msg.contains("valid 2020-01-01 00:00:00 UTC to 2099-01-01"), "{msg}");
+        assert!(
+            msg.contains("valid 2020-01-01 00:00:00 UTC to 2099-01-01"),
+            "{msg}"
+        );
         assert!(msg.contains("host clock"), "{msg}");
     }
 }
@@ -168,7 +177,10 @@ fn a_server_that_wants_a_client_certificate_says_so_in_both_versions() {
         );
         let msg = f.to_string();
         assert!(msg.contains("requires a client certificate"), "{msg}");
-        assert!(msg.contains("CN=ca test CA"), "the CA the server accepts: {msg}");
+        assert!(
+            msg.contains("CN=ca test CA"),
+            "the CA the server accepts: {msg}"
+        );
     }
 }
 
@@ -267,7 +279,8 @@ fn a_plaintext_answer_is_not_tls() {
     assert!(f.to_string().contains("20 02 00 00"), "{f}");
 
     let mut tls = raw_client(&s);
-    tls.receive(b"HTTP/1.1 400 Bad Request\r\n").expect_err("not TLS");
+    tls.receive(b"HTTP/1.1 400 Bad Request\r\n")
+        .expect_err("not TLS");
     assert!(matches!(tls.failure(), Some(TlsFailure::NotTls { .. })));
 }
 
@@ -276,10 +289,13 @@ fn the_socket_closing_mid_handshake() {
     let s = setup("fail-closed");
     let mut tls = raw_client(&s);
     let f = tls.socket_closed().expect_err("mid-handshake");
-    assert_eq!(f, TlsFailure::ClosedMidHandshake {
-        server: "localhost".into(),
-        received: 0
-    });
+    assert_eq!(
+        f,
+        TlsFailure::ClosedMidHandshake {
+            server: "localhost".into(),
+            received: 0
+        }
+    );
     assert!(f.to_string().contains("TLS port"), "{f}");
 
     // After part of the server's flight.
@@ -295,10 +311,13 @@ fn the_socket_closing_mid_handshake() {
     server.conn.write_tls(&mut flight).expect("server write");
     tls.receive(&flight[..40]).expect("part of the flight");
     let f = tls.socket_closed().expect_err("mid-handshake");
-    assert_eq!(f, TlsFailure::ClosedMidHandshake {
-        server: "localhost".into(),
-        received: 40
-    });
+    assert_eq!(
+        f,
+        TlsFailure::ClosedMidHandshake {
+            server: "localhost".into(),
+            received: 40
+        }
+    );
 }
 
 #[test]
@@ -306,17 +325,24 @@ fn any_other_alert_from_the_server_is_named() {
     let s = setup("fail-alert");
     let mut tls = raw_client(&s);
     // fatal internal_error
-    let f = tls.receive(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50]).expect_err("alert");
-    assert_eq!(f, TlsFailure::Alert {
-        server: "localhost".into(),
-        alert: 80,
-        during_handshake: true
-    });
+    let f = tls
+        .receive(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50])
+        .expect_err("alert");
+    assert_eq!(
+        f,
+        TlsFailure::Alert {
+            server: "localhost".into(),
+            alert: 80,
+            during_handshake: true
+        }
+    );
     assert!(f.to_string().contains("internal_error (80)"), "{f}");
 
     // unrecognized_name: the SNI was not known.
     let mut tls = raw_client(&s);
-    let f = tls.receive(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112]).expect_err("alert");
+    let f = tls
+        .receive(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112])
+        .expect_err("alert");
     assert!(matches!(f, TlsFailure::UnknownServerName { .. }), "{f:?}");
 }
 
@@ -335,18 +361,62 @@ fn a_host_that_is_no_server_name() {
 fn every_failure_has_its_own_name() {
     use std::collections::BTreeSet;
     let names: BTreeSet<&str> = [
-        TlsFailure::UnknownCa { server: String::new(), cert: None, trust: String::new() },
-        TlsFailure::Expired { server: String::new(), cert: None, now: None },
-        TlsFailure::NotYetValid { server: String::new(), cert: None, now: None },
-        TlsFailure::HostnameMismatch { server: String::new(), presented: vec![], cert: None },
-        TlsFailure::ClientCertRequired { server: String::new(), acceptable_issuers: vec![], alert: None },
-        TlsFailure::ClientCertRejected { server: String::new(), alert: 48, identity: None },
-        TlsFailure::VersionMismatch { server: String::new(), offered: String::new(), detail: String::new() },
-        TlsFailure::NoCommonAlgorithms { server: String::new(), detail: String::new() },
-        TlsFailure::AlpnRefused { server: String::new(), offered: vec![] },
-        TlsFailure::Alert { server: String::new(), alert: 80, during_handshake: false },
-        TlsFailure::ClosedMidHandshake { server: String::new(), received: 0 },
-        TlsFailure::NotTls { server: String::new(), first_bytes: vec![] },
+        TlsFailure::UnknownCa {
+            server: String::new(),
+            cert: None,
+            trust: String::new(),
+        },
+        TlsFailure::Expired {
+            server: String::new(),
+            cert: None,
+            now: None,
+        },
+        TlsFailure::NotYetValid {
+            server: String::new(),
+            cert: None,
+            now: None,
+        },
+        TlsFailure::HostnameMismatch {
+            server: String::new(),
+            presented: vec![],
+            cert: None,
+        },
+        TlsFailure::ClientCertRequired {
+            server: String::new(),
+            acceptable_issuers: vec![],
+            alert: None,
+        },
+        TlsFailure::ClientCertRejected {
+            server: String::new(),
+            alert: 48,
+            identity: None,
+        },
+        TlsFailure::VersionMismatch {
+            server: String::new(),
+            offered: String::new(),
+            detail: String::new(),
+        },
+        TlsFailure::NoCommonAlgorithms {
+            server: String::new(),
+            detail: String::new(),
+        },
+        TlsFailure::AlpnRefused {
+            server: String::new(),
+            offered: vec![],
+        },
+        TlsFailure::Alert {
+            server: String::new(),
+            alert: 80,
+            during_handshake: false,
+        },
+        TlsFailure::ClosedMidHandshake {
+            server: String::new(),
+            received: 0,
+        },
+        TlsFailure::NotTls {
+            server: String::new(),
+            first_bytes: vec![],
+        },
     ]
     .iter()
     .map(|f| f.name())

@@ -54,9 +54,17 @@ fn handshake_and_data_both_ways_in_every_split() {
             let info = tls.session().expect("session info").clone();
             assert_eq!(info.version, version);
             // One client for every feed: after the first, sessions resume.
-            assert_eq!(info.resumed, feed.reads != Feed::modem().reads, "{version} {feed:?}");
+            assert_eq!(
+                info.resumed,
+                feed.reads != Feed::modem().reads,
+                "{version} {feed:?}"
+            );
             assert!(info.verified);
-            assert!(info.server_cert.as_ref().is_some_and(|c| c.subject == "CN=localhost"));
+            assert!(
+                info.server_cert
+                    .as_ref()
+                    .is_some_and(|c| c.subject == "CN=localhost")
+            );
 
             server.write(&big);
             pump(&mut tls, &mut server, &feed).expect("data");
@@ -97,7 +105,10 @@ fn resumption_within_a_run_costs_a_fraction_of_the_bytes() {
             pump(&mut tls, &mut server, &Feed::modem()).expect("handshake");
             let info = tls.session().expect("info").clone();
             assert_eq!(info.resumed, round > 0, "{version} round {round}");
-            assert!(info.server_cert.is_some(), "kept from the session's first handshake");
+            assert!(
+                info.server_cert.is_some(),
+                "kept from the session's first handshake"
+            );
             sizes.push(info.handshake_sent + info.handshake_received);
             tls.close();
             pump(&mut tls, &mut server, &Feed::modem()).expect("close");
@@ -159,7 +170,10 @@ fn the_session_cache_file_saves_the_hello_retry_round_trip_on_the_next_run() {
         let info = tls.session().expect("info").clone();
         assert_eq!(info.hello_retry, expect_retry, "{info}");
         assert_eq!(info.key_exchange.as_deref(), Some("secp256r1"));
-        assert!(!info.resumed, "tickets do not survive the process (see tls::session)");
+        assert!(
+            !info.resumed,
+            "tickets do not survive the process (see tls::session)"
+        );
         client.save_session_cache().expect("save cache");
         info.handshake_sent + info.handshake_received
     };
@@ -185,7 +199,11 @@ fn sni_follows_host_override_and_switch_and_ips_send_none() {
     );
     let config = server_config(&server_cert, &ServerOpts::default());
     let cases: [(TlsConfig, &str, Option<&str>); 4] = [
-        (client_for(&ca.issued.cert), "broker.test", Some("broker.test")),
+        (
+            client_for(&ca.issued.cert),
+            "broker.test",
+            Some("broker.test"),
+        ),
         (client_for(&ca.issued.cert), "127.0.0.1", None),
         (
             TlsConfig {
@@ -254,8 +272,22 @@ fn mutual_tls_with_pkcs8_sec1_and_rsa_keys() {
     );
     let ec = pki.client(&ca, "device-ec", "device-ec", Alg::EcdsaP256);
     let rsa = pki.client(&ca, "device-rsa", "device-rsa", Alg::Rsa2048);
-    pki.openssl(&["pkey", "-in", "device-ec.key", "-traditional", "-out", "device-ec.sec1.key"]);
-    pki.openssl(&["pkey", "-in", "device-rsa.key", "-traditional", "-out", "device-rsa.pkcs1.key"]);
+    pki.openssl(&[
+        "pkey",
+        "-in",
+        "device-ec.key",
+        "-traditional",
+        "-out",
+        "device-ec.sec1.key",
+    ]);
+    pki.openssl(&[
+        "pkey",
+        "-in",
+        "device-rsa.key",
+        "-traditional",
+        "-out",
+        "device-rsa.pkcs1.key",
+    ]);
     let sec1 = std::fs::read_to_string(pki.dir.join("device-ec.sec1.key")).expect("sec1");
     assert!(sec1.contains("BEGIN EC PRIVATE KEY"));
     let pkcs1 = std::fs::read_to_string(pki.dir.join("device-rsa.pkcs1.key")).expect("pkcs1");
@@ -264,7 +296,11 @@ fn mutual_tls_with_pkcs8_sec1_and_rsa_keys() {
         (&ec.cert, ec.key.clone(), "PKCS#8 EC"),
         (&ec.cert, pki.dir.join("device-ec.sec1.key"), "SEC1"),
         (&rsa.cert, rsa.key.clone(), "PKCS#8 RSA"),
-        (&rsa.cert, pki.dir.join("device-rsa.pkcs1.key"), "PKCS#1 RSA"),
+        (
+            &rsa.cert,
+            pki.dir.join("device-rsa.pkcs1.key"),
+            "PKCS#1 RSA",
+        ),
     ];
     for version in [TlsVersion::V1_2, TlsVersion::V1_3] {
         for (cert, key, label) in &cases {
@@ -307,7 +343,8 @@ fn observation_shows_records_and_plaintext_both_ways() {
     tls.set_observe(true);
     let mut server = MemServer::new(&config);
     pump(&mut tls, &mut server, &Feed::drip()).expect("handshake");
-    tls.write(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00").expect("write");
+    tls.write(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")
+        .expect("write");
     server.write(b"\x20\x02\x00\x00");
     pump(&mut tls, &mut server, &Feed::drip()).expect("data");
     tls.close();
@@ -326,7 +363,10 @@ fn observation_shows_records_and_plaintext_both_ways() {
     };
     let sent = records(true);
     let received = records(false);
-    assert_eq!(sent[0].to_string(), format!("handshake ClientHello, {} B", sent[0].length));
+    assert_eq!(
+        sent[0].to_string(),
+        format!("handshake ClientHello, {} B", sent[0].length)
+    );
     assert_eq!(
         received[0].detail,
         RecordDetail::Handshake(vec![
@@ -339,10 +379,14 @@ fn observation_shows_records_and_plaintext_both_ways() {
         "rustls sends the TLS 1.2 server flight in one record: {:?}",
         received[0]
     );
-    assert!(sent.iter().any(|r| r.content_type == ContentType::ChangeCipherSpec));
     assert!(
         sent.iter()
-            .any(|r| r.content_type == ContentType::Handshake && r.detail == RecordDetail::Encrypted),
+            .any(|r| r.content_type == ContentType::ChangeCipherSpec)
+    );
+    assert!(
+        sent.iter().any(
+            |r| r.content_type == ContentType::Handshake && r.detail == RecordDetail::Encrypted
+        ),
         "the client Finished is shown as encrypted"
     );
     let plain_sent: Vec<u8> = events
@@ -363,8 +407,16 @@ fn observation_shows_records_and_plaintext_both_ways() {
         .collect();
     assert_eq!(plain_sent, b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00");
     assert_eq!(plain_received, b"\x20\x02\x00\x00");
-    assert!(events.iter().any(|e| matches!(e, TlsEvent::HandshakeComplete(_))));
-    assert!(events.iter().any(|e| matches!(e, TlsEvent::CloseNotifySent)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TlsEvent::HandshakeComplete(_)))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TlsEvent::CloseNotifySent))
+    );
     // The sent records add up to every byte queued.
     let wire: u64 = sent.iter().map(|r| r.wire_len() as u64).sum();
     assert_eq!(wire, tls.byte_counts().0);

@@ -26,7 +26,12 @@ struct Mqtt {
 }
 
 impl Mqtt {
-    fn open(client: &TlsClient, broker: &MosquittoTls, feed: Feed, id: &str) -> Result<Mqtt, TlsFailure> {
+    fn open(
+        client: &TlsClient,
+        broker: &MosquittoTls,
+        feed: Feed,
+        id: &str,
+    ) -> Result<Mqtt, TlsFailure> {
         let tls = client.connect("localhost").expect("connect");
         let mut link = Link::connect(broker.addr, tls, feed);
         link.handshake()?;
@@ -59,7 +64,13 @@ impl Mqtt {
 
     /// Publish and wait for the broker's acknowledgement and the copy our subscription gets;
     /// returns the payload received.
-    fn round_trip(&mut self, topic: &str, payload: &[u8], qos: QoS, id: u16) -> Result<Vec<u8>, TlsFailure> {
+    fn round_trip(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        id: u16,
+    ) -> Result<Vec<u8>, TlsFailure> {
         let mut publish = Publish::new(topic, payload.to_vec());
         publish.qos = qos;
         publish.packet_id = (qos != QoS::AtMostOnce).then_some(id);
@@ -136,21 +147,31 @@ fn publish_and_subscribe_back_byte_exact_at_every_qos_over_both_versions() {
         return;
     };
     let small: Vec<u8> = (0..1024u32).map(|i| (i % 253) as u8).collect();
-    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let big: Vec<u8> = (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     for version in [TlsVersion::V1_2, TlsVersion::V1_3] {
         let client = trusting(&b.ca, version).build().expect("client");
         let id = format!("sim7k-tls-{}", version.name());
         let mut mqtt = Mqtt::open(&client, &b.broker, Feed::modem(), &id).expect("session");
         assert_eq!(mqtt.link.tls.session().expect("info").version, version);
-        mqtt.send(Subscribe::new(1, "t/tls/#", QoS::ExactlyOnce).into()).expect("SUBSCRIBE");
+        mqtt.send(Subscribe::new(1, "t/tls/#", QoS::ExactlyOnce).into())
+            .expect("SUBSCRIBE");
         assert!(matches!(mqtt.packet().expect("SUBACK"), Packet::SubAck(_)));
         let mut pid = 10;
         for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
             for payload in [&[][..], &small[..], &big[..]] {
                 pid += 1;
                 let topic = format!("t/tls/{}/{}", qos as u8, payload.len());
-                let back = mqtt.round_trip(&topic, payload, qos, pid).expect("round trip");
-                assert!(back == payload, "{version} QoS {} {} B: not byte-exact", qos as u8, payload.len());
+                let back = mqtt
+                    .round_trip(&topic, payload, qos, pid)
+                    .expect("round trip");
+                assert!(
+                    back == payload,
+                    "{version} QoS {} {} B: not byte-exact",
+                    qos as u8,
+                    payload.len()
+                );
             }
         }
         // Keep-alive over TLS.
@@ -172,10 +193,15 @@ fn the_handshake_survives_dripping_and_odd_splits() {
             let client = trusting(&b.ca, version).build().expect("client");
             let id = format!("drip-{}-{n}", version.name());
             let mut mqtt = Mqtt::open(&client, &b.broker, feed, &id).expect("session");
-            mqtt.send(Subscribe::new(1, "t/drip", QoS::AtLeastOnce).into()).expect("SUBSCRIBE");
+            mqtt.send(Subscribe::new(1, "t/drip", QoS::AtLeastOnce).into())
+                .expect("SUBSCRIBE");
             assert!(matches!(mqtt.packet().expect("SUBACK"), Packet::SubAck(_)));
             let payload = vec![0x5a; 3000];
-            assert_eq!(mqtt.round_trip("t/drip", &payload, QoS::AtLeastOnce, 7).expect("rt"), payload);
+            assert_eq!(
+                mqtt.round_trip("t/drip", &payload, QoS::AtLeastOnce, 7)
+                    .expect("rt"),
+                payload
+            );
             mqtt.disconnect();
         }
     }
@@ -215,16 +241,25 @@ fn close_notify_keeps_the_broker_log_clean_and_its_absence_shows() {
     let log = b.broker.wait_log("Client rude closed its connection.");
 
     let rude = segment(&log, "rude");
-    assert!(rude.contains("unexpected eof"), "the control shows the broker's complaint:\n{rude}");
+    assert!(
+        rude.contains("unexpected eof"),
+        "the control shows the broker's complaint:\n{rude}"
+    );
     for id in ["polite", "closer"] {
         let seg = segment(&log, id);
-        assert!(!seg.contains("eof") && !seg.contains("Error"), "{id}:\n{seg}");
+        assert!(
+            !seg.contains("eof") && !seg.contains("Error"),
+            "{id}:\n{seg}"
+        );
     }
 }
 
 #[test]
 fn require_certificate_true_wants_the_device_certificate() {
-    let Some(b) = broker("mosq-mtls", "require_certificate true\nuse_identity_as_username true") else {
+    let Some(b) = broker(
+        "mosq-mtls",
+        "require_certificate true\nuse_identity_as_username true",
+    ) else {
         return;
     };
     for version in [TlsVersion::V1_2, TlsVersion::V1_3] {
@@ -241,18 +276,26 @@ fn require_certificate_true_wants_the_device_certificate() {
         mqtt.send(Packet::PingReq).expect("PINGREQ");
         assert_eq!(mqtt.packet().expect("PINGRESP"), Packet::PingResp);
         mqtt.disconnect();
-        let log = b.broker.wait_log(&format!("u'device-1'"));
-        assert!(log.contains("u'device-1'"), "the broker took the certificate's CN as user: {log}");
+        let log = b.broker.wait_log("u'device-1'");
+        assert!(
+            log.contains("u'device-1'"),
+            "the broker took the certificate's CN as user: {log}"
+        );
 
         let without = trusting(&b.ca, version).build().expect("client");
         let f = match Mqtt::open(&without, &b.broker, Feed::split(), "anonymous") {
             Ok(mut m) => {
                 let r = m.link.drain(Duration::from_secs(10));
-                r.err().or_else(|| m.link.tls.failure().cloned()).expect("must fail")
+                r.err()
+                    .or_else(|| m.link.tls.failure().cloned())
+                    .expect("must fail")
             }
             Err(f) => f,
         };
-        assert!(matches!(f, TlsFailure::ClientCertRequired { .. }), "{version}: {f:?}");
+        assert!(
+            matches!(f, TlsFailure::ClientCertRequired { .. }),
+            "{version}: {f:?}"
+        );
     }
 }
 
@@ -265,8 +308,13 @@ fn a_second_connection_to_the_broker_resumes() {
         let client = trusting(&b.ca, version).build().expect("client");
         let mut sizes = Vec::new();
         for round in 0..2 {
-            let mut mqtt =
-                Mqtt::open(&client, &b.broker, Feed::modem(), &format!("resume-{round}")).expect("session");
+            let mut mqtt = Mqtt::open(
+                &client,
+                &b.broker,
+                Feed::modem(),
+                &format!("resume-{round}"),
+            )
+            .expect("session");
             // In TLS 1.3 the tickets follow the handshake: a ping round trip lets them arrive.
             mqtt.send(Packet::PingReq).expect("PINGREQ");
             assert_eq!(mqtt.packet().expect("PINGRESP"), Packet::PingResp);
@@ -275,7 +323,10 @@ fn a_second_connection_to_the_broker_resumes() {
             sizes.push(info.handshake_sent + info.handshake_received);
             mqtt.disconnect();
         }
-        eprintln!("mosquitto {version}: full {} B, resumed {} B", sizes[0], sizes[1]);
+        eprintln!(
+            "mosquitto {version}: full {} B, resumed {} B",
+            sizes[0], sizes[1]
+        );
         assert!(sizes[1] < sizes[0]);
     }
 }

@@ -53,10 +53,17 @@ fn only(v: TlsVersion, c: TlsConfig) -> TlsConfig {
 fn echo(client: &TlsClient, server: &OpensslServer, feed: Feed, host: &str) -> Link {
     let tls = client.connect(host).expect("connect");
     let mut link = Link::connect(server.addr, tls, feed);
-    link.handshake().unwrap_or_else(|f| panic!("{f}\n{}", server.output()));
+    link.handshake()
+        .unwrap_or_else(|f| panic!("{f}\n{}", server.output()));
     link.send(b"hello sim7k\n").expect("send");
-    let back = link.recv_until(|b| b.windows(11).any(|w| w == b"k7mis olleh")).expect("echo");
-    assert!(back.windows(11).any(|w| w == b"k7mis olleh"), "{:?}", String::from_utf8_lossy(&back));
+    let back = link
+        .recv_until(|b| b.windows(11).any(|w| w == b"k7mis olleh"))
+        .expect("echo");
+    assert!(
+        back.windows(11).any(|w| w == b"k7mis olleh"),
+        "{:?}",
+        String::from_utf8_lossy(&back)
+    );
     link
 }
 
@@ -118,10 +125,16 @@ fn resumption_against_openssl_in_both_versions() {
             sizes.push((info.handshake_sent, info.handshake_received));
             link.close();
         }
-        eprintln!("{version} openssl RSA-2048: full {:?}, resumed {:?}", sizes[0], sizes[1]);
+        eprintln!(
+            "{version} openssl RSA-2048: full {:?}, resumed {:?}",
+            sizes[0], sizes[1]
+        );
         let total = |(a, b): (u64, u64)| a + b;
         assert!(total(sizes[1]) < total(sizes[0]), "{sizes:?}");
-        assert!(sizes[1].1 * 2 < sizes[0].1, "no certificate comes down: {sizes:?}");
+        assert!(
+            sizes[1].1 * 2 < sizes[0].1,
+            "no certificate comes down: {sizes:?}"
+        );
     }
 }
 
@@ -138,7 +151,10 @@ fn alpn_reaches_the_server_and_a_mismatch_is_refused() {
     .build()
     .expect("client");
     let mut link = echo(&client, &server, Feed::split(), "localhost");
-    assert_eq!(link.tls.session().expect("session").alpn.as_deref(), Some("x-amzn-mqtt-ca"));
+    assert_eq!(
+        link.tls.session().expect("session").alpn.as_deref(),
+        Some("x-amzn-mqtt-ca")
+    );
     // s_server serves one connection at a time.
     link.close();
     drop(link);
@@ -158,14 +174,22 @@ fn alpn_reaches_the_server_and_a_mismatch_is_refused() {
 #[test]
 fn sni_is_sent_and_a_name_the_server_does_not_serve_is_named() {
     let lab = lab("ossl-sni", Alg::EcdsaP256);
-    let other = lab.pki.server(&lab.ca, "other", &["other.test"], Alg::EcdsaP256, ALWAYS);
+    let other = lab
+        .pki
+        .server(&lab.ca, "other", &["other.test"], Alg::EcdsaP256, ALWAYS);
     let other_cert = other.cert.to_string_lossy().into_owned();
     let other_key = other.key.to_string_lossy().into_owned();
     let Some(server) = s_server(
         &lab.server,
         &[
-            "-servername", "other.test", "-servername_fatal", "-cert2", &other_cert, "-key2",
-            &other_key, "-rev",
+            "-servername",
+            "other.test",
+            "-servername_fatal",
+            "-cert2",
+            &other_cert,
+            "-key2",
+            &other_key,
+            "-rev",
         ],
     ) else {
         return;
@@ -178,8 +202,15 @@ fn sni_is_sent_and_a_name_the_server_does_not_serve_is_named() {
     .build()
     .expect("client");
     let mut link = echo(&client, &server, Feed::modem(), "127.0.0.1");
-    let cert = link.tls.session().and_then(|s| s.server_cert.clone()).expect("cert");
-    assert_eq!(cert.subject, "CN=other.test", "the server switched certificates on SNI");
+    let cert = link
+        .tls
+        .session()
+        .and_then(|s| s.server_cert.clone())
+        .expect("cert");
+    assert_eq!(
+        cert.subject, "CN=other.test",
+        "the server switched certificates on SNI"
+    );
     link.close();
     drop(link);
 
@@ -192,25 +223,52 @@ fn sni_is_sent_and_a_name_the_server_does_not_serve_is_named() {
 #[test]
 fn certificate_failures_against_openssl() {
     let lab = lab("ossl-cert", Alg::Rsa2048);
-    let expired = lab.pki.server(&lab.ca, "expired", &["localhost"], Alg::EcdsaP256, ((2020, 1, 1), (2021, 6, 1)));
-    let future = lab.pki.server(&lab.ca, "future", &["localhost"], Alg::EcdsaP256, ((2090, 1, 1), (2099, 1, 1)));
+    let expired = lab.pki.server(
+        &lab.ca,
+        "expired",
+        &["localhost"],
+        Alg::EcdsaP256,
+        ((2020, 1, 1), (2021, 6, 1)),
+    );
+    let future = lab.pki.server(
+        &lab.ca,
+        "future",
+        &["localhost"],
+        Alg::EcdsaP256,
+        ((2090, 1, 1), (2099, 1, 1)),
+    );
     let other = lab.pki.ca("other", Alg::EcdsaP256);
 
     let Some(server) = s_server(&lab.server, &[]) else {
         return;
     };
-    let f = failure(&trusting(&other).build().expect("client"), &server, "localhost");
+    let f = failure(
+        &trusting(&other).build().expect("client"),
+        &server,
+        "localhost",
+    );
     assert!(matches!(f, TlsFailure::UnknownCa { .. }), "{f:?}");
     assert!(f.to_string().contains("RSA 2048"), "{f}");
-    let f = failure(&trusting(&lab.ca).build().expect("client"), &server, "broker.test");
+    let f = failure(
+        &trusting(&lab.ca).build().expect("client"),
+        &server,
+        "broker.test",
+    );
     assert!(matches!(f, TlsFailure::HostnameMismatch { .. }), "{f:?}");
-    assert!(f.to_string().contains("it names localhost, 127.0.0.1"), "{f}");
+    assert!(
+        f.to_string().contains("it names localhost, 127.0.0.1"),
+        "{f}"
+    );
     drop(server);
 
     let Some(server) = s_server(&expired, &[]) else {
         return;
     };
-    let f = failure(&trusting(&lab.ca).build().expect("client"), &server, "localhost");
+    let f = failure(
+        &trusting(&lab.ca).build().expect("client"),
+        &server,
+        "localhost",
+    );
     assert!(matches!(f, TlsFailure::Expired { .. }), "{f:?}");
     assert!(f.to_string().contains("to 2021-06-01 00:00:00 UTC"), "{f}");
     drop(server);
@@ -218,7 +276,11 @@ fn certificate_failures_against_openssl() {
     let Some(server) = s_server(&future, &[]) else {
         return;
     };
-    let f = failure(&trusting(&lab.ca).build().expect("client"), &server, "localhost");
+    let f = failure(
+        &trusting(&lab.ca).build().expect("client"),
+        &server,
+        "localhost",
+    );
     assert!(matches!(f, TlsFailure::NotYetValid { .. }), "{f:?}");
     assert!(f.to_string().contains("valid 2090-01-01"), "{f}");
 }
@@ -227,11 +289,25 @@ fn certificate_failures_against_openssl() {
 fn client_certificates_required_missing_and_rejected() {
     let lab = lab("ossl-mtls", Alg::EcdsaP256);
     let ca_path = lab.ca.issued.cert.to_string_lossy().into_owned();
-    let device = lab.pki.client(&lab.ca, "device", "device-7", Alg::EcdsaP256);
+    let device = lab
+        .pki
+        .client(&lab.ca, "device", "device-7", Alg::EcdsaP256);
     let rogue = lab.pki.ca("rogue", Alg::EcdsaP256);
-    let stranger = lab.pki.client(&rogue, "stranger", "stranger-1", Alg::EcdsaP256);
+    let stranger = lab
+        .pki
+        .client(&rogue, "stranger", "stranger-1", Alg::EcdsaP256);
     for version in [TlsVersion::V1_2, TlsVersion::V1_3] {
-        let Some(server) = s_server(&lab.server, &["-CAfile", &ca_path, "-Verify", "1", "-verify_return_error", "-rev"]) else {
+        let Some(server) = s_server(
+            &lab.server,
+            &[
+                "-CAfile",
+                &ca_path,
+                "-Verify",
+                "1",
+                "-verify_return_error",
+                "-rev",
+            ],
+        ) else {
             return;
         };
         let with = |who: Option<&Issued>| {
@@ -252,11 +328,17 @@ fn client_certificates_required_missing_and_rejected() {
         drop(link);
 
         let f = failure(&with(None), &server, "localhost");
-        assert!(matches!(f, TlsFailure::ClientCertRequired { .. }), "{version}: {f:?}");
+        assert!(
+            matches!(f, TlsFailure::ClientCertRequired { .. }),
+            "{version}: {f:?}"
+        );
         assert!(f.to_string().contains("CN=ca test CA"), "{f}");
 
         let f = failure(&with(Some(&stranger)), &server, "localhost");
-        assert!(matches!(f, TlsFailure::ClientCertRejected { .. }), "{version}: {f:?}");
+        assert!(
+            matches!(f, TlsFailure::ClientCertRejected { .. }),
+            "{version}: {f:?}"
+        );
         assert!(f.to_string().contains("CN=stranger-1"), "{f}");
     }
 }
@@ -268,9 +350,17 @@ fn versions_and_ciphers_without_common_ground() {
         (&["-tls1_3"], TlsVersion::V1_2, "version-mismatch"),
         (&["-tls1_2"], TlsVersion::V1_3, "version-mismatch"),
         // CBC with RSA key exchange only: rustls has neither.
-        (&["-tls1_2", "-cipher", "AES128-SHA"], TlsVersion::V1_2, "no-common-algorithms"),
+        (
+            &["-tls1_2", "-cipher", "AES128-SHA"],
+            TlsVersion::V1_2,
+            "no-common-algorithms",
+        ),
         // CCM only: rustls (ring) has no CCM suite.
-        (&["-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_SHA256"], TlsVersion::V1_3, "no-common-algorithms"),
+        (
+            &["-tls1_3", "-ciphersuites", "TLS_AES_128_CCM_SHA256"],
+            TlsVersion::V1_3,
+            "no-common-algorithms",
+        ),
     ];
     for (args, version, expected) in cases {
         let Some(server) = s_server(&lab.server, args) else {

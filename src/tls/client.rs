@@ -2,12 +2,12 @@
 //! once (files are read then) and keep it for the run: sessions resume only between
 //! connections of the same client.
 
+use super::TlsVersion;
 use super::failure::TlsFailure;
 use super::load::TlsConfigError;
 use super::session::SessionStore;
 use super::stream::TlsStream;
 use super::x509::CertSummary;
-use super::TlsVersion;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use std::fmt;
@@ -52,7 +52,10 @@ impl fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsClient")
             .field("trust", &self.context.trust)
-            .field("client_certificate", &self.context.identity.as_ref().map(|c| &c.subject))
+            .field(
+                "client_certificate",
+                &self.context.identity.as_ref().map(|c| &c.subject),
+            )
             .field("alpn", &self.context.alpn)
             .field("versions", &self.context.versions())
             .field("session_cache", &self.store.file())

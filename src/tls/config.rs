@@ -159,13 +159,13 @@ impl TlsConfig {
                 .map(TlsVersion::rustls)
                 .collect();
         if let Some(name) = &self.server_name {
-            super::client::parse_server_name(name).map_err(|reason| {
-                TlsConfigError::Settings(format!("server name: {reason}"))
-            })?;
+            super::client::parse_server_name(name)
+                .map_err(|reason| TlsConfigError::Settings(format!("server name: {reason}")))?;
         }
         let mut warnings = Vec::new();
 
-        let (verifier, trust): (Arc<dyn ServerCertVerifier>, String) = if self.insecure_skip_verify {
+        let (verifier, trust): (Arc<dyn ServerCertVerifier>, String) = if self.insecure_skip_verify
+        {
             warnings.push(
                 "TLS certificate verification is OFF (insecure_skip_verify): anyone on the network path can read and change this traffic; never use it outside a lab"
                     .to_string(),

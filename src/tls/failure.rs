@@ -21,7 +21,7 @@ pub enum TlsFailure {
         /// The server name checked.
         server: String,
         /// The server's certificate.
-        cert: Option<CertSummary>,
+        cert: Option<Box<CertSummary>>,
         /// What the client trusts.
         trust: String,
     },
@@ -30,7 +30,7 @@ pub enum TlsFailure {
         /// The server name checked.
         server: String,
         /// The server's certificate.
-        cert: Option<CertSummary>,
+        cert: Option<Box<CertSummary>>,
         /// The time it was checked against.
         now: Option<i64>,
     },
@@ -39,7 +39,7 @@ pub enum TlsFailure {
         /// The server name checked.
         server: String,
         /// The server's certificate.
-        cert: Option<CertSummary>,
+        cert: Option<Box<CertSummary>>,
         /// The time it was checked against.
         now: Option<i64>,
     },
@@ -50,7 +50,7 @@ pub enum TlsFailure {
         /// The names the certificate is valid for.
         presented: Vec<String>,
         /// The server's certificate.
-        cert: Option<CertSummary>,
+        cert: Option<Box<CertSummary>>,
     },
     /// Any other reason the server's certificate was refused.
     BadCertificate {
@@ -59,7 +59,7 @@ pub enum TlsFailure {
         /// What rustls found.
         reason: String,
         /// The server's certificate.
-        cert: Option<CertSummary>,
+        cert: Option<Box<CertSummary>>,
     },
     /// The server wants a client certificate and none is configured.
     ClientCertRequired {
@@ -77,7 +77,7 @@ pub enum TlsFailure {
         /// The alert it sent.
         alert: u8,
         /// The client certificate.
-        identity: Option<CertSummary>,
+        identity: Option<Box<CertSummary>>,
     },
     /// No protocol version in common.
     VersionMismatch {
@@ -188,7 +188,7 @@ fn alert_text(code: u8) -> String {
     }
 }
 
-fn cert_text(cert: &Option<CertSummary>) -> String {
+fn cert_text(cert: &Option<Box<CertSummary>>) -> String {
     match cert {
         Some(c) => format!(" The server's certificate: {c}."),
         None => String::new(),
@@ -198,7 +198,11 @@ fn cert_text(cert: &Option<CertSummary>) -> String {
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsFailure::UnknownCa { server, cert, trust } => write!(
+            TlsFailure::UnknownCa {
+                server,
+                cert,
+                trust,
+            } => write!(
                 f,
                 "TLS to {server}: the server's certificate is not signed by a CA sim7k trusts ({trust}).{} Check that the CA file holds the CA that issued the broker's certificate (the broker's operator publishes it; `openssl s_client -connect HOST:PORT -showcerts` shows the chain the broker sends).",
                 cert_text(cert)
@@ -206,16 +210,26 @@ impl fmt::Display for TlsFailure {
             TlsFailure::Expired { server, cert, now } => write!(
                 f,
                 "TLS to {server}: the server's certificate has expired{}.{} Check the host clock, then ask the broker's operator to renew the certificate.",
-                now.map_or(String::new(), |t| format!(" (checked at {})", format_unix(t))),
+                now.map_or(String::new(), |t| format!(
+                    " (checked at {})",
+                    format_unix(t)
+                )),
                 cert_text(cert)
             ),
             TlsFailure::NotYetValid { server, cert, now } => write!(
                 f,
                 "TLS to {server}: the server's certificate is not valid yet{}.{} Check the host clock (a clock in the past makes every new certificate look not yet valid).",
-                now.map_or(String::new(), |t| format!(" (checked at {})", format_unix(t))),
+                now.map_or(String::new(), |t| format!(
+                    " (checked at {})",
+                    format_unix(t)
+                )),
                 cert_text(cert)
             ),
-            TlsFailure::HostnameMismatch { server, presented, cert } => write!(
+            TlsFailure::HostnameMismatch {
+                server,
+                presented,
+                cert,
+            } => write!(
                 f,
                 "TLS to {server}: the server's certificate is not valid for the name {server}; it names {}.{} Check the broker host, or set the server name to one the certificate names.",
                 if presented.is_empty() {
@@ -225,15 +239,26 @@ impl fmt::Display for TlsFailure {
                 },
                 cert_text(cert)
             ),
-            TlsFailure::BadCertificate { server, reason, cert } => write!(
+            TlsFailure::BadCertificate {
+                server,
+                reason,
+                cert,
+            } => write!(
                 f,
                 "TLS to {server}: the server's certificate was refused: {reason}.{}",
                 cert_text(cert)
             ),
-            TlsFailure::ClientCertRequired { server, acceptable_issuers, alert } => write!(
+            TlsFailure::ClientCertRequired {
+                server,
+                acceptable_issuers,
+                alert,
+            } => write!(
                 f,
                 "TLS to {server}: the server requires a client certificate and none is configured{}{}. Set the client certificate and key (mutual TLS).",
-                alert.map_or(String::new(), |a| format!(" (it answered {})", alert_text(a))),
+                alert.map_or(String::new(), |a| format!(
+                    " (it answered {})",
+                    alert_text(a)
+                )),
                 if acceptable_issuers.is_empty() {
                     String::new()
                 } else {
@@ -243,7 +268,11 @@ impl fmt::Display for TlsFailure {
                     )
                 }
             ),
-            TlsFailure::ClientCertRejected { server, alert, identity } => write!(
+            TlsFailure::ClientCertRejected {
+                server,
+                alert,
+                identity,
+            } => write!(
                 f,
                 "TLS to {server}: the server refused the client certificate ({}).{} Check that it was issued by a CA the broker trusts, has not expired, and is registered/activated on the broker.",
                 alert_text(*alert),
@@ -251,7 +280,11 @@ impl fmt::Display for TlsFailure {
                     .as_ref()
                     .map_or(String::new(), |c| format!(" The client certificate: {c}."))
             ),
-            TlsFailure::VersionMismatch { server, offered, detail } => write!(
+            TlsFailure::VersionMismatch {
+                server,
+                offered,
+                detail,
+            } => write!(
                 f,
                 "TLS to {server}: no TLS version in common ({detail}); sim7k offered {offered}. Check the version settings against what the broker accepts."
             ),
@@ -268,7 +301,11 @@ impl fmt::Display for TlsFailure {
                 "TLS to {server}: the server speaks none of the ALPN protocols offered ({}). Check the ALPN setting (AWS IoT on port 443 wants x-amzn-mqtt-ca; port 8883 needs none).",
                 offered.join(", ")
             ),
-            TlsFailure::Alert { server, alert, during_handshake } => write!(
+            TlsFailure::Alert {
+                server,
+                alert,
+                during_handshake,
+            } => write!(
                 f,
                 "TLS to {server}: the server sent the alert {}{}.",
                 alert_text(*alert),
@@ -291,7 +328,10 @@ impl fmt::Display for TlsFailure {
                     )
                 }
             }
-            TlsFailure::NotTls { server, first_bytes } => write!(
+            TlsFailure::NotTls {
+                server,
+                first_bytes,
+            } => write!(
                 f,
                 "TLS to {server}: the server answered with bytes that are not TLS ({}). Check the port is the broker's TLS port, not a plaintext one.",
                 hex(first_bytes, " ")
@@ -326,7 +366,7 @@ pub(crate) struct FailureContext<'a> {
 /// Name a rustls error.
 pub(crate) fn classify(e: &Error, cx: &FailureContext<'_>) -> TlsFailure {
     let server = escape_text(cx.server);
-    let cert = cx.seen.server_cert.clone();
+    let cert = cx.seen.server_cert.clone().map(Box::new);
     match e {
         _ if cx.not_tls => TlsFailure::NotTls {
             server,
@@ -377,7 +417,7 @@ pub(crate) fn classify(e: &Error, cx: &FailureContext<'_>) -> TlsFailure {
 fn classify_certificate(
     ce: &CertificateError,
     server: String,
-    cert: Option<CertSummary>,
+    cert: Option<Box<CertSummary>>,
     cx: &FailureContext<'_>,
 ) -> TlsFailure {
     let now = cx.seen.checked_at;
@@ -400,7 +440,7 @@ fn classify_certificate(
             now: i64::try_from(time.as_secs()).ok().or(now),
         },
         CertificateError::NotValidForName => TlsFailure::HostnameMismatch {
-            presented: cert.as_ref().map_or_else(Vec::new, presented_names),
+            presented: cert.as_deref().map_or_else(Vec::new, presented_names),
             server,
             cert,
         },
@@ -461,7 +501,7 @@ fn classify_alert(code: u8, server: String, cx: &FailureContext<'_>) -> TlsFailu
             TlsFailure::ClientCertRejected {
                 server,
                 alert: code,
-                identity: cx.client.identity.clone(),
+                identity: cx.client.identity.clone().map(Box::new),
             }
         }
         AlertDescription::ProtocolVersion => TlsFailure::VersionMismatch {

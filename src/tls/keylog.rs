@@ -47,7 +47,6 @@ impl KeyLogFile {
             file: Mutex::new(file),
         })
     }
-
 }
 
 impl rustls::KeyLog for KeyLogFile {

@@ -54,8 +54,8 @@ fn file_error(what: &'static str, path: &Path, reason: impl Into<String>) -> Tls
 
 /// Read a PEM file, refusing what is clearly not PEM with a hint.
 fn read_pem(what: &'static str, path: &Path, convert: &str) -> Result<Vec<u8>, TlsConfigError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| file_error(what, path, format!("cannot read it: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| file_error(what, path, format!("cannot read it: {e}")))?;
     if bytes.first() == Some(&0x30) && !contains(&bytes, b"-----BEGIN ") {
         return Err(file_error(
             what,
@@ -129,7 +129,11 @@ pub fn load_certificates(
 /// The first private key of a PEM file (PKCS#8, SEC1 or PKCS#1 RSA).
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
     const WHAT: &str = "client key";
-    let bytes = read_pem(WHAT, path, "openssl pkey -inform der -in FILE -out FILE.pem")?;
+    let bytes = read_pem(
+        WHAT,
+        path,
+        "openssl pkey -inform der -in FILE -out FILE.pem",
+    )?;
     if contains(&bytes, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
         || contains(&bytes, b"Proc-Type: 4,ENCRYPTED")
     {

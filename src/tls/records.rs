@@ -17,9 +17,8 @@ const MAX_RECORD_BODY: usize = 16_384 + 2_048;
 const HANDSHAKE_PEEK: usize = 38;
 /// The ServerHello random that marks a HelloRetryRequest (RFC 8446 §4.1.3).
 const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8,
-    0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8,
-    0x33, 0x9c,
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
 /// The content type of a record.
@@ -299,14 +298,15 @@ impl RecordScanner {
         let h = &self.header;
         let bad = match h.len() {
             0 => false,
-            1 | 2 => {
-                ContentType::from_u8(h[0]).is_none() || h.get(1).is_some_and(|v| *v != 3)
-            }
+            1 | 2 => ContentType::from_u8(h[0]).is_none() || h.get(1).is_some_and(|v| *v != 3),
             3 | 4 => ContentType::from_u8(h[0]).is_none() || h[1] != 3 || h[2] > 4,
             _ => {
                 let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
                 self.body_len = len;
-                ContentType::from_u8(h[0]).is_none() || h[1] != 3 || h[2] > 4 || len > MAX_RECORD_BODY
+                ContentType::from_u8(h[0]).is_none()
+                    || h[1] != 3
+                    || h[2] > 4
+                    || len > MAX_RECORD_BODY
             }
         };
         bad.then(|| self.header.iter().copied().take(16).collect())
@@ -344,7 +344,9 @@ impl RecordScanner {
                 continue;
             }
             let take = self.message_left.min(bytes.len());
-            let keep = HANDSHAKE_PEEK.saturating_sub(self.message_head.len()).min(take);
+            let keep = HANDSHAKE_PEEK
+                .saturating_sub(self.message_head.len())
+                .min(take);
             self.message_head.extend_from_slice(&bytes[..keep]);
             self.message_left -= take;
             bytes = &bytes[take..];
@@ -360,8 +362,7 @@ impl RecordScanner {
     /// Name the message in progress once enough of it is known (a ServerHello needs its
     /// random to tell a HelloRetryRequest), or at its end.
     fn name_message(&mut self, t: u8, at_end: bool) {
-        if self.message_named || !(at_end || t != 2 || self.message_head.len() >= HANDSHAKE_PEEK)
-        {
+        if self.message_named || !(at_end || t != 2 || self.message_head.len() >= HANDSHAKE_PEEK) {
             return;
         }
         let name = if t == 2 && self.message_head.get(6..38) == Some(&HRR_RANDOM[..]) {
@@ -402,5 +403,141 @@ impl RecordScanner {
         self.body_len = 0;
         self.body_seen = 0;
         ScanEvent::Record(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(t: u8, version: u16, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![t];
+        r.extend_from_slice(&version.to_be_bytes());
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn message(t: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut m = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// A server flight: ServerHello + Certificate in one record, then a Certificate that
+    /// spans two records, ServerHelloDone, CCS, an encrypted Finished, data and an alert.
+    fn flight() -> Vec<u8> {
+        let mut hello = vec![3, 3];
+        hello.extend_from_slice(&[7u8; 32]);
+        hello.push(0);
+        let mut first = message(2, &hello);
+        first.extend(message(11, &[1, 2, 3]));
+        let big = message(11, &[9u8; 300]);
+        let mut s = record(22, 0x0303, &first);
+        s.extend(record(22, 0x0303, &big[..100]));
+        let mut tail = big[100..].to_vec();
+        tail.extend(message(14, &[]));
+        s.extend(record(22, 0x0303, &tail));
+        s.extend(record(20, 0x0303, &[1]));
+        s.extend(record(22, 0x0303, &[0xaa; 40]));
+        s.extend(record(23, 0x0303, &[0xbb; 53]));
+        s.extend(record(21, 0x0303, &[2, 48]));
+        s
+    }
+
+    fn names(events: &[ScanEvent]) -> Vec<String> {
+        events.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn records_are_named_whole_and_split_anywhere() {
+        let stream = flight();
+        let whole = RecordScanner::new().push(&stream);
+        assert_eq!(
+            names(&whole),
+            [
+                "handshake ServerHello + Certificate, 46 B",
+                "handshake Certificate, 100 B",
+                "handshake ServerHelloDone, 208 B",
+                "change_cipher_spec, 1 B",
+                "handshake (encrypted), 40 B",
+                "application_data (encrypted), 53 B",
+                "alert fatal unknown_ca",
+            ]
+        );
+        // Byte by byte, and every cut in two.
+        let mut drip = RecordScanner::new();
+        let dripped: Vec<ScanEvent> = stream.iter().flat_map(|b| drip.push(&[*b])).collect();
+        assert_eq!(dripped, whole);
+        for cut in 0..stream.len() {
+            let mut s = RecordScanner::new();
+            let mut events = s.push(&stream[..cut]);
+            events.extend(s.push(&stream[cut..]));
+            assert_eq!(events, whole, "cut at {cut}");
+            assert_eq!(s.offset(), stream.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_record_in_progress_is_visible() {
+        let stream = record(23, 0x0303, &[0; 100]);
+        let mut s = RecordScanner::new();
+        assert!(s.push(&stream[..3]).is_empty());
+        assert_eq!(s.in_progress(), None);
+        assert!(s.push(&stream[3..50]).is_empty());
+        assert_eq!(
+            s.in_progress(),
+            Some((ContentType::ApplicationData, 100, 45))
+        );
+        assert_eq!(s.push(&stream[50..]).len(), 1);
+        assert_eq!(s.in_progress(), None);
+    }
+
+    #[test]
+    fn a_hello_retry_request_is_told_from_a_server_hello() {
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&HRR_RANDOM);
+        body.extend_from_slice(&[0, 0x13, 0x01, 0]);
+        let stream = record(22, 0x0303, &message(2, &body));
+        for cut in 0..stream.len() {
+            let mut s = RecordScanner::new();
+            let mut events = s.push(&stream[..cut]);
+            events.extend(s.push(&stream[cut..]));
+            assert_eq!(
+                names(&events),
+                [format!(
+                    "handshake HelloRetryRequest, {} B",
+                    stream.len() - 5
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_tls_stop_the_scanner() {
+        for (bytes, offset) in [
+            (&b"\x20\x02\x00\x00"[..], 0u64),
+            (&b"HTTP/1.1 400"[..], 0),
+            (&b"\x16\x03\x03\xff\xff"[..], 0),
+        ] {
+            let mut s = RecordScanner::new();
+            let events = s.push(bytes);
+            assert!(
+                matches!(&events[..], [ScanEvent::NotTls { offset: o, .. }] if *o == offset),
+                "{bytes:?}: {events:?}"
+            );
+            assert!(s.is_broken());
+            assert!(s.push(b"\x16\x03\x03\x00\x00").is_empty(), "nothing after");
+        }
+        // After a good record.
+        let mut stream = record(23, 0x0303, &[1, 2]);
+        stream.extend_from_slice(b"\x20\x02");
+        let events = RecordScanner::new().push(&stream);
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[1].to_string(),
+            "not TLS at byte 7: 20 02 (a plaintext port, or another protocol)"
+        );
     }
 }

@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::TlsConfigError;
 
 /// The first line of a session cache file.
-const HEADER: &str = "# sim7k TLS session cache: the key-exchange group each server chose (no secrets)";
+const HEADER: &str =
+    "# sim7k TLS session cache: the key-exchange group each server chose (no secrets)";
 /// Servers remembered in memory (rustls' cache size) and in the file.
 const MAX_SERVERS: usize = 256;
 
@@ -170,13 +171,20 @@ impl ClientSessionStore for SessionStore {
         }
     }
 
-    fn insert_tls13_ticket(&self, server_name: ServerName<'static>, value: Tls13ClientSessionValue) {
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
         if let Some(m) = &self.memory {
             m.insert_tls13_ticket(server_name, value);
         }
     }
 
-    fn take_tls13_ticket(&self, server_name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
         self.memory.as_ref()?.take_tls13_ticket(server_name)
     }
 }

@@ -221,7 +221,9 @@ impl TlsStream {
         self.observer.recording = on;
         if on {
             let queued = std::mem::take(&mut self.observer.unreported_sent);
-            self.observer.events.extend(queued.into_iter().map(TlsEvent::RecordSent));
+            self.observer
+                .events
+                .extend(queued.into_iter().map(TlsEvent::RecordSent));
         }
     }
 
@@ -331,11 +333,9 @@ impl TlsStream {
             return Err(f.clone());
         }
         self.received += data.len() as u64;
-        if self.state == TlsState::Handshaking {
-            if self.first_bytes.len() < 16 {
-                let take = (16 - self.first_bytes.len()).min(data.len());
-                self.first_bytes.extend_from_slice(&data[..take]);
-            }
+        if self.state == TlsState::Handshaking && self.first_bytes.len() < 16 {
+            let take = (16 - self.first_bytes.len()).min(data.len());
+            self.first_bytes.extend_from_slice(&data[..take]);
         }
         for ev in self.observer.received.push(data) {
             self.observer.push(match ev {
@@ -449,7 +449,8 @@ impl TlsStream {
                         seen: &self.seen,
                         handshaking: self.state == TlsState::Handshaking,
                         first_bytes: &self.first_bytes,
-                        not_tls: self.state == TlsState::Handshaking && self.observer.received.is_broken(),
+                        not_tls: self.state == TlsState::Handshaking
+                            && self.observer.received.is_broken(),
                         received: self.received,
                     },
                 );
@@ -484,7 +485,7 @@ impl TlsStream {
             alpn: self
                 .conn
                 .alpn_protocol()
-                .map(|p| crate::util::escape::escape_bytes(p)),
+                .map(crate::util::escape::escape_bytes),
             resumed: kind == Some(HandshakeKind::Resumed),
             hello_retry: kind == Some(HandshakeKind::FullWithHelloRetryRequest),
             server_cert: self
@@ -502,7 +503,8 @@ impl TlsStream {
         } else {
             TlsState::Open
         };
-        self.observer.push(TlsEvent::HandshakeComplete(info.clone()));
+        self.observer
+            .push(TlsEvent::HandshakeComplete(info.clone()));
         self.session = Some(info);
     }
 

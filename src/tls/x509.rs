@@ -138,7 +138,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -217,13 +225,17 @@ fn parse_time((tag, body): (u8, &[u8])) -> Option<i64> {
     let (year, rest) = match tag {
         0x17 => {
             let yy: i64 = digits.get(..2)?.parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, digits.get(2..)?)
+            (
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                digits.get(2..)?,
+            )
         }
         0x18 => (digits.get(..4)?.parse().ok()?, digits.get(4..)?),
         _ => return None,
     };
     let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    let (month, day, hour, minute, second) =
+        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
@@ -312,7 +324,9 @@ fn describe_key(spki: &[u8]) -> Option<String> {
                 Some(i) => modulus.get(i..)?,
                 None => &[],
             };
-            let lead = significant.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
+            let lead = significant
+                .first()
+                .map_or(0, |b| 8 - b.leading_zeros() as usize);
             Some(format!(
                 "RSA {}",
                 significant.len().saturating_sub(1) * 8 + lead
@@ -347,11 +361,17 @@ fn read_san(extensions: &[u8], dns: &mut Vec<String>, ips: &mut Vec<IpAddr>) {
         if ext.peek_tag() == Some(0x01) {
             ext.skip(); // critical
         }
-        let Some(value) = ext.expect(0x04) else { continue };
+        let Some(value) = ext.expect(0x04) else {
+            continue;
+        };
         let mut v = Der::new(value);
-        let Some(mut names) = v.enter(SEQUENCE) else { continue };
+        let Some(mut names) = v.enter(SEQUENCE) else {
+            continue;
+        };
         while !names.is_empty() {
-            let Some((tag, body)) = names.any() else { break };
+            let Some((tag, body)) = names.any() else {
+                break;
+            };
             match tag {
                 0x82 => dns.push(String::from_utf8_lossy(body).into_owned()),
                 0x87 => {

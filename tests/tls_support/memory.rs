@@ -177,7 +177,10 @@ pub fn pump(client: &mut TlsStream, server: &mut MemServer, feed: &Feed) -> Resu
     loop {
         let mut moved = false;
         while let Some(chunk) = client.take_send(feed.chunk) {
-            assert!(chunk.len() <= feed.chunk, "a send larger than the chunk size");
+            assert!(
+                chunk.len() <= feed.chunk,
+                "a send larger than the chunk size"
+            );
             server.take_in(&chunk);
             moved = true;
         }

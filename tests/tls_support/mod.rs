@@ -97,7 +97,13 @@ impl Alg {
             Alg::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key"),
             Alg::Rsa2048 => {
                 let out = Command::new("openssl")
-                    .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+                    .args([
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                    ])
                     .output()
                     .expect("run openssl genpkey (RSA keys need the openssl CLI)");
                 assert!(out.status.success(), "openssl genpkey failed");
@@ -169,8 +175,12 @@ impl Pki {
         let key = alg.key();
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
-        params.distinguished_name.push(DnType::OrganizationName, "sim7k tests");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "sim7k tests");
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
@@ -187,14 +197,37 @@ impl Pki {
     }
 
     /// A server certificate for `names` (DNS names or IP addresses) issued by `ca`.
-    pub fn server(&self, ca: &Ca, file: &str, names: &[&str], alg: Alg, validity: Validity) -> Issued {
+    pub fn server(
+        &self,
+        ca: &Ca,
+        file: &str,
+        names: &[&str],
+        alg: Alg,
+        validity: Validity,
+    ) -> Issued {
         let cn = names.first().copied().unwrap_or(file);
-        self.leaf(ca, file, cn, names, alg, validity, ExtendedKeyUsagePurpose::ServerAuth)
+        self.leaf(
+            ca,
+            file,
+            cn,
+            names,
+            alg,
+            validity,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
     }
 
     /// A client certificate with common name `cn` issued by `ca`.
     pub fn client(&self, ca: &Ca, file: &str, cn: &str, alg: Alg) -> Issued {
-        self.leaf(ca, file, cn, &[], alg, ALWAYS, ExtendedKeyUsagePurpose::ClientAuth)
+        self.leaf(
+            ca,
+            file,
+            cn,
+            &[],
+            alg,
+            ALWAYS,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -239,7 +272,10 @@ impl Pki {
             "openssl {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for entry in std::fs::read_dir(self.dir.path()).expect("read dir").flatten() {
+        for entry in std::fs::read_dir(self.dir.path())
+            .expect("read dir")
+            .flatten()
+        {
             set_mode(&entry.path(), 0o644);
         }
     }

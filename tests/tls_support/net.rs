@@ -90,9 +90,7 @@ impl Link {
                 self.flush();
                 r.map(|_| true)
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Ok(false)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(false),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => {
                 self.eof = true;
                 self.tls.socket_closed()?;
@@ -123,7 +121,10 @@ impl Link {
     }
 
     /// Read until `done` says the plaintext gathered so far is enough; returns it all.
-    pub fn recv_until(&mut self, mut done: impl FnMut(&[u8]) -> bool) -> Result<Vec<u8>, TlsFailure> {
+    pub fn recv_until(
+        &mut self,
+        mut done: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, TlsFailure> {
         let start = Instant::now();
         let mut got = Vec::new();
         loop {

@@ -42,8 +42,14 @@ impl OpensslServer {
             let output = Arc::new(Mutex::new(String::new()));
             let (tx, rx) = std::sync::mpsc::channel();
             for pipe in [
-                child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-                child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
             ]
             .into_iter()
             .flatten()
@@ -101,7 +107,12 @@ pub struct MosquittoTls {
 impl MosquittoTls {
     /// Start with `cafile`/`certfile`/`keyfile` and extra listener lines (e.g.
     /// `require_certificate true`). `None` when mosquitto is missing (skip).
-    pub fn start(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, extra: &str) -> Option<MosquittoTls> {
+    pub fn start(
+        ca: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        extra: &str,
+    ) -> Option<MosquittoTls> {
         let bin = find_program("mosquitto")?;
         let dir = TempDir::new("mosquitto-tls");
         for _ in 0..5 {
@@ -127,7 +138,9 @@ impl MosquittoTls {
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(10) {
                 let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-                if log_text.contains("Opening ipv4 listen socket") && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                if log_text.contains("Opening ipv4 listen socket")
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+                {
                     return Some(MosquittoTls {
                         child,
                         addr,
