@@ -443,3 +443,40 @@ fn the_peers_close_notify_makes_a_clean_close() {
     pump(&mut tls, &mut server, &Feed::modem()).expect("handshake");
     assert_eq!(tls.socket_closed(), Ok(CloseKind::Truncated));
 }
+
+#[test]
+fn one_client_serves_a_fleet_of_threads_and_they_resume_each_others_sessions() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<TlsClient>();
+    send::<sim7k::tls::TlsStream>();
+    send_sync::<sim7k::tls::TlsFailure>();
+
+    let pki = Pki::new("mem-fleet");
+    let ca = pki.ca("ca", Alg::EcdsaP256);
+    let server_cert = pki.server(&ca, "server", &["localhost"], Alg::EcdsaP256, ALWAYS);
+    let config = server_config(&server_cert, &ServerOpts::default());
+    let client = std::sync::Arc::new(client_for(&ca.issued.cert).build().expect("client"));
+    // The first device makes the session (and its tickets)...
+    let mut tls = client.connect("localhost").expect("connect");
+    let mut server = MemServer::new(&config);
+    pump(&mut tls, &mut server, &Feed::modem()).expect("handshake");
+    assert!(!tls.session().expect("info").resumed);
+    // ...the next ones, on their own threads, resume with them (rustls' server issues
+    // two TLS 1.3 tickets per connection, each used once).
+    let resumed: Vec<bool> = (0..2)
+        .map(|_| {
+            let client = client.clone();
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut tls = client.connect("localhost").expect("connect");
+                let mut server = MemServer::new(&config);
+                pump(&mut tls, &mut server, &Feed::modem()).expect("handshake");
+                tls.session().expect("info").resumed
+            })
+            .join()
+            .expect("thread")
+        })
+        .collect();
+    assert_eq!(resumed, [true, true]);
+}

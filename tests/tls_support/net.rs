@@ -30,6 +30,10 @@ pub struct Link {
     pub sends: usize,
     /// Number of reads that returned bytes (one `AT+CIPRXGET` each).
     pub reads: usize,
+    /// The size of every write, in order.
+    pub send_sizes: Vec<usize>,
+    /// The size of every read that returned bytes, in order.
+    pub read_sizes: Vec<usize>,
     /// The socket reached EOF.
     pub eof: bool,
 }
@@ -51,6 +55,8 @@ impl Link {
             largest_send: 0,
             sends: 0,
             reads: 0,
+            send_sizes: Vec::new(),
+            read_sizes: Vec::new(),
             eof: false,
         }
     }
@@ -60,6 +66,7 @@ impl Link {
         while let Some(chunk) = self.tls.take_send(self.feed.chunk) {
             self.largest_send = self.largest_send.max(chunk.len());
             self.sends += 1;
+            self.send_sizes.push(chunk.len());
             self.sent += chunk.len();
             // A peer that already hung up is the test's subject, not an error here.
             if self.sock.write_all(&chunk).is_err() {
@@ -85,6 +92,7 @@ impl Link {
             Ok(n) => {
                 self.turn += 1;
                 self.reads += 1;
+                self.read_sizes.push(n);
                 self.received += n;
                 let r = self.tls.receive(&buf[..n]);
                 self.flush();
