@@ -15,7 +15,6 @@
 //! exchange is request/response, so they do not overlap much).
 
 #[path = "../tests/tls_support/mod.rs"]
-#[allow(dead_code)]
 mod tls_support;
 
 use sim7k::mqtt::{Connect, Disconnect, Packet, Protocol, Publish, QoS, StreamDecoder};

@@ -162,6 +162,11 @@ impl TlsConfig {
             super::client::parse_server_name(name)
                 .map_err(|reason| TlsConfigError::Settings(format!("server name: {reason}")))?;
         }
+        if self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+            return Err(TlsConfigError::Settings(
+                "an ALPN protocol name must be 1 to 255 bytes long".into(),
+            ));
+        }
         let mut warnings = Vec::new();
 
         let (verifier, trust): (Arc<dyn ServerCertVerifier>, String) = if self.insecure_skip_verify
@@ -213,11 +218,6 @@ impl TlsConfig {
                 path.display()
             ));
             config.key_log = Arc::new(log);
-        }
-        if self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
-            return Err(TlsConfigError::Settings(
-                "an ALPN protocol name must be 1 to 255 bytes long".into(),
-            ));
         }
         Ok(TlsClient::new(
             Arc::new(config),
