@@ -25,6 +25,7 @@ pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod script;
+pub mod tls;
 pub mod transcript;
 pub mod transport;
 pub mod util;
