@@ -300,7 +300,7 @@ fn mosquitto_closes_on_invalid_subscribe_flags() {
     };
     let (mut c, ack) = Client::connect(m.addr, Connect::new(Protocol::V311, "raw-neg"));
     assert!(ack.is_success());
-    let bad = raw::RawPacket::new(0x80)
+    let bad = RawPacket::new(0x80)
         .u16(1)
         .string("a/b")
         .u8(0)
