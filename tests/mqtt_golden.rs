@@ -484,7 +484,11 @@ fn mqtt31_dup_on_pubrel_subscribe_unsubscribe() {
     for v in [Protocol::V311, Protocol::V5] {
         let e = decode(&hex("6A 02 00 01"), v).unwrap_err();
         assert_eq!(e.field(), "PUBREL fixed header flags", "{v}");
-        assert!(e.message().contains("DUP on PUBREL exists only in MQTT 3.1"), "{e}");
+        assert!(
+            e.message()
+                .contains("DUP on PUBREL exists only in MQTT 3.1"),
+            "{e}"
+        );
         let p = Packet::PubRel(PubRel {
             dup: true,
             ..PubRel::new(1)
@@ -494,7 +498,10 @@ fn mqtt31_dup_on_pubrel_subscribe_unsubscribe() {
     }
     // In 3.1 the other bits stay fixed: QoS 1, no RETAIN.
     for first in [0x60u8, 0x68, 0x63, 0x6B, 0x64] {
-        assert!(decode(&[first, 2, 0, 1], Protocol::V31).is_err(), "{first:02X}");
+        assert!(
+            decode(&[first, 2, 0, 1], Protocol::V31).is_err(),
+            "{first:02X}"
+        );
     }
     // Nothing else gains a DUP flag in 3.1.
     assert!(decode(&hex("48 02 00 01"), Protocol::V31).is_err());

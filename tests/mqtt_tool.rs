@@ -414,7 +414,10 @@ fn decode_errors_name_byte_and_field() {
         "invalid hex input at character 4: 'G' is not a hex digit"
     );
     let e = sim7k(&["decode", "30 0"], "").unwrap_err();
-    assert!(e.message.starts_with("invalid hex input at character 3"), "{e}");
+    assert!(
+        e.message.starts_with("invalid hex input at character 3"),
+        "{e}"
+    );
     assert_eq!(
         sim7k(&["decode", " # nothing"], "").unwrap_err().message,
         "no bytes to decode"
@@ -442,12 +445,19 @@ fn hex_parser_accepts_common_spellings() {
 #[test]
 fn bad_input_exits_2() {
     let cases: &[&[&str]] = &[
-        &["decode", "30 0G"],                   // not hex
-        &["decode", " # nothing"],              // no bytes
-        &["decode", "30 05 00 01"],             // truncated
+        &["decode", "30 0G"],                                     // not hex
+        &["decode", " # nothing"],                                // no bytes
+        &["decode", "30 05 00 01"],                               // truncated
         &["decode", "10 0C 00 04 4D 51 54 54 07 02 00 3C 00 00"], // malformed
-        &["encode", "publish", "--topic", "a/+"], // refused by the encoder
-        &["encode", "publish", "--topic", "t", "--payload-file", "/nonexistent/payload"],
+        &["encode", "publish", "--topic", "a/+"],                 // refused by the encoder
+        &[
+            "encode",
+            "publish",
+            "--topic",
+            "t",
+            "--payload-file",
+            "/nonexistent/payload",
+        ],
         &["follow", "/nonexistent/transcript.log"],
     ];
     for args in cases {
@@ -476,7 +486,10 @@ fn encode_connect_defaults_are_valid_in_every_version() {
     let e = sim7k(&["encode", "connect", "--client-id", ""], "").unwrap_err();
     assert_eq!(e.code, 2);
     assert!(e.message.contains("identifier rejected"), "{e}");
-    assert!(e.message.contains("give a client id or set clean session"), "{e}");
+    assert!(
+        e.message.contains("give a client id or set clean session"),
+        "{e}"
+    );
     sim7k(&["encode", "connect", "--client-id", "", "--clean"], "").unwrap();
 }
 
@@ -511,7 +524,13 @@ fn decode_json_shows_only_what_the_version_has() {
     assert_eq!(v[1]["code"], 0);
     assert!(v[1]["properties"].is_object());
     // 3.1: no session present on CONNACK; DUP on PUBREL.
-    let v = lines(&["decode", "20 02 00 00 6A 02 00 01", "--json", "--version", "3.1"]);
+    let v = lines(&[
+        "decode",
+        "20 02 00 00 6A 02 00 01",
+        "--json",
+        "--version",
+        "3.1",
+    ]);
     assert!(v[0].get("session_present").is_none(), "{}", v[0]);
     assert_eq!(v[1]["dup"], true);
     // The text view follows the same rule.
@@ -527,9 +546,20 @@ fn decode_mqtt31_dup_pubrel() {
     let out = sim7k(&["decode", "6a020001", "--version", "3.1"], "").unwrap();
     assert!(out.contains("PUBREL\n  dup: true\n  packet id: 1"), "{out}");
     let e = sim7k(&["decode", "6a020001"], "").unwrap_err();
-    assert!(e.message.contains("DUP on PUBREL exists only in MQTT 3.1"), "{e}");
+    assert!(
+        e.message.contains("DUP on PUBREL exists only in MQTT 3.1"),
+        "{e}"
+    );
     let out = sim7k(
-        &["encode", "pubrel", "--packet-id", "1", "--dup", "--version", "3.1"],
+        &[
+            "encode",
+            "pubrel",
+            "--packet-id",
+            "1",
+            "--dup",
+            "--version",
+            "3.1",
+        ],
         "",
     )
     .unwrap();
@@ -544,7 +574,10 @@ fn decode_client_id_warnings() {
     let long = "10 26 00 06 4D 51 49 73 64 70 03 02 00 3C 00 18 61 62 63 64 65 66 67 68 69 6A 6B \
                 6C 6D 6E 6F 70 71 72 73 74 75 76 77 78";
     let out = sim7k(&["decode", long], "").unwrap();
-    assert!(out.contains("client id: \"abcdefghijklmnopqrstuvwx\""), "{out}");
+    assert!(
+        out.contains("client id: \"abcdefghijklmnopqrstuvwx\""),
+        "{out}"
+    );
     assert!(
         out.contains("  warning: CONNECT client id: 24 characters; MQTT 3.1 allows at most 23"),
         "{out}"
@@ -565,10 +598,20 @@ fn decode_client_id_warnings() {
     assert_eq!(code, 0, "{stderr}");
     let words: Vec<&str> = long.split_whitespace().collect();
     assert_eq!(String::from_utf8_lossy(&stdout).trim(), words.join(" "));
-    assert!(stderr.starts_with("warning: CONNECT client id: 24 characters"), "{stderr}");
+    assert!(
+        stderr.starts_with("warning: CONNECT client id: 24 characters"),
+        "{stderr}"
+    );
     // MQTT 3.1.1, empty id, clean session 0: identifier rejected, not malformed.
-    let out = sim7k(&["decode", "10 0C 00 04 4D 51 54 54 04 00 00 3C 00 00", "--json"], "")
-        .unwrap();
+    let out = sim7k(
+        &[
+            "decode",
+            "10 0C 00 04 4D 51 54 54 04 00 00 3C 00 00",
+            "--json",
+        ],
+        "",
+    )
+    .unwrap();
     let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let w = j["warnings"][0].as_str().unwrap();
     assert!(w.contains("CONNACK 0x02 (identifier rejected)"), "{w}");
@@ -585,7 +628,14 @@ fn encode_publish_payload_file_of_any_size() {
     let path = dir.join("payload.bin");
     let payload: Vec<u8> = (0..300 * 1024).map(|i| (i * 7 % 256) as u8).collect();
     std::fs::write(&path, &payload).unwrap();
-    let args = ["encode", "publish", "--topic", "big", "--compact", "--payload-file"];
+    let args = [
+        "encode",
+        "publish",
+        "--topic",
+        "big",
+        "--compact",
+        "--payload-file",
+    ];
     let mut with_path = args.to_vec();
     let p = path.to_str().unwrap();
     with_path.push(p);
@@ -602,7 +652,16 @@ fn encode_publish_payload_file_of_any_size() {
     assert_eq!(String::from_utf8(out).unwrap(), from_file);
     // --payload and --payload-file together is a usage error.
     let e = sim7k(
-        &["encode", "publish", "--topic", "t", "--payload", "x", "--payload-file", p],
+        &[
+            "encode",
+            "publish",
+            "--topic",
+            "t",
+            "--payload",
+            "x",
+            "--payload-file",
+            p,
+        ],
         "",
     )
     .unwrap_err();
@@ -638,13 +697,20 @@ fn decode_shortens_big_packets_unless_full() {
     let text = String::from_utf8(out).unwrap();
     let longest = text.lines().map(str::len).max().unwrap();
     assert!(longest < 400, "a line of {longest} characters");
-    assert!(text.contains(&format!("({} bytes, MQTT 3.1.1)", packet.len())), "{text}");
+    assert!(
+        text.contains(&format!("({} bytes, MQTT 3.1.1)", packet.len())),
+        "{text}"
+    );
     assert!(text.contains("(--full shows all)"), "{text}");
-    assert!(text.contains(&format!("payload ({} bytes): hex 00 01 02", payload.len())), "{text}");
+    assert!(
+        text.contains(&format!("payload ({} bytes): hex 00 01 02", payload.len())),
+        "{text}"
+    );
     assert!(text.contains("bytes more"), "{text}");
     // Every byte is printable (the payload holds ESC and every control byte).
     assert!(
-        text.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b) || b >= 0x80),
+        text.bytes()
+            .all(|b| b == b'\n' || (0x20..0x7f).contains(&b) || b >= 0x80),
         "raw control bytes in the output"
     );
     assert!(!text.contains('\u{1b}'));
@@ -702,10 +768,18 @@ fn closed_stdout_ends_quietly_with_exit_0() {
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         reader.read_line(&mut first).unwrap();
-        assert!(first.contains("PINGREQ") || first.starts_with('#'), "{first}");
+        assert!(
+            first.contains("PINGREQ") || first.starts_with('#'),
+            "{first}"
+        );
         drop(reader); // `head -1` exits
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         let status = child.wait().unwrap();
         let _ = writer.join();
         assert_eq!(status.code(), Some(0), "json {json}: stderr {err}");

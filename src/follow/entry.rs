@@ -67,7 +67,9 @@ pub(crate) fn unescape(text: &str) -> Vec<u8> {
             Some(b't') => out.push(b'\t'),
             Some(b'\\') => out.push(b'\\'),
             Some(b'x') => {
-                let digits = b.get(i + 2..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+                let digits = b
+                    .get(i + 2..i + 4)
+                    .and_then(|d| std::str::from_utf8(d).ok());
                 match digits.and_then(|d| u8::from_str_radix(d, 16).ok()) {
                     Some(v) => {
                         out.push(v);
@@ -110,7 +112,10 @@ mod tests {
             e.kind,
             Kind::Read(b"\r\n+CIPRXGET: 2,8,0\r\n \x02\x00\x00".to_vec())
         );
-        assert_eq!(parse_line("   0.020 # step 3 passed").unwrap().kind, Kind::Note);
+        assert_eq!(
+            parse_line("   0.020 # step 3 passed").unwrap().kind,
+            Kind::Note
+        );
         assert!(parse_line("ok    [1/30] echo off").is_none());
         assert!(parse_line("").is_none());
         assert!(parse_line("   nan > x").is_none());

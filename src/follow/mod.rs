@@ -89,7 +89,7 @@ pub struct FollowedPacket {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// A packet.
-    Packet(FollowedPacket),
+    Packet(Box<FollowedPacket>),
     /// Bytes that are not a packet: malformed, incomplete, or redacted beyond repair.
     Undecodable {
         /// When.
@@ -244,7 +244,10 @@ impl Follower {
                     if let Some(n) = self.links.get(&l).map(|c| c.number) {
                         out.push(Item::Note {
                             at: at.clone(),
-                            text: format!("connection {n}: {}", crate::util::escape::escape_text(&line)),
+                            text: format!(
+                                "connection {n}: {}",
+                                crate::util::escape::escape_text(&line)
+                            ),
                         });
                     }
                     self.close(l, "the connection closed", at, out);
@@ -256,10 +259,8 @@ impl Follower {
                 let decoded = c.sent.push_chunk(chunk);
                 for d in decoded {
                     // The client's CONNECT sets the version of what comes back.
-                    if let Decoded::Packet {
-                        packet: Packet::Connect(p),
-                        ..
-                    } = &d
+                    if let Decoded::Packet { packet, .. } = &d
+                        && let Packet::Connect(p) = packet.as_ref()
                         && let Some(c) = self.links.get_mut(&link)
                     {
                         c.received.set_protocol(p.protocol);
@@ -304,17 +305,17 @@ fn item(d: Decoded, direction: Direction, connection: u32, at: &Stamp) -> Item {
             packet,
             protocol,
             redacted,
-        } => Item::Packet(FollowedPacket {
+        } => Item::Packet(Box::new(FollowedPacket {
             at: at.clone(),
             direction,
             connection,
             offset,
             warnings: packet.warnings(protocol),
             raw,
-            packet,
+            packet: *packet,
             protocol,
             redacted,
-        }),
+        })),
         Decoded::Undecodable {
             offset,
             length,
@@ -386,4 +387,173 @@ pub fn follow(
         ));
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{ConnAck, Connect, Publish};
+    use crate::util::escape::escape_bytes;
+
+    /// Transcript lines from `(direction, bytes)`, one millisecond apart.
+    fn transcript(entries: &[(char, &[u8])]) -> Vec<String> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, (d, b))| format!("{:>8.3} {d} {}", i as f64 / 1000.0, escape_bytes(b)))
+            .collect()
+    }
+
+    fn items(lines: &[String], protocol: Protocol) -> Vec<Item> {
+        let mut f = Follower::new(protocol);
+        let mut out: Vec<Item> = lines.iter().flat_map(|l| f.line(l)).collect();
+        out.extend(f.finish());
+        out
+    }
+
+    fn packets(items: &[Item]) -> Vec<(u32, Direction, Packet)> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Packet(p) => Some((p.connection, p.direction, p.packet.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn enc(p: Packet, v: Protocol) -> Vec<u8> {
+        p.encode(v).unwrap()
+    }
+
+    #[test]
+    fn two_connections_with_cipmux() {
+        let ping = enc(Packet::PingReq, Protocol::V311);
+        let pong = enc(Packet::PingResp, Protocol::V311);
+        let lines = transcript(&[
+            ('>', b"AT+CIPMUX=1\r"),
+            ('<', b"\r\nOK\r\n"),
+            ('>', b"AT+CIPSTART=0,\"TCP\",\"a\",1883\r"),
+            ('<', b"\r\nOK\r\n\r\n0, CONNECT OK\r\n"),
+            ('>', b"AT+CIPSTART=1,\"TCP\",\"b\",1883\r"),
+            ('<', b"\r\nOK\r\n\r\n1, CONNECT OK\r\n"),
+            ('>', b"AT+CIPSEND=1,2\r"),
+            ('<', b"\r\n> "),
+            ('>', &ping),
+            ('<', b"\r\n1, SEND OK\r\n\r\n+RECEIVE,1,2:\r\n\xd0\x00"),
+            ('<', b"\r\n1, CLOSED\r\n"),
+            ('>', b"AT+CIPSEND=0,2\r"),
+            ('<', b"\r\n> "),
+            ('>', &ping),
+            ('<', b"\r\n0, SEND OK\r\n\r\n+RECEIVE,0,2:\r\n"),
+            ('<', &pong),
+        ]);
+        let it = items(&lines, Protocol::V311);
+        assert_eq!(
+            packets(&it),
+            vec![
+                (2, Direction::Sent, Packet::PingReq),
+                (2, Direction::Received, Packet::PingResp),
+                (1, Direction::Sent, Packet::PingReq),
+                (1, Direction::Received, Packet::PingResp),
+            ]
+        );
+        assert!(
+            it.iter()
+                .any(|i| matches!(i, Item::Note { text, .. } if text == "connection 2: 1, CLOSED"))
+        );
+    }
+
+    #[test]
+    fn mid_connection_start_incomplete_end_and_garbage() {
+        let lines = transcript(&[
+            ('<', b"\r\n+IPD,2:\xd0\x00"),
+            ('<', b"\r\n+IPD,2:\x00\x00"),
+            ('<', b"\r\n+IPD,2:\xd0\x00"),
+            ('<', b"\r\n+IPD,3:\x30\x09\x00"),
+        ]);
+        let it = items(&lines, Protocol::V311);
+        assert!(
+            matches!(&it[0], Item::Note { text, .. } if text.contains("opened before the transcript starts"))
+        );
+        assert!(matches!(&it[1], Item::Packet(p) if p.packet == Packet::PingResp));
+        assert!(
+            matches!(&it[2], Item::Undecodable { offset: 2, length: 2, reason, .. } if reason.starts_with("malformed: byte 2, fixed header packet type")),
+            "{:?}",
+            it[2]
+        );
+        assert!(matches!(&it[3], Item::Packet(p) if p.offset == 4));
+        assert!(
+            matches!(&it[4], Item::Undecodable { reason, .. } if reason.contains("the transcript ends after 3 bytes of a packet of 11 bytes")),
+            "{:?}",
+            it[4]
+        );
+    }
+
+    #[test]
+    fn the_clients_connect_sets_the_version_of_both_directions() {
+        for v in [Protocol::V31, Protocol::V5] {
+            let connect = enc(Packet::Connect(Connect::new(v, "c")), v);
+            let connack = enc(Packet::ConnAck(ConnAck::new(0)), v);
+            let cmd = format!("AT+CIPSEND={}\r", connect.len());
+            let lines = transcript(&[
+                ('>', b"AT+CIPSTART=\"TCP\",\"h\",1\r"),
+                ('<', b"\r\nOK\r\n\r\nCONNECT OK\r\n"),
+                ('>', cmd.as_bytes()),
+                ('<', b"\r\n> "),
+                ('>', &connect),
+                ('<', b"\r\nSEND OK\r\n\r\n+CIPRXGET: 1\r\n"),
+                ('>', b"AT+CIPRXGET=2,1460\r"),
+                (
+                    '<',
+                    format!("\r\n+CIPRXGET: 2,{},0\r\n", connack.len()).as_bytes(),
+                ),
+                ('<', &connack),
+                ('<', b"\r\nOK\r\n"),
+            ]);
+            // Told 3.1.1, the CONNECT says otherwise: a 5.0 CONNACK (3 bytes) decodes as 5.0.
+            let it = items(&lines, Protocol::V311);
+            let got: Vec<Protocol> = it
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Packet(p) => Some(p.protocol),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got, vec![v, v], "{it:?}");
+        }
+    }
+
+    #[test]
+    fn three_stars_that_are_data_decode_and_are_flagged() {
+        let publish = enc(Packet::Publish(Publish::new("t", "a***b")), Protocol::V311);
+        let cmd = format!("AT+CIPSEND={}\r", publish.len());
+        let lines = transcript(&[
+            ('>', cmd.as_bytes()),
+            ('<', b"\r\n> "),
+            ('>', &publish),
+            ('<', b"\r\nSEND OK\r\n"),
+        ]);
+        let it = items(&lines, Protocol::V311);
+        let Some(Item::Packet(p)) = it.iter().find(|i| matches!(i, Item::Packet(_))) else {
+            panic!("{it:?}")
+        };
+        assert!(p.redacted);
+        assert_eq!(p.packet, Packet::Publish(Publish::new("t", "a***b")));
+    }
+
+    #[test]
+    fn a_cancelled_send_and_a_send_the_modem_refused_send_nothing() {
+        let lines = transcript(&[
+            ('>', b"AT+CIPSEND\r"),
+            ('<', b"\r\n> "),
+            ('>', b"\xc0\x00\x1b"),
+            ('<', b"\r\nOK\r\n"),
+            ('>', b"AT+CIPSEND=2\r"),
+            ('<', b"\r\nERROR\r\n"),
+            ('>', b"AT+CIPSHUT\r"),
+            ('<', b"\r\nSHUT OK\r\n"),
+        ]);
+        let it = items(&lines, Protocol::V311);
+        assert!(packets(&it).is_empty(), "{it:?}");
+    }
 }

@@ -512,7 +512,10 @@ mod tests {
                 (">", b"AT+CIPRXGET=0;+CIPHEAD=0\r"),
                 ("<", b"AT+CIPRXGET=0;+CIPHEAD=0\r\r\nOK\r\n"),
                 (">", b"AT+CIPSTART=\"TCP\",\"h\",1\r"),
-                ("<", b"AT+CIPSTART=\"TCP\",\"h\",1\r\r\nOK\r\n\r\nCONNECT OK\r\n"),
+                (
+                    "<",
+                    b"AT+CIPSTART=\"TCP\",\"h\",1\r\r\nOK\r\n\r\nCONNECT OK\r\n",
+                ),
                 (">", b"AT+CIPSEND=4\r"),
                 ("<", b"AT+CIPSEND=4\r\r\n> "),
                 (">", b"\x30\x02\x00\x00"),

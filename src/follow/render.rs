@@ -53,7 +53,9 @@ pub(super) fn write_item(
         Item::Packet(p) => {
             summary.packets += 1;
             if opts.format == Format::Json {
-                let mut v = p.packet.to_json_with(p.protocol, (!opts.full).then_some(JSON_SHOWN_BYTES));
+                let mut v = p
+                    .packet
+                    .to_json_with(p.protocol, (!opts.full).then_some(JSON_SHOWN_BYTES));
                 if let Some(o) = v.as_object_mut() {
                     o.insert("time".into(), json!(p.at.seconds));
                     o.insert("direction".into(), json!(p.direction.name()));

@@ -153,7 +153,11 @@ impl Send {
             bytes.extend_from_slice(self.written.get(from..at).unwrap_or_default());
             holes.push(Hole {
                 at: bytes.len(),
-                len: if k == 1 { hidden.filter(|n| *n > 0) } else { None },
+                len: if k == 1 {
+                    hidden.filter(|n| *n > 0)
+                } else {
+                    None
+                },
                 maybe_literal: false,
             });
             from = at + marker.len();

@@ -24,7 +24,7 @@ pub(crate) enum Decoded {
         /// Its bytes.
         raw: Vec<u8>,
         /// The packet.
-        packet: Packet,
+        packet: Box<Packet>,
         /// The version it was decoded in.
         protocol: Protocol,
         /// A redaction (`***`) touched its bytes.
@@ -140,7 +140,8 @@ impl Stream {
         }
         (1..=MAX_HIDDEN).find_map(|n| {
             let lens: Vec<usize> = chunk.holes.iter().map(|h| h.len.unwrap_or(n)).collect();
-            self.whole(&chunk.bytes, &chunk.holes, &lens).then_some(lens)
+            self.whole(&chunk.bytes, &chunk.holes, &lens)
+                .then_some(lens)
         })
     }
 
@@ -180,12 +181,12 @@ impl Stream {
                     if let Packet::Connect(c) = &packet {
                         self.protocol = c.protocol;
                     }
-                    let redacted = self.touches(offset, offset + n)
-                        || find(&raw, REDACTED.as_bytes());
+                    let redacted =
+                        self.touches(offset, offset + n) || find(&raw, REDACTED.as_bytes());
                     out.push(Decoded::Packet {
                         offset,
                         raw,
-                        packet,
+                        packet: Box::new(packet),
                         protocol,
                         redacted,
                     });
@@ -292,7 +293,14 @@ mod tests {
         let (a, b) = bytes.split_at(3);
         assert!(s.push(a, false).is_empty());
         let out = s.push(b, false);
-        assert!(matches!(&out[..], [Decoded::Packet { offset: 0, redacted: false, .. }]));
+        assert!(matches!(
+            &out[..],
+            [Decoded::Packet {
+                offset: 0,
+                redacted: false,
+                ..
+            }]
+        ));
     }
 
     #[test]
@@ -312,13 +320,18 @@ mod tests {
         };
         let mut s = Stream::new(Protocol::V311);
         let out = s.push_chunk(chunk);
-        let [Decoded::Packet {
-            packet: Packet::Connect(c),
-            redacted: true,
-            ..
-        }] = &out[..]
+        let [
+            Decoded::Packet {
+                packet,
+                redacted: true,
+                ..
+            },
+        ] = &out[..]
         else {
             panic!("{out:?}")
+        };
+        let Packet::Connect(c) = packet.as_ref() else {
+            panic!("{packet:?}")
         };
         assert_eq!(c.password.as_deref(), Some(&b"*******"[..]));
     }
@@ -349,14 +362,24 @@ mod tests {
         );
         // The stream goes on after it.
         let out = s.push(&[0xC0, 0x00], false);
-        assert!(matches!(&out[..], [Decoded::Packet { offset: 2, .. }]), "{out:?}");
+        assert!(
+            matches!(&out[..], [Decoded::Packet { offset: 2, .. }]),
+            "{out:?}"
+        );
     }
 
     #[test]
     fn garbage_is_reported_and_the_stream_resyncs() {
         let mut s = Stream::new(Protocol::V311);
         let out = s.push(&[0x00, 0x01], false);
-        assert!(matches!(&out[..], [Decoded::Undecodable { offset: 0, length: 2, .. }]));
+        assert!(matches!(
+            &out[..],
+            [Decoded::Undecodable {
+                offset: 0,
+                length: 2,
+                ..
+            }]
+        ));
         let out = s.push(&[0xD0, 0x00], false);
         assert!(matches!(&out[..], [Decoded::Packet { offset: 2, .. }]));
         assert!(s.push(&[0x30, 0x09, 0x00], false).is_empty());
@@ -369,4 +392,3 @@ mod tests {
         );
     }
 }
-

@@ -85,7 +85,11 @@ impl Connect {
         check_string("CONNECT client id", &self.client_id)?;
         // A CONNECT the server must refuse is not built by the strict encoder; one it commonly
         // tolerates (a long MQTT 3.1 id) is, and [`Connect::warnings`] says so.
-        if let Some(w) = self.warnings().into_iter().find(|w| matches!(w.kind(), WarningKind::Refused { .. })) {
+        if let Some(w) = self
+            .warnings()
+            .into_iter()
+            .find(|w| matches!(w.kind(), WarningKind::Refused { .. }))
+        {
             return Err(EncodeError::new(w.field(), w.message()));
         }
         self.properties.validate(Context::Connect, v, "CONNECT")?;
@@ -276,7 +280,7 @@ impl Connect {
 }
 
 /// MQTT 3.1's limit on the client id (MQTT 3.1 §3.1, CONNECT payload, "Client Identifier").
-pub const MQTT31_MAX_CLIENT_ID: usize = 23;
+pub(crate) const MQTT31_MAX_CLIENT_ID: usize = 23;
 
 impl Connect {
     /// What a server makes of this CONNECT's values (see [`Warning`]):

@@ -338,7 +338,11 @@ impl Packet {
                 }
             }
             Packet::Publish(p) => {
-                s.push_str(&format!(" {} QoS {}", show_str(&p.topic, limit), p.qos as u8));
+                s.push_str(&format!(
+                    " {} QoS {}",
+                    show_str(&p.topic, limit),
+                    p.qos as u8
+                ));
                 if let Some(id) = p.packet_id {
                     s.push_str(&format!(" id {id}"));
                 }
@@ -456,10 +460,7 @@ impl Packet {
                     wm.insert("qos".into(), json!(w.qos as u8));
                     wm.insert("retain".into(), json!(w.retain));
                     if v == Protocol::V5 {
-                        wm.insert(
-                            "properties".into(),
-                            properties_json(&w.properties, limit),
-                        );
+                        wm.insert("properties".into(), properties_json(&w.properties, limit));
                     }
                     Value::Object(wm)
                 });
@@ -508,10 +509,7 @@ impl Packet {
                         o.insert("qos".into(), json!(f.qos as u8));
                         if v5 {
                             o.insert("no_local".into(), json!(f.no_local));
-                            o.insert(
-                                "retain_as_published".into(),
-                                json!(f.retain_as_published),
-                            );
+                            o.insert("retain_as_published".into(), json!(f.retain_as_published));
                             o.insert("retain_handling".into(), json!(f.retain_handling as u8));
                         }
                         Value::Object(o)

@@ -147,7 +147,11 @@ pub struct Warning {
 
 impl Warning {
     /// A warning about `field` (prefixed with the packet name).
-    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>, kind: WarningKind) -> Self {
+    pub(crate) fn new(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        kind: WarningKind,
+    ) -> Self {
         Warning {
             field: field.into(),
             message: message.into(),

@@ -120,14 +120,17 @@ pub fn parse_hex_input(input: &str) -> Result<Vec<u8>, ToolError> {
 /// (after writing the packets before it). Text: a `# packet N: bytes a..b (…)` line with the
 /// packet's hex, the fields, and a `  warning:` line per [`Warning`](super::Warning). JSON:
 /// one object per packet with `offset`, `length` and `warnings`.
-pub fn list_packets(bytes: &[u8], opts: &ListOptions, out: &mut dyn Write) -> Result<(), ToolError> {
+pub fn list_packets(
+    bytes: &[u8],
+    opts: &ListOptions,
+    out: &mut dyn Write,
+) -> Result<(), ToolError> {
     if bytes.is_empty() {
         return Err(ToolError::Empty);
     }
     let text_limit = (!opts.full).then_some(SHOWN_CHARS);
     let json_limit = (!opts.full).then_some(JSON_SHOWN_BYTES);
-    let mut dec =
-        StreamDecoder::new(opts.protocol).with_max_packet_size(MAX_REMAINING_LENGTH + 5);
+    let mut dec = StreamDecoder::new(opts.protocol).with_max_packet_size(MAX_REMAINING_LENGTH + 5);
     dec.push(bytes);
     let mut n = 0;
     loop {
@@ -235,7 +238,10 @@ mod tests {
              length (1 to 4 bytes) is missing"
         );
         let e = list("30 80").unwrap_err().to_string();
-        assert!(e.contains("inside the remaining length: 1 byte present"), "{e}");
+        assert!(
+            e.contains("inside the remaining length: 1 byte present"),
+            "{e}"
+        );
         let e = list("30 05 00 03 61").unwrap_err().to_string();
         assert_eq!(
             e,

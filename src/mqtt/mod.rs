@@ -51,14 +51,13 @@ mod unsubscribe;
 
 pub use auth::Auth;
 pub use connack::ConnAck;
-pub use connect::{Connect, LastWill, MQTT31_MAX_CLIENT_ID};
+pub use connect::{Connect, LastWill};
 pub use decoder::{DEFAULT_MAX_PACKET_SIZE, StreamDecoder};
 pub use describe::JSON_SHOWN_BYTES;
 pub use disconnect::Disconnect;
 pub use error::{DecodeError, DecodeErrorKind, EncodeError, Warning, WarningKind};
 pub use header::{FixedHeader, MAX_REMAINING_LENGTH, PacketType, encode_remaining_length};
 pub use listing::{ListOptions, ToolError, list_packets, parse_hex_input};
-pub use primitives::MAX_STRING_LEN;
 pub use properties::{Properties, PropertyValue};
 pub use puback::PubAck;
 pub use pubcomp::PubComp;
