@@ -66,7 +66,7 @@ enum Command {
     /// Print the JSON Schema (draft-07) of the recipe format.
     Schema,
     /// Encode or decode MQTT packets, or follow the MQTT conversation of a transcript.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = mqtt::MQTT_EXIT_CODES)]
     Mqtt(mqtt::MqttCommand),
     /// Act as a SIM7000 on a pseudo-terminal until stopped.
     Emulate(crate::emulator::EmulateArgs),
