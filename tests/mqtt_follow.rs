@@ -373,3 +373,166 @@ fn not_a_transcript_is_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+// ---- Property: whatever the chunking and the modes, follow gives back the packets. ----
+
+mod chunking {
+    use proptest::prelude::*;
+    use sim7k::follow::{Follower, Item};
+    use sim7k::mqtt::{Packet, Protocol, Publish, QoS};
+    use sim7k::util::escape::escape_bytes;
+
+    /// Transcript lines as sim7k writes them: one `>` entry per write; received bytes cut
+    /// after each line end (and every 4096 bytes).
+    struct Writer {
+        lines: Vec<String>,
+        t: f64,
+    }
+
+    impl Writer {
+        fn entry(&mut self, dir: char, bytes: &[u8]) {
+            self.t += 0.001;
+            self.lines
+                .push(format!("{:>8.3} {dir} {}", self.t, escape_bytes(bytes)));
+        }
+
+        fn tx(&mut self, bytes: &[u8]) {
+            self.entry('>', bytes);
+        }
+
+        fn rx(&mut self, bytes: &[u8]) {
+            let mut start = 0;
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'\n' || i + 1 - start >= 4096 {
+                    self.entry('<', &bytes[start..=i]);
+                    start = i + 1;
+                }
+            }
+            if start < bytes.len() {
+                self.entry('<', &bytes[start..]);
+            }
+        }
+    }
+
+    fn publish(payload: Vec<u8>, qos: u8, id: u16) -> Packet {
+        let mut p = Publish::new("sim7k/prop", payload);
+        p.qos = QoS::from_u8(qos).unwrap_or_default();
+        p.packet_id = (qos > 0).then_some(id);
+        Packet::Publish(p)
+    }
+
+    fn transcript(
+        sent: &[Packet],
+        received: &[Packet],
+        hex: bool,
+        rx_mode: u8,
+        chunk: usize,
+    ) -> Vec<String> {
+        let mut w = Writer {
+            lines: Vec::new(),
+            t: 0.0,
+        };
+        let (ciprxget, ciphead) = match rx_mode {
+            0 => (1, 0),
+            1 => (0, 1),
+            _ => (0, 0),
+        };
+        w.tx(format!(
+            "AT+CIPRXGET={ciprxget};+CIPHEAD={ciphead};+CIPSENDHEX={}\r",
+            u8::from(hex)
+        )
+        .as_bytes());
+        w.rx(b"\r\nOK\r\n");
+        w.tx(b"AT+CIPSTART=\"TCP\",\"h\",1883\r");
+        w.rx(b"\r\nOK\r\n\r\nCONNECT OK\r\n");
+        let out: Vec<u8> = sent
+            .iter()
+            .flat_map(|p| p.encode(Protocol::V311).unwrap())
+            .collect();
+        let max = if hex { chunk.min(730) } else { chunk };
+        for piece in out.chunks(max) {
+            if hex {
+                w.tx(b"AT+CIPSEND\r");
+                w.rx(b"\r\n> ");
+                let text: Vec<String> = piece.iter().map(|b| format!("{b:02X}")).collect();
+                w.tx(format!("{} 1A", text.join(" ")).as_bytes());
+            } else {
+                w.tx(format!("AT+CIPSEND={}\r", piece.len()).as_bytes());
+                w.rx(b"\r\n> ");
+                w.tx(piece);
+            }
+            w.rx(b"\r\nSEND OK\r\n");
+        }
+        let back: Vec<u8> = received
+            .iter()
+            .flat_map(|p| p.encode(Protocol::V311).unwrap())
+            .collect();
+        match rx_mode {
+            0 => {
+                w.rx(b"\r\n+CIPRXGET: 1\r\n");
+                let mut left = back.len();
+                for piece in back.chunks(chunk) {
+                    left -= piece.len();
+                    w.tx(format!("AT+CIPRXGET=2,{chunk}\r").as_bytes());
+                    let mut r = format!("\r\n+CIPRXGET: 2,{},{left}\r\n", piece.len()).into_bytes();
+                    r.extend_from_slice(piece);
+                    r.extend_from_slice(b"\r\nOK\r\n");
+                    w.rx(&r);
+                }
+            }
+            1 => {
+                for piece in back.chunks(chunk) {
+                    let mut r = format!("\r\n+IPD,{}:", piece.len()).into_bytes();
+                    r.extend_from_slice(piece);
+                    w.rx(&r);
+                }
+            }
+            _ => {
+                // Raw push: each packet as it arrives, at a line start.
+                for p in received {
+                    w.rx(b"\r\n");
+                    w.rx(&p.encode(Protocol::V311).unwrap());
+                }
+            }
+        }
+        w.lines
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn follow_returns_every_packet(
+            sent in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..3000), 0u8..3, 1u16..), 1..5),
+            received in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..600), 0u8..3, 1u16..), 0..4),
+            hex in any::<bool>(),
+            rx_mode in 0u8..3,
+            chunk in prop_oneof![Just(1460usize), 1usize..200],
+        ) {
+            // Hex mode cannot carry 0x1A (it ends the send): the engine refuses such payloads.
+            let clean = |v: &Vec<u8>| -> Vec<u8> {
+                v.iter().map(|b| if hex && *b == 0x1A { 0x1B } else { *b }).collect()
+            };
+            let sent: Vec<Packet> = sent.iter().map(|(p, q, id)| publish(clean(p), *q, *id)).collect();
+            let received: Vec<Packet> = received.iter().map(|(p, q, id)| publish(p.clone(), *q, *id)).collect();
+            let lines = transcript(&sent, &received, hex, rx_mode, chunk);
+            let mut f = Follower::new(Protocol::V311);
+            let mut items: Vec<Item> = lines.iter().flat_map(|l| f.line(l)).collect();
+            items.extend(f.finish());
+            let mut got_sent = Vec::new();
+            let mut got_received = Vec::new();
+            for it in items {
+                match it {
+                    Item::Packet(p) => match p.direction {
+                        sim7k::follow::Direction::Sent => got_sent.push(p.packet),
+                        sim7k::follow::Direction::Received => got_received.push(p.packet),
+                    },
+                    Item::Undecodable { reason, .. } => prop_assert!(false, "undecodable: {}", reason),
+                    Item::Note { .. } => {}
+                }
+            }
+            prop_assert_eq!(got_sent, sent);
+            prop_assert_eq!(got_received, received);
+        }
+    }
+}
