@@ -536,3 +536,34 @@ mod chunking {
         }
     }
 }
+
+/// `sim7k mqtt follow … | head -1`: the reader goes away, the follower stops quietly, exit 0.
+#[test]
+fn closed_stdout_ends_follow_quietly() {
+    use std::io::{BufRead, BufReader, Read};
+    let d = Dir::new("pipe");
+    let path = d.0.join("t.log");
+    let mut text = String::new();
+    for i in 0..20_000 {
+        let t = f64::from(i) / 1000.0;
+        text.push_str(&format!("{t:>8.3} > AT+CIPSEND=2\\r\n{t:>8.3} < \\r\\n> \n"));
+        text.push_str(&format!("{t:>8.3} > \\xc0\\x00\n{t:>8.3} < \\r\\nSEND OK\\r\\n\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut child = bin()
+        .args(["mqtt", "follow"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("connection 1"), "{first}");
+    drop(reader);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
