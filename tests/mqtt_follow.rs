@@ -546,8 +546,12 @@ fn closed_stdout_ends_follow_quietly() {
     let mut text = String::new();
     for i in 0..20_000 {
         let t = f64::from(i) / 1000.0;
-        text.push_str(&format!("{t:>8.3} > AT+CIPSEND=2\\r\n{t:>8.3} < \\r\\n> \n"));
-        text.push_str(&format!("{t:>8.3} > \\xc0\\x00\n{t:>8.3} < \\r\\nSEND OK\\r\\n\n"));
+        text.push_str(&format!(
+            "{t:>8.3} > AT+CIPSEND=2\\r\n{t:>8.3} < \\r\\n> \n"
+        ));
+        text.push_str(&format!(
+            "{t:>8.3} > \\xc0\\x00\n{t:>8.3} < \\r\\nSEND OK\\r\\n\n"
+        ));
     }
     std::fs::write(&path, text).unwrap();
     let mut child = bin()
@@ -563,7 +567,12 @@ fn closed_stdout_ends_follow_quietly() {
     assert!(first.contains("connection 1"), "{first}");
     drop(reader);
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }

@@ -717,3 +717,60 @@ pub fn run(cmd: &MqttCommand) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// The way the top-level CLI wires it, with clap's own `--version` propagated (the
+    /// packet commands take `--version` for the MQTT version instead).
+    #[derive(Parser, Debug)]
+    #[command(name = "sim7k", version, propagate_version = true)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Top,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Top {
+        #[command(subcommand)]
+        Mqtt(MqttCommand),
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn follow_reads_stdin_and_warnings_go_to_stderr() {
+        let cli = Cli::try_parse_from([
+            "sim7k",
+            "mqtt",
+            "encode",
+            "connect",
+            "--version",
+            "3.1",
+            "--client-id",
+            "abcdefghijklmnopqrstuvwxyz",
+        ])
+        .unwrap();
+        let Top::Mqtt(cmd) = cli.cmd;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run_with(&cmd, &mut &b""[..], &mut out, &mut err).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("warning: CONNECT client id: 26 characters"),
+            "{err}"
+        );
+        let cli = Cli::try_parse_from(["sim7k", "mqtt", "follow", "-"]).unwrap();
+        let Top::Mqtt(cmd) = cli.cmd;
+        let transcript = "   0.001 > AT+CIPSEND=2\\r\n   0.002 < \\r\\n> \n   0.003 > \\xc0\\x00\n";
+        let mut out = Vec::new();
+        run_with(&cmd, &mut transcript.as_bytes(), &mut out, &mut Vec::new()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("   0.003 -> PINGREQ"), "{out}");
+    }
+}
