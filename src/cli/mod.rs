@@ -2,6 +2,7 @@
 
 mod console;
 mod fleet;
+mod mqtt;
 mod ports;
 mod signal;
 
@@ -64,9 +65,9 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schema (draft-07) of the recipe format.
     Schema,
-    /// Encode or decode MQTT packets (for reading modem logs).
-    #[command(subcommand)]
-    Mqtt(crate::mqtt::tool::MqttCommand),
+    /// Encode or decode MQTT packets, or follow the MQTT conversation of a transcript.
+    #[command(subcommand, after_help = mqtt::MQTT_EXIT_CODES)]
+    Mqtt(mqtt::MqttCommand),
     /// Act as a SIM7000 on a pseudo-terminal until stopped.
     Emulate(crate::emulator::EmulateArgs),
     /// List serial ports (USB VID:PID, interface, product where known).
@@ -205,18 +206,7 @@ pub fn main() -> ExitCode {
         }
         Command::Emulate(args) => crate::emulator::run(&args),
         Command::Ports(args) => ports::run(&args).into(),
-        Command::Mqtt(cmd) => {
-            let mut stdin = std::io::stdin().lock();
-            let mut stdout = std::io::stdout().lock();
-            match crate::mqtt::tool::run(&cmd, &mut stdin, &mut stdout) {
-                Ok(()) => Exit::Success.into(),
-                Err(e) => {
-                    let _ = stdout.flush();
-                    eprintln!("error: {e}");
-                    Exit::StepFailed.into()
-                }
-            }
-        }
+        Command::Mqtt(cmd) => mqtt::run(&cmd),
     }
 }
 
