@@ -31,6 +31,8 @@
 //! QoS of forwarded messages and brought tokio, axum and hyper into the binary.
 
 mod core;
+#[cfg(test)]
+mod core_tests;
 mod record;
 mod route;
 mod session;
