@@ -1,6 +1,7 @@
 //! The embedded broker under the load that broke its predecessor (issue 11 point 14), through
 //! the `sim7k` binary as a factory line runs it, and the broker summary with a secret in the
 //! payload (issue 11 point 7).
+#![cfg(feature = "embedded-broker")]
 
 mod fleet_support;
 

@@ -312,6 +312,7 @@ fn mosquitto_closes_on_invalid_subscribe_flags() {
     assert!(c.closed_by_peer());
 }
 
+#[cfg(feature = "embedded-broker")]
 #[test]
 fn embedded_broker_happy_path_all_versions() {
     // The embedded broker (our own, on this codec) delivers at min(publish QoS, subscription

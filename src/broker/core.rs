@@ -84,7 +84,7 @@ pub(super) enum Phase {
     /// Waiting for CONNECT.
     AwaitConnect,
     /// CONNECT accepted.
-    Connected(Client),
+    Connected(Box<Client>),
     /// Ended: output is flushed, then the edge closes the connection.
     Closed,
 }
@@ -427,13 +427,13 @@ impl Broker {
         });
         if let Some(conn) = self.conns.map.get_mut(&id) {
             conn.early = Vec::new();
-            conn.phase = Phase::Connected(Client {
+            conn.phase = Phase::Connected(Box::new(Client {
                 client_id: client_id.clone(),
                 protocol,
                 keep_alive: c.keep_alive,
                 will: c.will,
                 aliases: HashMap::new(),
-            });
+            }));
         }
         let mut ack = ConnAck::new(0);
         ack.session_present = present && protocol != Protocol::V31;
