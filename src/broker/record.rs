@@ -7,8 +7,7 @@ use crate::util::escape::{shorten, shorten_bytes};
 /// A PUBLISH the broker received from a client, exactly as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
-    /// Topic name (lossy UTF-8 never happens: the codec only accepts UTF-8 topics; a 5.0
-    /// topic alias is resolved to its topic).
+    /// Topic name (a 5.0 topic alias is resolved to its topic).
     pub topic: String,
     /// Payload bytes.
     pub payload: Vec<u8>,
