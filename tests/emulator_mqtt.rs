@@ -1,4 +1,4 @@
-//! MQTT through the emulator against real brokers: the embedded rumqttd (always) and mosquitto
+//! MQTT through the emulator against real brokers: the embedded broker (always) and mosquitto
 //! (when installed; required in CI with SIM7K_REQUIRE_MOSQUITTO=1). Both the raw-TCP path
 //! (MQTT packets pushed with AT+CIPSEND) and the native AT+SM* path.
 

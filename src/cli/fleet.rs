@@ -384,9 +384,13 @@ pub fn run(args: &RunArgs) -> Exit {
         .iter()
         .filter(|o| matches!(o, Outcome::Ran(r) if r.passed()))
         .count();
+    let mut run_secrets = base.vars.secrets();
+    for (r, _) in recipes.values() {
+        run_secrets.extend(&r.vars.secrets());
+    }
     let broker = emulated
         .as_ref()
-        .map(|f| broker_summary(f, passed_now.max(1), args.quiet));
+        .map(|f| broker_summary(f, passed_now.max(1), args.quiet, &run_secrets));
     drop(emulated);
 
     if args.json {
@@ -489,9 +493,14 @@ fn list_devices(args: &RunArgs, warnings: &mut BTreeSet<String>) -> Result<Vec<D
     }
 }
 
-/// What the embedded broker received, as JSON (and a count on stderr).
+/// What the embedded broker received, as JSON (and a count on stderr); `secrets` are hidden.
 /// Waits up to 300 ms for publishes still in flight, less once `expected` arrived.
-fn broker_summary(fleet: &EmulatedFleet, expected: usize, quiet: bool) -> serde_json::Value {
+fn broker_summary(
+    fleet: &EmulatedFleet,
+    expected: usize,
+    quiet: bool,
+    secrets: &crate::redact::Secrets,
+) -> serde_json::Value {
     #[cfg(feature = "embedded-broker")]
     if let Some(b) = &fleet.broker {
         let got = b.wait_for(expected, std::time::Duration::from_millis(300));
@@ -506,7 +515,7 @@ fn broker_summary(fleet: &EmulatedFleet, expected: usize, quiet: bool) -> serde_
         let mut topics: std::collections::BTreeMap<String, usize> =
             std::collections::BTreeMap::new();
         for m in &got {
-            *topics.entry(m.topic.clone()).or_default() += 1;
+            *topics.entry(m.shown_topic(secrets)).or_default() += 1;
         }
         return serde_json::json!({
             "broker": b.addr().to_string(),
@@ -514,7 +523,7 @@ fn broker_summary(fleet: &EmulatedFleet, expected: usize, quiet: bool) -> serde_
             "topics": topics,
         });
     }
-    let _ = (fleet, expected, quiet);
+    let _ = (fleet, expected, quiet, secrets);
     serde_json::json!({ "network": "real hosts" })
 }
 

@@ -318,7 +318,9 @@ fn run(args: &RunArgs) -> Exit {
     console.finish(&report, args.transcript.as_deref());
     drop(transcript);
     drop(port);
-    let broker = emulated.as_ref().map(|e| e.summary(args.quiet));
+    let broker = emulated
+        .as_ref()
+        .map(|e| e.summary(args.quiet, &recipe.vars.secrets()));
     if let Some(e) = emulated {
         e.modem.stop();
     }
@@ -340,8 +342,8 @@ struct Emulated {
 }
 
 impl Emulated {
-    /// Print what the embedded broker received; the same as JSON.
-    fn summary(&self, quiet: bool) -> serde_json::Value {
+    /// Print what the embedded broker received; the same as JSON. `secrets` are hidden in both.
+    fn summary(&self, quiet: bool, secrets: &crate::redact::Secrets) -> serde_json::Value {
         #[cfg(feature = "embedded-broker")]
         if let Some(b) = &self.broker {
             // Give in-flight publishes a moment to land.
@@ -354,56 +356,15 @@ impl Emulated {
                     if got.len() == 1 { "" } else { "s" }
                 );
                 for m in &got {
-                    eprintln!(
-                        "  {} (QoS {}{}): {}",
-                        m.topic,
-                        m.qos,
-                        if m.retain { ", retained" } else { "" },
-                        short_payload(&m.payload)
-                    );
+                    eprintln!("  {}", m.summary_line(secrets));
                 }
             }
-            let list: Vec<serde_json::Value> = got
-                .iter()
-                .map(|m| {
-                    let mut j = serde_json::json!({
-                        "topic": m.topic,
-                        "payload_len": m.payload.len(),
-                        "payload_fnv1a64": format!("{:016x}", fnv1a64(&m.payload)),
-                        "qos": m.qos,
-                        "retain": m.retain,
-                    });
-                    // Small payloads in full; large ones by length and hash.
-                    if m.payload.len() <= 4096 {
-                        j["payload"] = String::from_utf8_lossy(&m.payload).into();
-                        j["payload_hex"] = crate::util::hex::hex(&m.payload, "").into();
-                    }
-                    j
-                })
-                .collect();
+            let list: Vec<serde_json::Value> = got.iter().map(|m| m.to_json(secrets)).collect();
             return serde_json::json!({ "broker": b.addr().to_string(), "received": list });
         }
-        let _ = quiet;
+        let _ = (quiet, secrets);
         serde_json::json!({ "network": "real hosts" })
     }
-}
-
-/// A payload for one line of human output.
-#[cfg(feature = "embedded-broker")]
-fn short_payload(p: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&p[..p.len().min(80)]).into_owned();
-    if p.len() > 80 {
-        format!("{text}… ({} bytes)", p.len())
-    } else {
-        text
-    }
-}
-
-/// FNV-1a, 64-bit: a checksum for large payloads in the JSON summary.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn start_emulator(
