@@ -1,0 +1,675 @@
+//! The loader: reads a recipe and everything it includes, records vars, settings, URC
+//! handlers and scripts in precedence order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::super::diag::{SourceFile, Spot};
+use super::super::model::{Pattern, Recipe, Step, SyncSpec, UrcHandler, VarDef};
+use super::super::vars::{self, Piece, is_var_name};
+use super::check::{
+    StepFacts, check_pattern, check_step, template_error, template_refs, unset_env_error,
+};
+use super::finish::as_written;
+use super::read::{ReadError, not_utf8_error, read_text, too_large_message};
+use super::spot::{node_error, node_spot, spot_at, sub_spot};
+use super::tree::{Kind, Node};
+use super::yaml::{parse_tree, parse_typed, sanitize};
+use super::{
+    LoadOptions, LoadedRecipe, MAX_FILES, MAX_INCLUDE_DEPTH, Origin, PlannedStep, RecipeError,
+    RecipeWarning, ScriptSource,
+};
+
+#[derive(Debug, Clone)]
+pub(super) struct Ref {
+    pub(super) name: String,
+    pub(super) env: bool,
+    pub(super) spot: Spot,
+}
+
+pub(super) struct VarEntry {
+    pub(super) name: String,
+    pub(super) template: String,
+    pub(super) secret: bool,
+    pub(super) required: bool,
+    pub(super) description: Option<String>,
+    pub(super) key: Spot,
+    pub(super) value: Spot,
+    pub(super) chain: Vec<Origin>,
+}
+
+pub(super) struct Planned {
+    pub(super) step: PlannedStep,
+    pub(super) refs: Vec<Ref>,
+    pub(super) captures: Vec<String>,
+    pub(super) send_data: Option<(String, Spot)>,
+    pub(super) script: Option<String>,
+    pub(super) chain: Vec<Origin>,
+}
+
+#[derive(Default)]
+pub(super) struct Settings {
+    pub(super) timeout: Option<Duration>,
+    pub(super) abort: Option<Vec<Pattern>>,
+    pub(super) deadline: Option<Duration>,
+    pub(super) sync: Option<SyncSpec>,
+}
+
+pub(super) struct Frame {
+    pub(super) canonical: PathBuf,
+    pub(super) display: PathBuf,
+}
+
+pub(super) struct Loader<'o> {
+    pub(super) opts: &'o LoadOptions,
+    pub(super) overrides: BTreeMap<String, String>,
+    pub(super) defs: Vec<VarEntry>,
+    pub(super) def_index: BTreeMap<String, usize>,
+    pub(super) settings: Settings,
+    pub(super) urc: Vec<UrcHandler>,
+    pub(super) urc_refs: Vec<(Ref, Vec<Origin>)>,
+    pub(super) scripts: Vec<ScriptSource>,
+    pub(super) contributed: HashSet<PathBuf>,
+    pub(super) stack: Vec<Frame>,
+    /// Include directives leading to the current file, outermost first.
+    pub(super) chain: Vec<Origin>,
+    pub(super) files_read: usize,
+    pub(super) sources: Vec<Arc<SourceFile>>,
+    pub(super) warnings: Vec<RecipeWarning>,
+    pub(super) top: Option<(Recipe, Arc<SourceFile>, Option<Spot>)>,
+}
+
+impl<'o> Loader<'o> {
+    pub(super) fn new(opts: &'o LoadOptions) -> Self {
+        Loader {
+            opts,
+            overrides: opts.overrides.iter().cloned().collect(),
+            defs: Vec::new(),
+            def_index: BTreeMap::new(),
+            settings: Settings::default(),
+            urc: Vec::new(),
+            urc_refs: Vec::new(),
+            scripts: Vec::new(),
+            contributed: HashSet::new(),
+            stack: Vec::new(),
+            chain: Vec::new(),
+            files_read: 0,
+            sources: Vec::new(),
+            warnings: Vec::new(),
+            top: None,
+        }
+    }
+
+    pub(super) fn chain_innermost_first(&self) -> Vec<Origin> {
+        self.chain.iter().rev().cloned().collect()
+    }
+
+    pub(super) fn run(
+        mut self,
+        path: PathBuf,
+        canonical: PathBuf,
+        text: String,
+    ) -> Result<LoadedRecipe, RecipeError> {
+        for (name, _) in &self.opts.overrides {
+            if !is_var_name(name) {
+                return Err(RecipeError::in_file(
+                    &path,
+                    format!(
+                        "--set `{name}=…`: `{name}` is not a var name (letters, digits and `_`, not starting with a digit)"
+                    ),
+                ));
+            }
+        }
+        // `--set password={{env.MQTT_PASSWORD}}` reads the environment (and only that: the
+        // rest of a `--set` value is literal), so secrets need not appear on command lines.
+        for value in self.overrides.values_mut() {
+            if !value.contains("{{env.") {
+                continue;
+            }
+            let mut out = String::new();
+            let pieces = vars::parse_template(value).map_err(|e| {
+                RecipeError::in_file(&path, format!("--set value `{}`: {e}", sanitize(value)))
+            })?;
+            for (piece, _) in pieces {
+                match piece {
+                    vars::Piece::Text(t) => out.push_str(&t),
+                    vars::Piece::Var(name) => {
+                        out.push_str("{{");
+                        out.push_str(name);
+                        out.push_str("}}");
+                    }
+                    vars::Piece::Env(name) => match self.opts.env.get(name) {
+                        Some(v) => out.push_str(&v),
+                        None => {
+                            return Err(RecipeError::in_file(
+                                &path,
+                                format!(
+                                    "--set: the environment variable `{name}` is not set (export it, or give the value directly)"
+                                ),
+                            ));
+                        }
+                    },
+                }
+            }
+            *value = out;
+        }
+        let planned = self.load_file(path.clone(), canonical, text)?;
+        self.finish(path, planned)
+    }
+
+    /// Parse one file and everything it includes; returns its steps in run order.
+    pub(super) fn load_file(
+        &mut self,
+        display: PathBuf,
+        canonical: PathBuf,
+        text: String,
+    ) -> Result<Vec<Planned>, RecipeError> {
+        self.files_read += 1;
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(t) => t.to_owned(),
+            None => text,
+        };
+        let file = SourceFile::new(display.clone(), text);
+        self.sources.push(Arc::clone(&file));
+        self.stack.push(Frame {
+            canonical: canonical.clone(),
+            display,
+        });
+        let chain = self.chain_innermost_first();
+        let result = self.load_parsed(&file, &canonical);
+        self.stack.pop();
+        result.map_err(|e| e.with_chain(&chain))
+    }
+
+    pub(super) fn load_parsed(
+        &mut self,
+        file: &Arc<SourceFile>,
+        canonical: &Path,
+    ) -> Result<Vec<Planned>, RecipeError> {
+        let is_top = self.top.is_none();
+        if file.text.trim().lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#') || l == "---" || l == "..."
+        }) {
+            return Err(
+                RecipeError::new("the file is empty", Spot::file_start(file))
+                    .with_label("no content")
+                    .with_help("a recipe is a YAML map, e.g.\nname: hello\nsteps:\n  - send: AT"),
+            );
+        }
+        let recipe = parse_typed(file)?;
+        let tree = parse_tree(file)?;
+        if !matches!(tree.kind, Kind::Map(_)) {
+            return Err(node_error(
+                file,
+                &tree,
+                "a recipe must be a YAML map with keys such as `name`, `vars` and `steps`",
+            ));
+        }
+        let chain = self.chain_innermost_first();
+
+        self.record_vars(file, &recipe, &tree, &chain)?;
+        self.record_settings(file, &recipe, &tree)?;
+
+        let dir = file
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut planned = Vec::new();
+
+        // profile, then include entries.
+        let mut includes: Vec<(&str, &Node)> = Vec::new();
+        if let (Some(p), Some(node)) = (&recipe.profile, tree.get("profile")) {
+            includes.push((p.as_str(), node));
+        }
+        if let Some(node) = tree.get("include") {
+            let nodes = node.items_or_self();
+            for (i, inc) in recipe.include.as_slice().iter().enumerate() {
+                includes.push((inc.as_str(), nodes.get(i).copied().unwrap_or(node)));
+            }
+        }
+        for (inc, node) in includes {
+            planned.extend(self.include(file, &dir, inc, node)?);
+        }
+
+        // Own steps, with `- include:` steps spliced in place.
+        let steps_node = tree.get("steps");
+        for (i, step) in recipe.steps.iter().enumerate() {
+            let Some(node) = steps_node.and_then(|n| n.item(i)) else {
+                continue;
+            };
+            let facts = self.check_step(file, &step.value, node)?;
+            if let Some(inc) = &step.value.include {
+                let inc_node = node.get("include").unwrap_or(node);
+                planned.extend(self.include(file, &dir, inc, inc_node)?);
+                continue;
+            }
+            let spot = node_spot(file, node);
+            planned.push(Planned {
+                step: PlannedStep {
+                    step: step.value.clone(),
+                    origin: spot.origin(),
+                },
+                refs: facts.refs,
+                captures: facts.captures,
+                send_data: facts.send_data,
+                script: step.value.script.as_ref().map(|s| s.value.clone()),
+                chain: chain.clone(),
+            });
+        }
+
+        // URC handlers and scripts: included files first, each file once.
+        if self.contributed.insert(canonical.to_path_buf()) {
+            self.record_urc(file, &recipe, &tree, &chain)?;
+            self.record_scripts(file, &dir, &recipe, &tree)?;
+        }
+
+        if is_top {
+            let steps_spot = tree.get("steps").map(|n| node_spot(file, n));
+            self.top = Some((recipe, Arc::clone(file), steps_spot));
+        }
+        Ok(planned)
+    }
+
+    /// Resolve and load one include directive written at `node` of `file`.
+    pub(super) fn include(
+        &mut self,
+        file: &Arc<SourceFile>,
+        dir: &Path,
+        raw: &str,
+        node: &Node,
+    ) -> Result<Vec<Planned>, RecipeError> {
+        let spot = node_spot(file, node);
+        let expanded = self.expand_include_path(raw, &spot)?;
+        if expanded.trim().is_empty() {
+            return Err(node_error(file, node, "empty include path"));
+        }
+        let rel = PathBuf::from(expanded.trim());
+        let path = if rel.is_absolute() {
+            rel
+        } else {
+            dir.join(rel)
+        };
+        if self.stack.len() > MAX_INCLUDE_DEPTH {
+            return Err(node_error(
+                file,
+                node,
+                format!("includes are nested more than {MAX_INCLUDE_DEPTH} deep"),
+            ));
+        }
+        if self.files_read >= MAX_FILES {
+            return Err(node_error(
+                file,
+                node,
+                format!("too many includes (more than {MAX_FILES} files read)"),
+            ));
+        }
+        let text = match read_text(&path) {
+            Ok(t) => t,
+            Err(ReadError::Io(e)) => {
+                return Err(node_error(
+                    file,
+                    node,
+                    format!("cannot read include `{}`: {e}", path.display()),
+                )
+                .with_label("included here")
+                .with_help("include paths are relative to the including file's directory"));
+            }
+            Err(ReadError::TooLarge(n)) => {
+                return Err(node_error(
+                    file,
+                    node,
+                    format!(
+                        "cannot include `{}`: {}",
+                        path.display(),
+                        too_large_message(n)
+                    ),
+                ));
+            }
+            Err(ReadError::NotUtf8 { lossy, offset }) => {
+                return Err(not_utf8_error(&path, lossy, offset)
+                    .with_chain(&self.chain_with(spot.origin())));
+            }
+        };
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if let Some(pos) = self.stack.iter().position(|f| f.canonical == canonical) {
+            let mut names: Vec<String> = self.stack[pos..]
+                .iter()
+                .map(|f| f.display.display().to_string())
+                .collect();
+            names.push(path.display().to_string());
+            return Err(
+                node_error(file, node, format!("include cycle: {}", names.join(" → ")))
+                    .with_label("includes a file that is already being loaded"),
+            );
+        }
+        self.chain.push(spot.origin());
+        let result = self.load_file(path, canonical, text);
+        self.chain.pop();
+        result
+    }
+
+    pub(super) fn chain_with(&self, innermost: Origin) -> Vec<Origin> {
+        let mut c = vec![innermost];
+        c.extend(self.chain_innermost_first());
+        c
+    }
+
+    pub(super) fn expand_include_path(
+        &self,
+        raw: &str,
+        spot: &Spot,
+    ) -> Result<String, RecipeError> {
+        let pieces = vars::parse_template(raw).map_err(|e| template_error(spot, raw, &e))?;
+        let mut out = String::new();
+        for (piece, ph) in pieces {
+            let here = |ph: &Option<vars::Placeholder<'_>>| match ph {
+                Some(p) => sub_spot(spot, raw, p.offset, p.len),
+                None => spot.clone(),
+            };
+            match piece {
+                Piece::Text(t) => out.push_str(&t),
+                Piece::Env(name) => match self.opts.env.get(name) {
+                    Some(v) => out.push_str(&v),
+                    None => return Err(unset_env_error(here(&ph), name)),
+                },
+                Piece::Var(name) => match self.resolve_var(name, &mut Vec::new())? {
+                    Some((v, _)) => out.push_str(&v),
+                    None => {
+                        return Err(RecipeError::new(
+                            format!("include path uses `{{{{{name}}}}}`, but no var `{name}` is defined at this point"),
+                            here(&ph),
+                        )
+                        .with_label("unknown var")
+                        .with_help(format!(
+                            "declare `{name}` under `vars:` in this file (or a file included before this one), or pass `--set {name}=...`"
+                        )));
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// The value of a var from `--set` or its (expanded) default; `None` when the
+    /// var is not declared. The flag says whether a secret var fed the value.
+    pub(super) fn resolve_var(
+        &self,
+        name: &str,
+        visiting: &mut Vec<String>,
+    ) -> Result<Option<(String, bool)>, RecipeError> {
+        let def = self.def_index.get(name).and_then(|&i| self.defs.get(i));
+        if let Some(v) = self.overrides.get(name) {
+            return Ok(Some((v.clone(), def.is_some_and(|d| d.secret))));
+        }
+        let Some(def) = def else {
+            return Ok(None);
+        };
+        if let Some(pos) = visiting.iter().position(|n| n == name) {
+            let mut cycle: Vec<&str> = visiting[pos..].iter().map(String::as_str).collect();
+            cycle.push(name);
+            return Err(RecipeError::new(
+                format!("var `{name}` refers to itself: {}", cycle.join(" → ")),
+                def.value.clone(),
+            )
+            .with_chain(&def.chain));
+        }
+        visiting.push(name.to_owned());
+        let pieces = vars::parse_template(&def.template)
+            .map_err(|e| template_error(&def.value, &def.template, &e).with_chain(&def.chain))?;
+        let mut out = String::new();
+        let mut secret = def.secret;
+        for (piece, ph) in pieces {
+            let here = || match &ph {
+                Some(p) => sub_spot(&def.value, &def.template, p.offset, p.len),
+                None => def.value.clone(),
+            };
+            match piece {
+                Piece::Text(t) => out.push_str(&t),
+                Piece::Env(env) => match self.opts.env.get(env) {
+                    Some(v) => out.push_str(&v),
+                    None => return Err(unset_env_error(here(), env).with_chain(&def.chain)),
+                },
+                Piece::Var(other) => match self.resolve_var(other, visiting)? {
+                    Some((v, s)) => {
+                        out.push_str(&v);
+                        secret |= s;
+                    }
+                    None => {
+                        return Err(RecipeError::new(
+                            format!("the default of var `{name}` uses `{{{{{other}}}}}`, but no var `{other}` is defined"),
+                            here(),
+                        )
+                        .with_label("unknown var")
+                        .with_help(format!("declare `{other}` under `vars:` or pass `--set {other}=...`"))
+                        .with_chain(&def.chain));
+                    }
+                },
+            }
+        }
+        visiting.pop();
+        Ok(Some((out, secret)))
+    }
+
+    pub(super) fn record_vars(
+        &mut self,
+        file: &Arc<SourceFile>,
+        recipe: &Recipe,
+        tree: &Node,
+        chain: &[Origin],
+    ) -> Result<(), RecipeError> {
+        let Some(vars_node) = tree.get("vars") else {
+            return Ok(());
+        };
+        let Kind::Map(entries) = &vars_node.kind else {
+            return Ok(());
+        };
+        for (key, value_node) in entries {
+            let name = key.text.as_str();
+            let key_spot = spot_at(file, &key.defined);
+            if !is_var_name(name) {
+                return Err(RecipeError::new(
+                    format!("`{}` is not a var name: use letters, digits and `_`, not starting with a digit", sanitize(name)),
+                    key_spot,
+                )
+                .with_label("bad var name"));
+            }
+            if name == "env" {
+                return Err(RecipeError::new(
+                    "`env` is reserved for `{{env.NAME}}`: choose another var name",
+                    key_spot,
+                ));
+            }
+            let Some(def) = recipe.vars.get(name) else {
+                continue;
+            };
+            let (scalar, secret, required, description, val_node) = match def {
+                VarDef::Plain(s) => (Some(s), false, false, None, value_node),
+                VarDef::Full(spec) => (
+                    spec.value.as_ref(),
+                    spec.secret,
+                    spec.required,
+                    spec.description.clone(),
+                    value_node.get("value").unwrap_or(value_node),
+                ),
+            };
+            let value_spot = node_spot(file, val_node);
+            let template = scalar.map_or_else(String::new, |s| as_written(s, &value_spot));
+            vars::placeholders(&template)
+                .map_err(|e| template_error(&value_spot, &template, &e))?;
+            match self.def_index.get(name) {
+                Some(&i) => {
+                    // An earlier (higher-precedence) declaration wins; flags add up.
+                    if let Some(d) = self.defs.get_mut(i) {
+                        d.secret |= secret;
+                        d.required |= required;
+                        if d.description.is_none() {
+                            d.description = description;
+                        }
+                    }
+                }
+                None => {
+                    self.def_index.insert(name.to_owned(), self.defs.len());
+                    self.defs.push(VarEntry {
+                        name: name.to_owned(),
+                        template,
+                        secret,
+                        required,
+                        description,
+                        key: key_spot,
+                        value: value_spot,
+                        chain: chain.to_vec(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn record_settings(
+        &mut self,
+        file: &Arc<SourceFile>,
+        recipe: &Recipe,
+        tree: &Node,
+    ) -> Result<(), RecipeError> {
+        for (key, value) in [("timeout", recipe.timeout), ("deadline", recipe.deadline)] {
+            if value == Some(Duration::ZERO) {
+                let node = tree.get(key).unwrap_or(tree);
+                return Err(node_error(
+                    file,
+                    node,
+                    format!("`{key}` must be longer than 0"),
+                ));
+            }
+        }
+        if let Some(SyncSpec::Tuned(t)) = &recipe.sync {
+            for (key, value) in [("within", t.within), ("interval", t.interval)] {
+                if value == Some(Duration::ZERO) {
+                    let node = tree.get("sync").and_then(|n| n.get(key)).unwrap_or(tree);
+                    return Err(node_error(
+                        file,
+                        node,
+                        format!("`sync.{key}` must be longer than 0"),
+                    ));
+                }
+            }
+        }
+        if let Some(abort) = &recipe.abort {
+            let node = tree.get("abort").unwrap_or(tree);
+            let nodes = node.items_or_self();
+            for (i, p) in abort.iter().enumerate() {
+                let n = nodes.get(i).copied().unwrap_or(node);
+                check_pattern(file, n, "abort", p)?;
+            }
+        }
+        let s = &mut self.settings;
+        if s.timeout.is_none() {
+            s.timeout = recipe.timeout;
+        }
+        if s.abort.is_none() {
+            s.abort.clone_from(&recipe.abort);
+        }
+        if s.deadline.is_none() {
+            s.deadline = recipe.deadline;
+        }
+        if s.sync.is_none() {
+            s.sync.clone_from(&recipe.sync);
+        }
+        Ok(())
+    }
+
+    pub(super) fn record_urc(
+        &mut self,
+        file: &Arc<SourceFile>,
+        recipe: &Recipe,
+        tree: &Node,
+        chain: &[Origin],
+    ) -> Result<(), RecipeError> {
+        let urc_node = tree.get("urc");
+        for (i, handler) in recipe.urc.iter().enumerate() {
+            let node = urc_node.and_then(|n| n.item(i)).unwrap_or(tree);
+            let match_node = node.get("match").unwrap_or(node);
+            let refs = check_pattern(file, match_node, "urc match", &handler.pattern)?;
+            let mut all = refs;
+            if let Some(msg) = &handler.message {
+                let msg_node = node.get("message").unwrap_or(node);
+                all.extend(template_refs(file, msg_node, msg)?);
+            }
+            for r in all {
+                self.urc_refs.push((r, chain.to_vec()));
+            }
+            self.urc.push(handler.clone());
+        }
+        Ok(())
+    }
+
+    pub(super) fn record_scripts(
+        &mut self,
+        file: &Arc<SourceFile>,
+        dir: &Path,
+        recipe: &Recipe,
+        tree: &Node,
+    ) -> Result<(), RecipeError> {
+        let scripts_node = tree.get("scripts");
+        let nodes = scripts_node.map(Node::items_or_self).unwrap_or_default();
+        for (i, script) in recipe.scripts.as_slice().iter().enumerate() {
+            let node = nodes.get(i).copied().unwrap_or(tree);
+            let rel = PathBuf::from(script.trim());
+            let path = if rel.is_absolute() {
+                rel
+            } else {
+                dir.join(rel)
+            };
+            let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if self.scripts.iter().any(|s| {
+                std::fs::canonicalize(&s.path).unwrap_or_else(|_| s.path.clone()) == canonical
+            }) {
+                continue;
+            }
+            let text = match read_text(&path) {
+                Ok(t) => t,
+                Err(ReadError::Io(e)) => {
+                    return Err(node_error(
+                        file,
+                        node,
+                        format!("cannot read script `{}`: {e}", path.display()),
+                    )
+                    .with_help("script paths are relative to the recipe file's directory"));
+                }
+                Err(ReadError::TooLarge(n)) => {
+                    return Err(node_error(
+                        file,
+                        node,
+                        format!(
+                            "cannot read script `{}`: {}",
+                            path.display(),
+                            too_large_message(n)
+                        ),
+                    ));
+                }
+                Err(ReadError::NotUtf8 { lossy, offset }) => {
+                    return Err(not_utf8_error(&path, lossy, offset));
+                }
+            };
+            self.scripts.push(ScriptSource { path, text });
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_step(
+        &mut self,
+        file: &Arc<SourceFile>,
+        step: &Step,
+        node: &Node,
+    ) -> Result<StepFacts, RecipeError> {
+        let facts = check_step(file, step, node)?;
+        for w in &facts.warnings {
+            self.warnings
+                .push(w.clone().with_chain(&self.chain_innermost_first()));
+        }
+        Ok(facts)
+    }
+}
