@@ -31,7 +31,7 @@ fn run(yaml: &str) -> Result<(sim7k::recipe::Vars, Vec<String>), ScriptError> {
 
 fn blob(vars: &sim7k::recipe::Vars, name: &str) -> Vec<u8> {
     match vars.get(name) {
-        Some(VarValue::Bytes(b)) => b.clone(),
+        Some(VarValue::Bytes(b)) => b.to_vec(),
         other => panic!("{name} is not bytes: {other:?}"),
     }
 }

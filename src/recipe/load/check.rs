@@ -11,7 +11,7 @@ use super::loader::Ref;
 use super::spot::{node_error, node_spot, spot_at, sub_spot};
 use super::tree::{Kind, Node};
 use super::yaml::sanitize;
-use super::{MAX_CHUNK, RecipeError, RecipeWarning};
+use super::{MAX_BACKOFF, MAX_CHUNK, MAX_RETRY_PAUSE, RecipeError, RecipeWarning};
 
 pub(super) fn unset_env_error(spot: Spot, name: &str) -> RecipeError {
     RecipeError::new(format!("environment variable `{name}` is not set"), spot)
@@ -85,7 +85,7 @@ pub(super) fn check_pattern(
         for (piece, _) in pieces {
             match piece {
                 Piece::Text(t) => probe.push_str(&t),
-                Piece::Var(_) | Piece::Env(_) => probe.push('x'),
+                Piece::Var(_) | Piece::Env(_) | Piece::Link(_) => probe.push('x'),
             }
         }
         if let Err(e) = compile_regex(&probe) {
@@ -226,6 +226,23 @@ pub(super) fn check_step(
         )
         .with_help("split it into two steps"));
     }
+    // An action key without a value would make a step that does nothing.
+    if let Some(key) = actions.first().copied()
+        && let Some((_, value)) = entries.iter().find(|(k, _)| k.text == key)
+    {
+        let blank = matches!(value.kind, Kind::Null)
+            || (key == "send" && step.send.as_deref().is_some_and(|t| t.trim().is_empty()));
+        if blank {
+            let what = match key {
+                "send" => "give the command line to send, e.g. `send: AT+CSQ`",
+                "send_data" => "give the name of a var holding bytes, e.g. `send_data: packet`",
+                "wait" => "give a duration, e.g. `wait: 5s`",
+                "expect_mqtt" => "give the packet to wait for, e.g. `expect_mqtt: connack`",
+                _ => "give the path of a `.yaml` file, e.g. `include: carriers/hologram.yaml`",
+            };
+            return Err(key_error(key, format!("`{key}` is empty: {what}")));
+        }
+    }
     if actions.is_empty() && step.script.is_none() && step.say.is_none() {
         return Err(node_error(
             file,
@@ -260,20 +277,28 @@ pub(super) fn check_step(
             return Err(key_error(key, why.to_owned()));
         }
     }
+    // One command per `send`: a line break would type two commands.
+    for (key, texts) in [
+        ("send", step.send.iter().collect::<Vec<_>>()),
+        ("recover", step.recover.as_slice().iter().collect()),
+    ] {
+        if texts.iter().any(|t| t.contains(['\r', '\n'])) {
+            return Err(key_error(
+                key,
+                format!("`{key}` holds a line break: the modem would read two commands"),
+            )
+            .with_help("give each command its own step (a `|` block keeps a final line break: write the command on the key's line)"));
+        }
+    }
+    // A command that shows `> ` waits for data that nothing would type.
     if let Some(send) = &step.send
         && step.prompt_data.is_none()
+        && crate::at::command::Command::parse(send).shape == crate::at::command::Shape::Prompt
     {
-        let up = send.trim().to_ascii_uppercase().replace(' ', "");
-        let prompts = (up.starts_with("AT+CIPSEND")
-            && !up.starts_with("AT+CIPSEND?")
-            && !up.starts_with("AT+CIPSEND=?"))
-            || (up.starts_with("AT+SMPUB=") && up != "AT+SMPUB=?");
-        if prompts {
-            return Err(key_error(
-                "send",
-                "this command prompts `> ` for data, and nothing would type it: use `send_data: VAR` for `AT+CIPSEND`, or add `prompt_data: VAR`".to_owned(),
-            ));
-        }
+        return Err(key_error(
+            "send",
+            "this command prompts `> ` for data, and nothing would type it: use `send_data: VAR` for `AT+CIPSEND`, or add `prompt_data: VAR`".to_owned(),
+        ));
     }
     if has("until") && has("expect") {
         return Err(key_error(
@@ -319,15 +344,40 @@ pub(super) fn check_step(
 
     // Numbers and durations.
     if let Some(b) = step.backoff
-        && (!b.is_finite() || b < 1.0)
+        && (!b.is_finite() || !(1.0..=MAX_BACKOFF).contains(&b))
     {
         return Err(node_error(
             file,
             node.get("backoff").unwrap_or(node),
             format!(
-                "`backoff` must be at least 1.0 (it multiplies `retry_delay` after each retry), not {b}"
+                "`backoff` must be between 1.0 and {MAX_BACKOFF} (it multiplies `retry_delay` after each retry), not {b}"
             ),
         ));
+    }
+    if let Some(retries) = step.retries.filter(|&r| r > 0) {
+        let delay = step
+            .retry_delay
+            .unwrap_or(super::DEFAULT_RETRY_DELAY)
+            .as_secs_f64();
+        let exponent = i32::try_from(retries - 1).unwrap_or(i32::MAX);
+        let longest = delay * step.backoff.unwrap_or(1.0).powi(exponent);
+        if longest > MAX_RETRY_PAUSE.as_secs_f64() {
+            let key = if step.backoff.is_some() {
+                "backoff"
+            } else {
+                "retry_delay"
+            };
+            return Err(node_error(
+                file,
+                node.get(key).unwrap_or(node),
+                format!(
+                    "the pause before the last retry would be {}, longer than the limit of {}",
+                    describe_secs(longest),
+                    humantime::format_duration(MAX_RETRY_PAUSE)
+                ),
+            )
+            .with_help("lower `retries`, `retry_delay` or `backoff`"));
+        }
     }
     for (key, value) in [
         ("timeout", step.timeout),
@@ -407,6 +457,16 @@ pub(super) fn check_step(
     if let Some(name) = &step.send_data {
         let n = node.get("send_data").unwrap_or(node);
         let trimmed = name.trim();
+        if is_yaml_word(trimmed) {
+            return Err(node_error(
+                file,
+                n,
+                format!(
+                    "`send_data: {}` names no var: give the name of a var holding bytes (built by a script), e.g. `send_data: packet`",
+                    sanitize(trimmed)
+                ),
+            ));
+        }
         if !is_var_name(trimmed) {
             let mut e = node_error(
                 file,
@@ -428,6 +488,24 @@ pub(super) fn check_step(
             return Err(e);
         }
         send_data = Some((trimmed.to_owned(), node_spot(file, n)));
+    }
+    if let (Some(name), Some(n)) = (&step.prompt_data, node.get("prompt_data")) {
+        let trimmed = name.trim();
+        if is_yaml_word(trimmed) || !is_var_name(trimmed) {
+            return Err(node_error(
+                file,
+                n,
+                format!(
+                    "`prompt_data` takes the name of a var holding the bytes to type, not `{}`",
+                    sanitize(name)
+                ),
+            ));
+        }
+        refs.push(Ref {
+            name: trimmed.to_owned(),
+            env: false,
+            spot: node_spot(file, n),
+        });
     }
 
     // Captures: plain regexes with named groups.
@@ -543,4 +621,21 @@ pub(super) fn check_patterns(
         refs.extend(check_pattern(file, n, key, p)?);
     }
     Ok(refs)
+}
+
+/// Words YAML reads as booleans or null: never a var name a step means.
+fn is_yaml_word(text: &str) -> bool {
+    matches!(
+        text.to_ascii_lowercase().as_str(),
+        "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "~"
+    )
+}
+
+/// Seconds as a readable duration (`3h 20m`), or in seconds when too large to show so.
+fn describe_secs(secs: f64) -> String {
+    if secs.is_finite() && secs < 1e12 {
+        humantime::format_duration(std::time::Duration::from_secs_f64(secs.max(0.0))).to_string()
+    } else {
+        format!("{secs:e} s")
+    }
 }

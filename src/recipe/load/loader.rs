@@ -1,22 +1,26 @@
 //! The loader: reads a recipe and everything it includes, records vars, settings, URC
 //! handlers and scripts in precedence order.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_saphyr::Spanned;
+
 use super::super::diag::{SourceFile, Spot};
 use super::super::model::{Pattern, Recipe, Step, SyncSpec, UrcHandler, VarDef};
-use super::super::vars::{self, Piece, is_var_name};
+use super::super::program::{Check, InlineScript, MAX_SCRIPT_MEMORY};
+use super::super::vars::{self, MAX_EXPANDED, Piece, is_var_name};
 use super::check::{
     StepFacts, check_pattern, check_step, template_error, template_refs, unset_env_error,
 };
 use super::finish::as_written;
-use super::read::{ReadError, not_utf8_error, read_text, too_large_message};
-use super::spot::{node_error, node_spot, spot_at, sub_spot};
+use super::read::{ReadError, alternatives, is_recipe_file, read_text, too_large_message};
+use super::spot::{inline_script, node_error, node_spot, spot_at, sub_spot};
 use super::tree::{Kind, Node};
-use super::yaml::{parse_tree, parse_typed, sanitize};
+use super::yaml::{check_events, parse_tree, parse_typed, sanitize};
 use super::{
     LoadOptions, LoadedRecipe, MAX_FILES, MAX_INCLUDE_DEPTH, Origin, PlannedStep, RecipeError,
     RecipeWarning, ScriptSource,
@@ -30,6 +34,8 @@ pub(super) struct Ref {
 }
 
 pub(super) struct VarEntry {
+    /// Checks made on the final value, with the place of `validate`.
+    pub(super) validate: Option<(Check, Spot)>,
     pub(super) name: String,
     pub(super) template: String,
     pub(super) secret: bool,
@@ -45,8 +51,18 @@ pub(super) struct Planned {
     pub(super) refs: Vec<Ref>,
     pub(super) captures: Vec<String>,
     pub(super) send_data: Option<(String, Spot)>,
-    pub(super) script: Option<String>,
+    pub(super) script: Option<InlineScript>,
     pub(super) chain: Vec<Origin>,
+}
+
+/// The steps of a file (its includes spliced in) and its teardown.
+#[derive(Default)]
+pub(super) struct Loaded {
+    /// Steps in run order.
+    pub(super) steps: Vec<Planned>,
+    /// Teardown steps in run order: this file's `finally`, then its includes' (the last
+    /// included first).
+    pub(super) teardown: Vec<Planned>,
 }
 
 #[derive(Default)]
@@ -55,6 +71,8 @@ pub(super) struct Settings {
     pub(super) abort: Option<Vec<Pattern>>,
     pub(super) deadline: Option<Duration>,
     pub(super) sync: Option<SyncSpec>,
+    pub(super) finally_deadline: Option<Duration>,
+    pub(super) script_memory: Option<u64>,
 }
 
 pub(super) struct Frame {
@@ -79,6 +97,8 @@ pub(super) struct Loader<'o> {
     pub(super) sources: Vec<Arc<SourceFile>>,
     pub(super) warnings: Vec<RecipeWarning>,
     pub(super) top: Option<(Recipe, Arc<SourceFile>, Option<Spot>)>,
+    /// Var defaults already expanded (name → value, secret).
+    pub(super) resolved: RefCell<BTreeMap<String, (String, bool)>>,
 }
 
 impl<'o> Loader<'o> {
@@ -99,6 +119,7 @@ impl<'o> Loader<'o> {
             sources: Vec::new(),
             warnings: Vec::new(),
             top: None,
+            resolved: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -151,27 +172,34 @@ impl<'o> Loader<'o> {
                             ));
                         }
                     },
+                    vars::Piece::Link(l) => out.push_str(&l.placeholder().replace("{{", "{{{{")),
                 }
             }
             *value = out;
         }
-        let planned = self.load_file(path.clone(), canonical, text)?;
-        self.finish(path, planned)
+        let loaded = self.load_file(path.clone(), canonical, text)?;
+        self.finish(path, loaded)
     }
 
-    /// Parse one file and everything it includes; returns its steps in run order.
+    /// Parse one file and everything it includes; returns its steps and teardown.
     pub(super) fn load_file(
         &mut self,
         display: PathBuf,
         canonical: PathBuf,
         text: String,
-    ) -> Result<Vec<Planned>, RecipeError> {
+    ) -> Result<Loaded, RecipeError> {
         self.files_read += 1;
         let text = match text.strip_prefix('\u{feff}') {
             Some(t) => t.to_owned(),
             None => text,
         };
         let file = SourceFile::new(display.clone(), text);
+        // Never show lines of a file that is not a recipe (`sim7k check /etc/shadow`).
+        let file = if is_recipe_file(&display) {
+            file
+        } else {
+            SourceFile::hidden(&file, "it is not a `.yaml` recipe file")
+        };
         self.sources.push(Arc::clone(&file));
         self.stack.push(Frame {
             canonical: canonical.clone(),
@@ -187,7 +215,7 @@ impl<'o> Loader<'o> {
         &mut self,
         file: &Arc<SourceFile>,
         canonical: &Path,
-    ) -> Result<Vec<Planned>, RecipeError> {
+    ) -> Result<Loaded, RecipeError> {
         let is_top = self.top.is_none();
         if file.text.trim().lines().all(|l| {
             let l = l.trim();
@@ -199,6 +227,7 @@ impl<'o> Loader<'o> {
                     .with_help("a recipe is a YAML map, e.g.\nname: hello\nsteps:\n  - send: AT"),
             );
         }
+        check_events(file)?;
         let recipe = parse_typed(file)?;
         let tree = parse_tree(file)?;
         if !matches!(tree.kind, Kind::Map(_)) {
@@ -218,7 +247,8 @@ impl<'o> Loader<'o> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        let mut planned = Vec::new();
+        let mut loaded = Loaded::default();
+        let mut inner_teardowns: Vec<Vec<Planned>> = Vec::new();
 
         // profile, then include entries.
         let mut includes: Vec<(&str, &Node)> = Vec::new();
@@ -232,7 +262,9 @@ impl<'o> Loader<'o> {
             }
         }
         for (inc, node) in includes {
-            planned.extend(self.include(file, &dir, inc, node)?);
+            let inner = self.include(file, &dir, inc, node)?;
+            loaded.steps.extend(inner.steps);
+            inner_teardowns.push(inner.teardown);
         }
 
         // Own steps, with `- include:` steps spliced in place.
@@ -244,34 +276,58 @@ impl<'o> Loader<'o> {
             let facts = self.check_step(file, &step.value, node)?;
             if let Some(inc) = &step.value.include {
                 let inc_node = node.get("include").unwrap_or(node);
-                planned.extend(self.include(file, &dir, inc, inc_node)?);
+                let inner = self.include(file, &dir, inc, inc_node)?;
+                loaded.steps.extend(inner.steps);
+                inner_teardowns.push(inner.teardown);
                 continue;
             }
-            let spot = node_spot(file, node);
-            planned.push(Planned {
-                step: PlannedStep {
-                    step: step.value.clone(),
-                    origin: spot.origin(),
-                },
-                refs: facts.refs,
-                captures: facts.captures,
-                send_data: facts.send_data,
-                script: step.value.script.as_ref().map(|s| s.value.clone()),
-                chain: chain.clone(),
-            });
+            loaded.steps.push(planned(
+                file,
+                &step.value,
+                &step.value.script,
+                node,
+                facts,
+                &chain,
+            ));
         }
 
-        // URC handlers and scripts: included files first, each file once.
+        // Teardown, URC handlers and scripts: each file contributes them once.
         if self.contributed.insert(canonical.to_path_buf()) {
+            let finally_node = tree.get("finally");
+            for (i, step) in recipe.finally.iter().enumerate() {
+                let Some(node) = finally_node.and_then(|n| n.item(i)) else {
+                    continue;
+                };
+                let facts = self.check_step(file, &step.value, node)?;
+                if let Some(inc) = &step.value.include {
+                    let inc_node = node.get("include").unwrap_or(node);
+                    let inner = self.include(file, &dir, inc, inc_node)?;
+                    loaded.teardown.extend(inner.steps);
+                    loaded.teardown.extend(inner.teardown);
+                    continue;
+                }
+                loaded.teardown.push(planned(
+                    file,
+                    &step.value,
+                    &step.value.script,
+                    node,
+                    facts,
+                    &chain,
+                ));
+            }
             self.record_urc(file, &recipe, &tree, &chain)?;
             self.record_scripts(file, &dir, &recipe, &tree)?;
+        }
+        // What was set up last is torn down first.
+        for t in inner_teardowns.into_iter().rev() {
+            loaded.teardown.extend(t);
         }
 
         if is_top {
             let steps_spot = tree.get("steps").map(|n| node_spot(file, n));
             self.top = Some((recipe, Arc::clone(file), steps_spot));
         }
-        Ok(planned)
+        Ok(loaded)
     }
 
     /// Resolve and load one include directive written at `node` of `file`.
@@ -281,7 +337,7 @@ impl<'o> Loader<'o> {
         dir: &Path,
         raw: &str,
         node: &Node,
-    ) -> Result<Vec<Planned>, RecipeError> {
+    ) -> Result<Loaded, RecipeError> {
         let spot = node_spot(file, node);
         let expanded = self.expand_include_path(raw, &spot)?;
         if expanded.trim().is_empty() {
@@ -293,6 +349,19 @@ impl<'o> Loader<'o> {
         } else {
             dir.join(rel)
         };
+        if !is_recipe_file(&path) {
+            // Never read (and so never show) a file that is not a recipe: an include of
+            // `/proc/self/environ` would print the environment in the error snippet.
+            return Err(node_error(
+                file,
+                node,
+                format!(
+                    "`{}` is not a recipe file: includes and profiles are `.yaml` or `.yml` files",
+                    sanitize(&path.display().to_string())
+                ),
+            )
+            .with_label("included here"));
+        }
         if self.stack.len() > MAX_INCLUDE_DEPTH {
             return Err(node_error(
                 file,
@@ -310,13 +379,28 @@ impl<'o> Loader<'o> {
         let text = match read_text(&path) {
             Ok(t) => t,
             Err(ReadError::Io(e)) => {
-                return Err(node_error(
+                let err = node_error(
                     file,
                     node,
                     format!("cannot read include `{}`: {e}", path.display()),
                 )
-                .with_label("included here")
-                .with_help("include paths are relative to the including file's directory"));
+                .with_label("included here");
+                let missing = e.kind() == std::io::ErrorKind::NotFound;
+                return Err(
+                    match alternatives(raw, &path, &expanded).filter(|_| missing) {
+                        Some((message, help)) => {
+                            let mut err =
+                                node_error(file, node, message).with_label("included here");
+                            for h in help {
+                                err = err.with_help(h);
+                            }
+                            err
+                        }
+                        None => err.with_help(
+                            "include paths are relative to the including file's directory",
+                        ),
+                    },
+                );
             }
             Err(ReadError::TooLarge(n)) => {
                 return Err(node_error(
@@ -329,9 +413,18 @@ impl<'o> Loader<'o> {
                     ),
                 ));
             }
-            Err(ReadError::NotUtf8 { lossy, offset }) => {
-                return Err(not_utf8_error(&path, lossy, offset)
-                    .with_chain(&self.chain_with(spot.origin())));
+            Err(ReadError::NotUtf8 { offset, .. }) => {
+                // Not text: say so without showing its bytes.
+                return Err(node_error(
+                    file,
+                    node,
+                    format!(
+                        "cannot include `{}`: it is not UTF-8 text (invalid byte at offset {offset})",
+                        path.display()
+                    ),
+                )
+                .with_label("included here")
+                .with_help("save the file as UTF-8"));
             }
         };
         let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
@@ -352,12 +445,6 @@ impl<'o> Loader<'o> {
         result
     }
 
-    pub(super) fn chain_with(&self, innermost: Origin) -> Vec<Origin> {
-        let mut c = vec![innermost];
-        c.extend(self.chain_innermost_first());
-        c
-    }
-
     pub(super) fn expand_include_path(
         &self,
         raw: &str,
@@ -376,6 +463,15 @@ impl<'o> Loader<'o> {
                     Some(v) => out.push_str(&v),
                     None => return Err(unset_env_error(here(&ph), name)),
                 },
+                Piece::Link(l) => {
+                    return Err(RecipeError::new(
+                        format!(
+                            "`{}` changes while the recipe runs: it cannot choose an include",
+                            l.placeholder()
+                        ),
+                        here(&ph),
+                    ));
+                }
                 Piece::Var(name) => match self.resolve_var(name, &mut Vec::new())? {
                     Some((v, _)) => out.push_str(&v),
                     None => {
@@ -408,6 +504,9 @@ impl<'o> Loader<'o> {
         let Some(def) = def else {
             return Ok(None);
         };
+        if let Some(hit) = self.resolved.borrow().get(name) {
+            return Ok(Some(hit.clone()));
+        }
         if let Some(pos) = visiting.iter().position(|n| n == name) {
             let mut cycle: Vec<&str> = visiting[pos..].iter().map(String::as_str).collect();
             cycle.push(name);
@@ -427,14 +526,38 @@ impl<'o> Loader<'o> {
                 Some(p) => sub_spot(&def.value, &def.template, p.offset, p.len),
                 None => def.value.clone(),
             };
+            let too_long = |len: usize| {
+                RecipeError::new(
+                    format!(
+                        "the default of var `{name}` would be {len} bytes long after expanding `{{{{…}}}}`, over the limit of {MAX_EXPANDED} bytes (4 MiB)"
+                    ),
+                    def.value.clone(),
+                )
+                .with_label("expands to too much")
+                .with_help("vars that repeat other vars grow fast: is this a runaway chain?")
+                .with_chain(&def.chain)
+            };
             match piece {
                 Piece::Text(t) => out.push_str(&t),
                 Piece::Env(env) => match self.opts.env.get(env) {
                     Some(v) => out.push_str(&v),
                     None => return Err(unset_env_error(here(), env).with_chain(&def.chain)),
                 },
+                Piece::Link(l) => {
+                    return Err(RecipeError::new(
+                        format!(
+                            "`{}` changes while the recipe runs: use it in steps (`if:`, `send:` …), not in a var default",
+                            l.placeholder()
+                        ),
+                        here(),
+                    )
+                    .with_chain(&def.chain));
+                }
                 Piece::Var(other) => match self.resolve_var(other, visiting)? {
                     Some((v, s)) => {
+                        if out.len().saturating_add(v.len()) > MAX_EXPANDED {
+                            return Err(too_long(out.len().saturating_add(v.len())));
+                        }
                         out.push_str(&v);
                         secret |= s;
                     }
@@ -451,6 +574,9 @@ impl<'o> Loader<'o> {
             }
         }
         visiting.pop();
+        self.resolved
+            .borrow_mut()
+            .insert(name.to_owned(), (out.clone(), secret));
         Ok(Some((out, secret)))
     }
 
@@ -496,6 +622,34 @@ impl<'o> Loader<'o> {
                     value_node.get("value").unwrap_or(value_node),
                 ),
             };
+            let validate = match def {
+                VarDef::Full(spec) => match &spec.validate {
+                    Some(v) => {
+                        let vnode = value_node.get("validate").unwrap_or(value_node);
+                        let check = Check::from_validator(v).map_err(|e| {
+                            node_error(
+                                file,
+                                vnode.get("regex").unwrap_or(vnode),
+                                format!("invalid regex in `validate.regex` of var `{name}`: {e}"),
+                            )
+                        })?;
+                        if let (Some(min), Some(max)) = (v.min, v.max)
+                            && min > max
+                        {
+                            return Err(node_error(
+                                file,
+                                vnode,
+                                format!(
+                                    "`validate` of var `{name}`: `min` ({min}) is larger than `max` ({max})"
+                                ),
+                            ));
+                        }
+                        Some((check, node_spot(file, vnode)))
+                    }
+                    None => None,
+                },
+                VarDef::Plain(_) => None,
+            };
             let value_spot = node_spot(file, val_node);
             let template = scalar.map_or_else(String::new, |s| as_written(s, &value_spot));
             vars::placeholders(&template)
@@ -509,11 +663,16 @@ impl<'o> Loader<'o> {
                         if d.description.is_none() {
                             d.description = description;
                         }
+                        if d.validate.is_none() {
+                            d.validate = validate;
+                        }
                     }
                 }
                 None => {
                     self.def_index.insert(name.to_owned(), self.defs.len());
+                    self.resolved.borrow_mut().clear();
                     self.defs.push(VarEntry {
+                        validate,
                         name: name.to_owned(),
                         template,
                         secret,
@@ -535,7 +694,11 @@ impl<'o> Loader<'o> {
         recipe: &Recipe,
         tree: &Node,
     ) -> Result<(), RecipeError> {
-        for (key, value) in [("timeout", recipe.timeout), ("deadline", recipe.deadline)] {
+        for (key, value) in [
+            ("timeout", recipe.timeout),
+            ("deadline", recipe.deadline),
+            ("finally_deadline", recipe.finally_deadline),
+        ] {
             if value == Some(Duration::ZERO) {
                 let node = tree.get(key).unwrap_or(tree);
                 return Err(node_error(
@@ -565,7 +728,33 @@ impl<'o> Loader<'o> {
                 check_pattern(file, n, "abort", p)?;
             }
         }
+        let script_memory = match recipe.limits.as_ref().and_then(|l| l.script_memory) {
+            Some(size) => {
+                let node = tree
+                    .get("limits")
+                    .and_then(|n| n.get("script_memory"))
+                    .unwrap_or(tree);
+                if size.0 == 0 || size.0 > MAX_SCRIPT_MEMORY {
+                    return Err(node_error(
+                        file,
+                        node,
+                        format!(
+                            "`limits.script_memory` must be between 1 byte and 1GiB, not {} bytes",
+                            size.0
+                        ),
+                    ));
+                }
+                Some(size.0)
+            }
+            None => None,
+        };
         let s = &mut self.settings;
+        if s.script_memory.is_none() {
+            s.script_memory = script_memory;
+        }
+        if s.finally_deadline.is_none() {
+            s.finally_deadline = recipe.finally_deadline;
+        }
         if s.timeout.is_none() {
             s.timeout = recipe.timeout;
         }
@@ -623,6 +812,16 @@ impl<'o> Loader<'o> {
             } else {
                 dir.join(rel)
             };
+            if path.extension().is_none_or(|e| e != "rhai") {
+                return Err(node_error(
+                    file,
+                    node,
+                    format!(
+                        "`{}` is not a script file: `scripts:` lists `.rhai` files",
+                        sanitize(&path.display().to_string())
+                    ),
+                ));
+            }
             let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if self.scripts.iter().any(|s| {
                 std::fs::canonicalize(&s.path).unwrap_or_else(|_| s.path.clone()) == canonical
@@ -650,8 +849,15 @@ impl<'o> Loader<'o> {
                         ),
                     ));
                 }
-                Err(ReadError::NotUtf8 { lossy, offset }) => {
-                    return Err(not_utf8_error(&path, lossy, offset));
+                Err(ReadError::NotUtf8 { offset, .. }) => {
+                    return Err(node_error(
+                        file,
+                        node,
+                        format!(
+                            "cannot read script `{}`: it is not UTF-8 text (invalid byte at offset {offset})",
+                            path.display()
+                        ),
+                    ));
                 }
             };
             self.scripts.push(ScriptSource { path, text });
@@ -671,5 +877,27 @@ impl<'o> Loader<'o> {
                 .push(w.clone().with_chain(&self.chain_innermost_first()));
         }
         Ok(facts)
+    }
+}
+
+/// A checked step ready for the program, with where its inline script starts.
+fn planned(
+    file: &Arc<SourceFile>,
+    step: &Step,
+    script: &Option<Spanned<String>>,
+    node: &Node,
+    facts: StepFacts,
+    chain: &[Origin],
+) -> Planned {
+    Planned {
+        step: PlannedStep {
+            step: step.clone(),
+            origin: node_spot(file, node).origin(),
+        },
+        refs: facts.refs,
+        captures: facts.captures,
+        send_data: facts.send_data,
+        script: script.as_ref().map(|s| inline_script(file, s)),
+        chain: chain.to_vec(),
     }
 }

@@ -15,9 +15,16 @@
 //!    files it includes; among included files the first one listed wins (`profile`
 //!    first). URC handlers and scripts are concatenated, included files first.
 //!    Steps of `profile`/`include` files run before the including file's steps; a
-//!    `- include:` step is replaced by the steps of that file.
-//! 4. Expands var defaults (`{{other}}`, `{{env.X}}`), then applies `--set`.
-//! 5. Validates every step and pattern, and collects warnings.
+//!    `- include:` step is replaced by the steps of that file. The teardown is a file's
+//!    own `finally:` steps, then the teardowns of the files it includes, the last one
+//!    first (what was set up last is torn down first); each file contributes its URC
+//!    handlers, scripts and `finally:` once.
+//! 4. Expands var defaults (`{{other}}`, `{{env.X}}`, within [`MAX_EXPANDED`] bytes),
+//!    checks their `validate`, then applies `--set` (an unknown name is an error).
+//! 5. Validates every step and pattern, collects warnings, and compiles the
+//!    [`Program`].
+//!
+//! [`MAX_EXPANDED`]: super::template::MAX_EXPANDED
 
 mod check;
 mod finish;
@@ -35,6 +42,7 @@ use self::loader::Loader;
 use self::read::{ReadError, not_utf8_error, read_text, too_large_message};
 pub use super::diag::{Origin, RecipeError, RecipeWarning};
 use super::model::{Pattern, Step, UrcHandler};
+use super::program::Program;
 use super::vars::{Env, Vars, is_var_name};
 
 /// Largest recipe, include or script file read (bytes).
@@ -63,6 +71,10 @@ pub const DEFAULT_UNTIL_DEADLINE: Duration = Duration::from_secs(120);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before a retry when the step sets no `retry_delay`.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Largest `backoff`.
+pub const MAX_BACKOFF: f64 = 10.0;
+/// Longest pause before a retry (`retry_delay` stretched by `backoff`).
+pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(3600);
 /// Largest `data.chunk` (the SIM7000's `AT+CIPSEND?` size).
 pub const MAX_CHUNK: usize = crate::at::limits::MAX_SEND;
 
@@ -72,8 +84,8 @@ pub struct LoadOptions {
     /// `--set name=value`, in command-line order (a later one wins). The value is
     /// taken literally except for `{{env.NAME}}`, which reads the environment (so a
     /// secret need not be on the command line). A name the recipe does not declare is
-    /// added as a var (scripts may read it); a warning is given when the recipe never
-    /// mentions it.
+    /// added as a var when the recipe, an include or a script mentions it (scripts may
+    /// read it); otherwise it is an error.
     pub overrides: Vec<(String, String)>,
     /// Where `{{env.NAME}}` is read from.
     pub env: Env,
@@ -160,8 +172,12 @@ pub struct LoadedRecipe {
     pub urc: Vec<UrcHandler>,
     /// Script files, included files first (each file once).
     pub scripts: Vec<ScriptSource>,
-    /// The steps in run order, includes flattened.
+    /// The steps in run order, includes flattened, as written.
     pub steps: Vec<PlannedStep>,
+    /// The teardown (`finally`) steps in run order, as written.
+    pub finally: Vec<PlannedStep>,
+    /// What runs: the steps compiled, every default applied.
+    pub program: Program,
     /// The vars: defaults expanded, then `--set` applied.
     pub vars: Vars,
     /// Declared vars with their flags, in declaration order.

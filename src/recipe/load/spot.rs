@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_saphyr::Location;
 
 use super::super::diag::{SourceFile, Spot};
+use super::super::program::InlineScript;
 use super::RecipeError;
 use super::tree::Node;
 
@@ -80,4 +81,45 @@ pub(super) fn sub_spot(value: &Spot, template: &str, offset: usize, len: usize) 
         }
     }
     value.clone()
+}
+
+/// An inline script with the place of its first character. serde-saphyr reports the
+/// position of the scalar; for a block scalar (`|`) the text starts on the next line, for a
+/// quoted one after the quote.
+pub(super) fn inline_script(
+    file: &Arc<SourceFile>,
+    script: &serde_saphyr::Spanned<String>,
+) -> InlineScript {
+    let yaml = &file.text;
+    let line = usize::try_from(script.referenced.line()).unwrap_or(0);
+    let column = usize::try_from(script.referenced.column()).unwrap_or(0);
+    let yaml_line = yaml.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let at = yaml_line
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or("", |(i, _)| &yaml_line[i..]);
+    let (line, column) = if at.starts_with('|') || at.starts_with('>') {
+        // Block scalar: content starts on the next non-empty line, at its indentation.
+        let mut l = line + 1;
+        let mut col = 1;
+        for text in yaml.lines().skip(line) {
+            if !text.trim().is_empty() {
+                col = text.len() - text.trim_start().len() + 1;
+                break;
+            }
+            l += 1;
+        }
+        (l, col)
+    } else if at.starts_with('"') || at.starts_with('\'') {
+        (line, column + 1)
+    } else {
+        (line, column)
+    };
+    InlineScript {
+        text: Arc::from(script.value.as_str()),
+        file: file.path.clone(),
+        line,
+        column,
+        yaml: Arc::clone(&file.text),
+    }
 }

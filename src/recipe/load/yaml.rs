@@ -17,6 +17,10 @@ pub(super) fn yaml_options() -> serde_saphyr::Options {
             max_aliases: 10_000,
             max_anchors: 10_000,
             max_depth: 48,
+            // The replay bounds below stop alias bombs; this heuristic (more than 10
+            // aliases per anchor once there are 100) refused ordinary recipes that merge
+            // one anchor into many steps, and pointed at the file's end.
+            enforce_alias_anchor_ratio: false,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
@@ -252,4 +256,104 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev.last().copied().unwrap_or(0)
+}
+
+/// Most aliases (`*name`) in one file.
+pub const MAX_ALIASES: usize = 1000;
+
+/// Tags that only restate a YAML core type (`!!str 0000`) or force text (`!`).
+fn harmless_tag(tag: &granit_parser::Tag) -> bool {
+    match tag.handle() {
+        "tag:yaml.org,2002:" => matches!(
+            tag.suffix(),
+            "str" | "int" | "float" | "bool" | "null" | "map" | "seq"
+        ),
+        "!" => tag.suffix().is_empty(),
+        _ => false,
+    }
+}
+
+/// Checks the parser's events before deserializing: a YAML tag other than a core type is an
+/// error at the tag (serde would drop `!include x.yaml` and keep the text `x.yaml`), and so
+/// is the alias past [`MAX_ALIASES`]. Syntax errors are left to the deserializer, whose
+/// messages are better.
+pub(super) fn check_events(file: &Arc<SourceFile>) -> Result<(), RecipeError> {
+    use granit_parser::{Event, Parser};
+    let mut aliases = 0usize;
+    for item in Parser::new_from_str(&file.text) {
+        let Ok((event, span)) = item else {
+            return Ok(());
+        };
+        let tag = match &event {
+            Event::Scalar(_, _, _, tag)
+            | Event::SequenceStart(_, _, tag)
+            | Event::MappingStart(_, _, tag) => tag.as_deref(),
+            Event::Alias(_) => {
+                aliases += 1;
+                if aliases > MAX_ALIASES {
+                    return Err(RecipeError::new(
+                        format!(
+                            "more than {MAX_ALIASES} aliases (`*name`) in one file: the YAML is refused"
+                        ),
+                        marker_spot(file, &span.start),
+                    )
+                    .with_label("alias over the limit")
+                    .with_help(
+                        "recipes are small: this looks like an alias bomb; share settings with fewer anchors or split the file with `include:`",
+                    ));
+                }
+                None
+            }
+            _ => None,
+        };
+        let Some(tag) = tag.filter(|t| !harmless_tag(t)) else {
+            continue;
+        };
+        let at = span.tag_start.unwrap_or(span.start);
+        let spot = marker_spot(file, &at);
+        let written: String = file
+            .text
+            .get(spot.offset..)
+            .unwrap_or("")
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .take(40)
+            .collect();
+        let written = if written.starts_with('!') {
+            written
+        } else {
+            format!("{}{}", tag.handle(), tag.suffix())
+        };
+        let spot = Spot::at_offset(file, spot.offset, Some(written.len()));
+        let mut err = RecipeError::new(
+            format!(
+                "YAML tag `{}` is not supported: the tag would be dropped and the text after it used as is",
+                sanitize(&written)
+            ),
+            spot,
+        )
+        .with_label("unknown tag");
+        err = if tag.suffix().eq_ignore_ascii_case("include") {
+            err.with_help(
+                "include a file with a step `- include: file.yaml` or the top-level `include:` list",
+            )
+        } else {
+            err.with_help("remove the tag; to keep a value as text, quote it")
+        };
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// The spot of a parser marker (1-based line, 0-based column).
+fn marker_spot(file: &Arc<SourceFile>, m: &granit_parser::Marker) -> Spot {
+    match m.byte_offset() {
+        Some(off) => Spot::at_offset(file, off, None),
+        None => Spot::at_line_col(
+            file,
+            u32::try_from(m.line()).unwrap_or(u32::MAX),
+            u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+            None,
+        ),
+    }
 }
