@@ -350,7 +350,7 @@ pub(super) fn check_step(
             file,
             node.get("backoff").unwrap_or(node),
             format!(
-                "`backoff` must be between 1.0 and {MAX_BACKOFF} (it multiplies `retry_delay` after each retry), not {b}"
+                "`backoff` must be between 1.0 and {MAX_BACKOFF} (it multiplies `retry_delay` after each retry), not {b:?}"
             ),
         ));
     }

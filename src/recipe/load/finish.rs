@@ -168,7 +168,7 @@ impl Loader<'_> {
                     e = e.with_help(format!("did you mean `--set {near}=...`?"));
                 }
                 return Err(e.with_help(
-                    "declared vars are listed by `sim7k check`; a script may read an undeclared var only if the recipe or a script mentions its name",
+                    "`--set` gives a value to a var the recipe declares under `vars:` (in it or its includes), or to a name its scripts read",
                 ));
             }
             let value = self.overrides.get(name).cloned().unwrap_or_default();
