@@ -8,17 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::mqtt::{Message, parse_packet_type};
+use crate::engine::mqtt::Message;
 use crate::engine::{
-    Action, DataPlan, Event, Failure, Matcher, MqttPlan, MqttWant, PlanAction, Session,
-    StepOutcome, StepPlan, UrcRule,
+    Action, Event, Failure, MqttPlan, MqttWant, PlanAction, Session, StepOutcome, StepPlan, UrcRule,
 };
 use crate::exit::Exit;
 use crate::recipe::load::{LoadedRecipe, Origin};
 use crate::recipe::model::{OnFail, Validator};
-use crate::recipe::program::{
-    Check, CompiledPattern, MqttWant as ProgramMqttWant, ProgramStep, StepAction,
-};
+use crate::recipe::program::{Check, ProgramStep, StepAction, engine_plan, starts_with_disconnect};
 use crate::recipe::vars::{LinkState, VarValue, Vars};
 use crate::transcript::Transcript;
 use crate::transport::Transport;
@@ -723,133 +720,7 @@ impl<'a> Runner<'a> {
         name: &str,
         started: Instant,
     ) -> Result<Option<StepPlan>, String> {
-        let e = |e: crate::recipe::vars::ExpandError| e.to_string();
-        let matchers = |pats: &[CompiledPattern]| -> Result<Vec<Matcher>, String> {
-            pats.iter()
-                .map(|p| {
-                    p.matcher(&self.vars)
-                        .map_err(|err| format!("pattern `{}`: {err}", p.source()))
-                })
-                .collect()
-        };
-        let bytes_of = |what: &str, var: &str| -> Result<Vec<u8>, String> {
-            match self.vars.get(var) {
-                // The engine's plan still takes a `Vec`; shared bytes go through as they
-                // are once it takes `Arc<[u8]>`.
-                Some(v) => Ok(v.as_bytes().to_vec()),
-                None => Err(format!(
-                    "{what}: var `{var}` is not set (a script step must build it first)"
-                )),
-            }
-        };
-        let mut plan = StepPlan::command("", step.timeout);
-        plan.name = name.to_string();
-        plan.delay = step.delay;
-        // What remains of the step's deadline after its script.
-        plan.deadline = step.deadline.map(|d| {
-            d.saturating_sub(started.elapsed())
-                .max(Duration::from_millis(1))
-        });
-        let retry = |plan: &mut StepPlan, r: &crate::recipe::program::Retry| {
-            plan.retries = r.retries;
-            plan.retry_delay = r.delay;
-            plan.backoff = r.backoff;
-            r.recover
-                .iter()
-                .map(|c| self.vars.expand_template(c).map_err(e))
-                .collect::<Result<Vec<_>, _>>()
-                .map(|rec| plan.recover = rec)
-        };
-        match &step.action {
-            StepAction::Local => return Ok(None),
-            StepAction::Send(send) => {
-                let line = self.vars.expand_template(&send.command).map_err(e)?;
-                if line.contains(['\r', '\n']) {
-                    return Err(format!(
-                        "the command holds a line break after expanding `{}`: the modem would read two commands",
-                        send.command.source()
-                    ));
-                }
-                plan.action = PlanAction::Command(line);
-                plan.expect = matchers(&send.expect)?;
-                plan.abort = matchers(&send.abort)?;
-                if let Some(poll) = &send.poll {
-                    plan.until = matchers(&poll.until)?;
-                    plan.interval = poll.interval;
-                }
-                plan.capture = send.capture.clone();
-                plan.prompt_data = match &send.prompt_data {
-                    Some(var) => Some(bytes_of("prompt_data", var)?),
-                    None => None,
-                };
-                retry(&mut plan, &send.retry)?;
-            }
-            StepAction::SendData(data) => {
-                plan.action = PlanAction::Data(DataPlan {
-                    payload: bytes_of("send_data", &data.var)?,
-                    chunk: data.chunk,
-                    hex: data.hex,
-                });
-                plan.abort = matchers(&data.abort)?;
-                retry(&mut plan, &data.retry)?;
-            }
-            StepAction::Wait(wait) => {
-                plan.action = PlanAction::Wait(wait.duration);
-                plan.expect = matchers(&wait.expect)?;
-                plan.abort = matchers(&wait.abort)?;
-            }
-            StepAction::ExpectMqtt(em) => {
-                let messages = |count: &Option<crate::recipe::program::Setting<u64>>,
-                                duration: bool|
-                 -> Result<MqttWant, String> {
-                    let count = count
-                        .as_ref()
-                        .map(|c| c.resolve(&self.vars, "expect_mqtt count"))
-                        .transpose()?;
-                    // Neither a count nor a time: one message.
-                    Ok(MqttWant::Messages {
-                        count: count.or((!duration).then_some(1)),
-                    })
-                };
-                let (want, duration) = match &em.want {
-                    ProgramMqttWant::Packet(t) => (MqttWant::Packet(*t), None),
-                    ProgramMqttWant::Messages { count, duration } => {
-                        let d = duration
-                            .as_ref()
-                            .map(|d| d.resolve(&self.vars, "expect_mqtt duration"))
-                            .transpose()?;
-                        (messages(count, d.is_some())?, d)
-                    }
-                    ProgramMqttWant::Templated(t) => {
-                        let packet = self.vars.expand_template(t).map_err(e)?;
-                        if packet.trim().eq_ignore_ascii_case("publish") {
-                            (messages(&None, false)?, None)
-                        } else {
-                            match parse_packet_type(&packet) {
-                                Some(t) => (MqttWant::Packet(t), None),
-                                None => {
-                                    return Err(format!(
-                                        "expect_mqtt: unknown packet `{packet}` (connack, suback, unsuback, puback, pubrec, pubcomp, pingresp, publish)"
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                };
-                plan.action = PlanAction::Mqtt(MqttPlan {
-                    want,
-                    packet_id: em
-                        .packet_id
-                        .as_ref()
-                        .map(|p| p.resolve(&self.vars, "expect_mqtt packet_id"))
-                        .transpose()?,
-                    duration,
-                    keep_alive: em.keep_alive,
-                });
-                plan.abort = matchers(&em.abort)?;
-            }
-        }
-        Ok(Some(plan))
+        engine_plan(step, &self.vars, name, started.elapsed())
     }
 
     /// Drive the session until the step is done.
@@ -1051,10 +922,4 @@ pub fn check(name: &str, value: &str, v: &Validator) -> Option<String> {
         Ok(c) => c.verdict(name, value),
         Err(e) => Some(format!("validate {name}: bad regex: {e}")),
     }
-}
-
-/// True when `payload` starts with an MQTT DISCONNECT packet (type 14): after sending it
-/// the session is over, whatever the broker does.
-fn starts_with_disconnect(payload: &[u8]) -> bool {
-    payload.first().is_some_and(|b| b >> 4 == 14)
 }

@@ -12,6 +12,7 @@
 //! teardown (`finally`) steps after them. Scripts are compiled per id.
 
 mod build;
+mod plan;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use regex::Regex;
 
 pub(crate) use self::build::{BuildContext, build_step};
+pub use self::plan::{engine_plan, starts_with_disconnect};
 use super::diag::Origin;
 use super::model::OnFail;
 use super::template::{ExpandError, Template};

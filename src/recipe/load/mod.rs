@@ -30,6 +30,7 @@ mod check;
 mod finish;
 mod loader;
 mod read;
+mod record;
 mod spot;
 mod tree;
 mod yaml;
