@@ -8,22 +8,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::mqtt::{Message, parse_packet_type};
+use crate::engine::mqtt::Message;
 use crate::engine::{
-    Action, DataPlan, Event, Failure, Matcher, MqttPlan, MqttWant, PlanAction, Session,
-    StepOutcome, StepPlan, UrcRule, compile,
+    Action, Event, Failure, MqttPlan, MqttWant, PlanAction, Session, StepOutcome, StepPlan, UrcRule,
 };
 use crate::exit::Exit;
-use crate::recipe::load::{LoadedRecipe, Origin, PlannedStep};
-use crate::recipe::model::{OnFail, Step, UrcAction, Validator};
-use crate::recipe::vars::{VarValue, Vars};
+use crate::recipe::load::{LoadedRecipe, Origin};
+use crate::recipe::model::{OnFail, Validator};
+use crate::recipe::program::{Check, ProgramStep, StepAction, engine_plan, starts_with_disconnect};
+use crate::recipe::vars::{LinkState, VarValue, Vars};
 use crate::transcript::Transcript;
 use crate::transport::Transport;
 
 /// Longest single read wait, so an interrupt is noticed quickly.
 const READ_SLICE: Duration = Duration::from_millis(200);
-/// Default deadline of an `until` step that sets none.
-pub const DEFAULT_UNTIL_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Receives progress while a recipe runs. Every text is already redacted.
 pub trait Observer {
@@ -43,15 +41,25 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
+/// Why a step's script failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptFailure {
+    /// What went wrong, with the script's file and line.
+    pub message: String,
+    /// The step's or the recipe's deadline stopped the script (a timeout).
+    pub timed_out: bool,
+}
+
 /// Runs `script:` steps (provided by the script module).
 pub trait ScriptHost {
-    /// Run a step's inline script with the recipe vars; returns lines it printed.
+    /// Run a step's inline script with the recipe vars, stopping it at `deadline`;
+    /// returns lines it printed.
     fn run_step_script(
         &mut self,
-        index: usize,
-        step: &PlannedStep,
+        step: &ProgramStep,
         vars: &mut Vars,
-    ) -> Result<Vec<String>, String>;
+        deadline: Option<Instant>,
+    ) -> Result<Vec<String>, ScriptFailure>;
 
     /// Call the `on_message` function `name(topic, payload, qos, retain)`.
     fn on_message(
@@ -135,6 +143,10 @@ pub struct StepRecord {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A teardown (`finally`) step: it ran after the steps and does not count towards
+    /// the verdict.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub teardown: bool,
 }
 
 /// Details of the failure that ended a run.
@@ -213,6 +225,8 @@ pub struct Runner<'a> {
     hook_error: Option<String>,
     /// Traffic lines held back while a step captures secrets (redacted on release).
     held_traffic: Option<Vec<String>>,
+    /// The teardown is running: interrupts no longer stop a step.
+    in_teardown: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -243,6 +257,7 @@ impl<'a> Runner<'a> {
             pending_messages: Vec::new(),
             hook_error: None,
             held_traffic: None,
+            in_teardown: false,
         }
     }
 
@@ -262,6 +277,7 @@ impl<'a> Runner<'a> {
             Ok(()) => (Verdict::Passed, None),
             Err((v, f)) => (v, Some(f)),
         };
+        self.teardown(verdict);
         if let Some(f) = &failure {
             self.transcript.note(&format!(
                 "run ended: {:?} in `{}`: {}",
@@ -302,33 +318,90 @@ impl<'a> Runner<'a> {
     fn run_inner(&mut self) -> Result<(), (Verdict, FailureReport)> {
         let rules = self
             .recipe
+            .program
             .urc
             .iter()
             .map(|h| {
-                let matcher = self
-                    .vars
-                    .matcher(&h.pattern)
+                let matcher = h
+                    .pattern
+                    .matcher(&self.vars)
                     .map_err(|e| self.recipe_error("urc", None, e.to_string()))?;
+                let message = self
+                    .vars
+                    .expand_template(&h.message)
+                    .unwrap_or_else(|_| h.message.source().to_owned());
                 Ok(UrcRule {
                     matcher,
-                    fail: h.action == UrcAction::Fail,
-                    message: h
-                        .message
-                        .clone()
-                        .unwrap_or_else(|| format!("URC matched `{}`", h.pattern.as_str())),
+                    fail: h.fail,
+                    message,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.session = Session::new(rules);
 
-        if self.recipe.sync.enabled {
+        if self.recipe.program.sync.is_some() {
             self.sync()?;
         }
-        let total = self.recipe.steps.len();
-        for (index, planned) in self.recipe.steps.iter().enumerate() {
-            self.step(index, total, planned)?;
+        let recipe = self.recipe;
+        let total = recipe.program.steps.len();
+        for step in &recipe.program.steps {
+            self.step(total, step, false)?;
         }
         Ok(())
+    }
+
+    /// Run the teardown (`finally`) steps after the steps, whatever their outcome: each
+    /// one runs (a failure is recorded and the next goes on) within `finally_deadline`
+    /// from now; the verdict stays as it was. A failed port ends it (nothing can be sent);
+    /// a Ctrl-C that stopped the steps does not stop the teardown, which the deadline
+    /// bounds.
+    fn teardown(&mut self, verdict: Verdict) {
+        let recipe = self.recipe;
+        let program = &recipe.program;
+        if program.finally.is_empty() {
+            return;
+        }
+        if verdict == Verdict::IoError {
+            self.transcript
+                .note("teardown skipped: the port failed, nothing can be sent");
+            return;
+        }
+        self.transcript.note(&format!(
+            "teardown: {} step(s) within {}",
+            program.finally.len(),
+            humantime::format_duration(program.finally_deadline)
+        ));
+        self.deadline = Some(crate::util::time::later(
+            Instant::now(),
+            program.finally_deadline,
+        ));
+        self.in_teardown = true;
+        let total = program.steps.len();
+        for step in &program.finally {
+            let result = self.step(total, step, true);
+            if matches!(result, Err((Verdict::IoError, _))) {
+                break;
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.transcript
+                    .note("teardown stopped: its deadline (`finally_deadline`) passed");
+                break;
+            }
+        }
+        self.in_teardown = false;
+        self.transcript.note("teardown done");
+    }
+
+    /// Keep `{{link.tcp}}` and `{{link.mqtt}}` current: TCP from the session's link,
+    /// MQTT set by an accepted CONNACK and cleared by a DISCONNECT we sent or a closed
+    /// connection.
+    fn refresh_link(&mut self) {
+        let tcp = self.session.link().connected;
+        let link = self.vars.link();
+        self.vars.set_link(LinkState {
+            tcp,
+            mqtt: link.mqtt && tcp,
+        });
     }
 
     fn sync(&mut self) -> Result<(), (Verdict, FailureReport)> {
@@ -357,6 +430,7 @@ impl<'a> Runner<'a> {
             attempts: outcome.attempts,
             seconds: outcome.elapsed.as_secs_f64(),
             reason: None,
+            teardown: false,
         };
         self.observer.step_finished(&record);
         self.records.push(record);
@@ -378,61 +452,87 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Run one step of the program. A teardown step never ends the run: its failure is
+    /// recorded as continued.
     fn step(
         &mut self,
-        index: usize,
         total: usize,
-        planned: &PlannedStep,
+        step: &ProgramStep,
+        teardown: bool,
     ) -> Result<(), (Verdict, FailureReport)> {
-        let step = &planned.step;
-        let origin = planned.origin.to_string();
-        let name = self.step_name(index, step);
+        let index = step.id;
+        let origin = step.origin.to_string();
+        self.refresh_link();
+        let mut name = self.vars.redact(&step.display_name(&self.vars));
+        if teardown {
+            name = format!("teardown: {name}");
+        }
+        let record_index = (!teardown).then_some(index);
         let started = Instant::now();
         if let Some(d) = self.deadline
             && Instant::now() >= d
         {
-            let reason = "the recipe's deadline passed".to_string();
+            let reason = if teardown {
+                "the teardown's deadline (`finally_deadline`) passed".to_string()
+            } else {
+                "the recipe's deadline passed".to_string()
+            };
             return Err((
                 Verdict::Timeout,
-                self.failure_report(&name, Some(&planned.origin), reason),
+                self.failure_report(&name, Some(&step.origin), reason),
             ));
         }
         if let Some(cond) = &step.condition {
             let value = self
                 .vars
-                .expand(cond)
-                .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e.to_string()))?;
+                .expand_template(cond)
+                .map_err(|e| self.recipe_error(&name, Some(&step.origin), e.to_string()))?;
             if !truthy(&value) {
                 let record = StepRecord {
-                    index: Some(index),
+                    index: record_index,
                     name,
                     origin: Some(origin),
                     status: StepStatus::Skipped,
                     attempts: 0,
                     seconds: 0.0,
                     reason: None,
+                    teardown,
                 };
                 self.observer.step_finished(&record);
                 self.records.push(record);
                 return Ok(());
             }
         }
-        self.observer.step_started(index, total, &name);
-        self.transcript
-            .note(&format!("step {} `{}` ({origin})", index + 1, name));
+        if !teardown {
+            self.observer.step_started(index, total, &name);
+        }
+        self.transcript.note(&format!(
+            "{} {} `{}` ({origin})",
+            if teardown { "teardown step" } else { "step" },
+            index + 1,
+            name
+        ));
+        // The step's deadline covers its script too; the recipe's bounds both.
+        let step_deadline = crate::util::time::earliest(
+            step.deadline.map(|d| crate::util::time::later(started, d)),
+            self.deadline,
+        );
         if let Some(text) = &step.say {
             let text = self
                 .vars
-                .expand(text)
-                .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e.to_string()))?;
+                .expand_template(text)
+                .map_err(|e| self.recipe_error(&name, Some(&step.origin), e.to_string()))?;
             let text = self.vars.redact(&text);
             self.transcript.note(&format!("say: {text}"));
             self.observer.say(&text);
         }
         if step.script.is_some() {
             let result = match self.scripts.as_deref_mut() {
-                Some(host) => host.run_step_script(index, planned, &mut self.vars),
-                None => Err("this build has no script support".to_string()),
+                Some(host) => host.run_step_script(step, &mut self.vars, step_deadline),
+                None => Err(ScriptFailure {
+                    message: "this build has no script support".to_string(),
+                    timed_out: false,
+                }),
             };
             match result {
                 Ok(lines) => {
@@ -443,14 +543,20 @@ impl<'a> Runner<'a> {
                     }
                     self.transcript.set_secrets(self.vars.secret_forms());
                 }
-                Err(e) => return Err(self.recipe_error(&name, Some(&planned.origin), e)),
+                Err(f) if f.timed_out => {
+                    let reason = self.vars.redact(&f.message);
+                    let report = self.failure_report(&name, Some(&step.origin), reason);
+                    return Err((Verdict::Timeout, report));
+                }
+                Err(f) => return Err(self.recipe_error(&name, Some(&step.origin), f.message)),
             }
         }
         let plan = self
-            .plan(step, &name)
-            .map_err(|e| self.recipe_error(&name, Some(&planned.origin), e))?;
+            .plan(step, &name, started)
+            .map_err(|e| self.recipe_error(&name, Some(&step.origin), e))?;
+        let secret = matches!(&step.action, StepAction::Send(s) if s.secret);
         // A step that captures secrets keeps its traffic back until they are known.
-        if step.secret {
+        if secret {
             self.transcript.hold();
             self.held_traffic = Some(Vec::new());
         }
@@ -464,10 +570,13 @@ impl<'a> Runner<'a> {
                 elapsed: started.elapsed(),
             },
             Some(plan) => {
-                if let Some(em) = &step.expect_mqtt {
-                    let spec = em.spec();
-                    self.print_messages = !spec.quiet;
-                    self.hook = spec.on_message.clone();
+                let mqtt = match &step.action {
+                    StepAction::ExpectMqtt(em) => Some(em),
+                    _ => None,
+                };
+                if let Some(em) = mqtt {
+                    self.print_messages = !em.quiet;
+                    self.hook = em.on_message.clone();
                     if self.hook.is_some() {
                         for m in std::mem::take(&mut self.pending_messages) {
                             let printing = std::mem::replace(&mut self.print_messages, false);
@@ -476,39 +585,57 @@ impl<'a> Runner<'a> {
                         }
                     }
                 }
+                let disconnects = match &plan.action {
+                    PlanAction::Data(d) => starts_with_disconnect(&d.payload),
+                    _ => false,
+                };
+                let connack = matches!(
+                    &plan.action,
+                    PlanAction::Mqtt(MqttPlan {
+                        want: MqttWant::Packet(crate::mqtt::PacketType::ConnAck),
+                        ..
+                    })
+                );
                 let result = self.drive(plan);
                 if self.hook.is_some() {
                     // A hook may have set secret vars.
                     self.transcript.set_secrets(self.vars.secret_forms());
                 }
-                if step
-                    .expect_mqtt
-                    .as_ref()
-                    .is_some_and(|e| e.spec().packet.trim().eq_ignore_ascii_case("publish"))
-                {
+                if mqtt.is_some_and(|em| em.want.is_messages()) {
                     // Messages counted by this wait are not handed to a later hook.
                     self.pending_messages.clear();
                 }
                 self.hook = None;
                 self.print_messages = true;
                 let outcome =
-                    result.map_err(|stop| self.stopped(stop, &name, Some(&planned.origin)))?;
+                    result.map_err(|stop| self.stopped(stop, &name, Some(&step.origin)))?;
                 if let Some(e) = self.hook_error.take() {
-                    return Err(self.recipe_error(&name, Some(&planned.origin), e));
+                    return Err(self.recipe_error(&name, Some(&step.origin), e));
+                }
+                if outcome.passed() {
+                    let mut link = self.vars.link();
+                    if connack {
+                        link.mqtt = true;
+                    }
+                    if disconnects {
+                        link.mqtt = false;
+                    }
+                    self.vars.set_link(link);
                 }
                 outcome
             }
         };
+        self.refresh_link();
         let mut failure = outcome.failure.clone();
         if failure.is_none() {
             for (k, v) in &outcome.captures {
-                self.vars.set(k, VarValue::Text(v.clone()), step.secret);
+                self.vars.set(k, VarValue::Text(v.clone()), secret);
             }
-            if step.secret {
+            if secret {
                 self.transcript.set_secrets(self.vars.secret_forms());
             }
         }
-        if step.secret {
+        if secret {
             self.transcript.release();
             for line in self.held_traffic.take().unwrap_or_default() {
                 let line = self.vars.redact(&line);
@@ -530,22 +657,29 @@ impl<'a> Runner<'a> {
         }
         let reason = failure.as_ref().map(|f| self.vars.redact(&f.to_string()));
         let fatal = failure.as_ref().is_some_and(Failure::is_fatal);
-        let status = match (&failure, step.on_fail) {
+        let on_fail = if teardown {
+            OnFail::Continue
+        } else {
+            step.on_fail
+        };
+        let status = match (&failure, on_fail) {
             (None, _) => StepStatus::Passed,
-            (Some(_), OnFail::Continue) if !fatal => StepStatus::FailedContinued,
+            (Some(_), OnFail::Continue) if !fatal || teardown => StepStatus::FailedContinued,
             (Some(_), _) => StepStatus::Failed,
         };
         let record = StepRecord {
-            index: Some(index),
+            index: record_index,
             name: name.clone(),
             origin: Some(origin),
             status,
             attempts: outcome.attempts,
             seconds: started.elapsed().as_secs_f64(),
             reason: reason.clone(),
+            teardown,
         };
         self.transcript.note(&format!(
-            "step {} `{}` {}",
+            "{} {} `{}` {}",
+            if teardown { "teardown step" } else { "step" },
             index + 1,
             name,
             match &reason {
@@ -572,146 +706,21 @@ impl<'a> Runner<'a> {
             }
             return Err((
                 verdict,
-                self.failure_report(&name, Some(&planned.origin), reason),
+                self.failure_report(&name, Some(&step.origin), reason),
             ));
         }
         Ok(())
     }
 
-    /// Build the engine plan of a step; `None` for steps without IO.
-    fn plan(&self, step: &Step, name: &str) -> Result<Option<StepPlan>, String> {
-        let e = |e: crate::recipe::vars::ExpandError| e.to_string();
-        let action = if let Some(send) = &step.send {
-            PlanAction::Command(self.vars.expand(send).map_err(e)?)
-        } else if let Some(var) = &step.send_data {
-            let payload = match self.vars.get(var) {
-                Some(v) => v.as_bytes().to_vec(),
-                None => {
-                    return Err(format!(
-                        "send_data: var `{var}` is not set (a script step must build it first)"
-                    ));
-                }
-            };
-            let opts = step.data.clone().unwrap_or_default();
-            PlanAction::Data(DataPlan {
-                payload,
-                chunk: opts.chunk,
-                hex: opts.hex,
-            })
-        } else if let Some(w) = step.wait {
-            PlanAction::Wait(w)
-        } else if let Some(em) = &step.expect_mqtt {
-            let spec = em.spec();
-            let packet = self.vars.expand(&spec.packet).map_err(e)?;
-            let number = |what: &str,
-                          v: &Option<crate::recipe::model::Scalar>|
-             -> Result<Option<u64>, String> {
-                match v {
-                    None => Ok(None),
-                    Some(v) => {
-                        let text = self.vars.expand(&v.to_text()).map_err(e)?;
-                        text.trim().parse::<u64>().map(Some).map_err(|_| {
-                            format!("expect_mqtt {what}: `{text}` is not a whole number")
-                        })
-                    }
-                }
-            };
-            let want = if packet.trim().eq_ignore_ascii_case("publish") {
-                let count = number("count", &spec.count)?;
-                MqttWant::Messages {
-                    // Neither a count nor a time: one message.
-                    count: count.or(spec.duration.is_none().then_some(1)),
-                }
-            } else {
-                match parse_packet_type(&packet) {
-                    Some(t) => MqttWant::Packet(t),
-                    None => {
-                        return Err(format!(
-                            "expect_mqtt: unknown packet `{packet}` (connack, suback, unsuback, puback, pubrec, pubcomp, pingresp, publish)"
-                        ));
-                    }
-                }
-            };
-            let packet_id = match number("packet_id", &spec.packet_id)? {
-                Some(id) => Some(u16::try_from(id).map_err(|_| {
-                    format!("expect_mqtt packet_id: {id} is not a packet id (1-65535)")
-                })?),
-                None => None,
-            };
-            let duration = match &spec.duration {
-                Some(text) => {
-                    let text = self.vars.expand(text).map_err(e)?;
-                    Some(
-                        crate::recipe::model::parse_duration(&text)
-                            .map_err(|err| format!("expect_mqtt duration: {err}"))?,
-                    )
-                }
-                None => None,
-            };
-            PlanAction::Mqtt(MqttPlan {
-                want,
-                packet_id,
-                duration,
-                keep_alive: spec.keep_alive,
-            })
-        } else {
-            return Ok(None);
-        };
-        let matchers = |pats: &[crate::recipe::model::Pattern]| -> Result<Vec<Matcher>, String> {
-            pats.iter()
-                .map(|p| {
-                    self.vars
-                        .matcher(p)
-                        .map_err(|err| format!("pattern `{}`: {err}", p.as_str()))
-                })
-                .collect()
-        };
-        let until = matchers(step.until.as_slice())?;
-        let mut abort = if until.is_empty() {
-            matchers(&self.recipe.abort)?
-        } else {
-            Vec::new()
-        };
-        abort.extend(matchers(step.abort.as_slice())?);
-        let capture = step
-            .capture
-            .as_slice()
-            .iter()
-            .map(|c| compile(c).map_err(|err| format!("capture `{c}`: {err}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let deadline = step.deadline.or(if until.is_empty() {
-            None
-        } else {
-            Some(DEFAULT_UNTIL_DEADLINE)
-        });
-        Ok(Some(StepPlan {
-            name: name.to_string(),
-            action,
-            expect: matchers(step.expect.as_slice())?,
-            abort,
-            until,
-            capture,
-            timeout: step.timeout.unwrap_or(self.recipe.timeout),
-            deadline,
-            retries: step.retries.unwrap_or(0),
-            prompt_data: match &step.prompt_data {
-                Some(var) => match self.vars.get(var) {
-                    Some(v) => Some(v.as_bytes().to_vec()),
-                    None => return Err(format!("prompt_data: var `{var}` is not set")),
-                },
-                None => None,
-            },
-            recover: step
-                .recover
-                .as_slice()
-                .iter()
-                .map(|c| self.vars.expand(c).map_err(e))
-                .collect::<Result<Vec<_>, _>>()?,
-            retry_delay: step.retry_delay.unwrap_or(Duration::from_secs(1)),
-            backoff: step.backoff.unwrap_or(1.0),
-            interval: step.interval.unwrap_or(Duration::from_secs(1)),
-            delay: step.delay.unwrap_or(Duration::ZERO),
-        }))
+    /// Build the engine plan of a step; `None` for steps without IO. The step started at
+    /// `started` (its script may have used part of its deadline).
+    fn plan(
+        &self,
+        step: &ProgramStep,
+        name: &str,
+        started: Instant,
+    ) -> Result<Option<StepPlan>, String> {
+        engine_plan(step, &self.vars, name, started.elapsed())
     }
 
     /// Drive the session until the step is done.
@@ -721,11 +730,12 @@ impl<'a> Runner<'a> {
         self.session.start(plan, Instant::now(), self.deadline);
         loop {
             self.flush_events();
-            if self
-                .options
-                .interrupt
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::SeqCst))
+            if !self.in_teardown
+                && self
+                    .options
+                    .interrupt
+                    .as_ref()
+                    .is_some_and(|f| f.load(Ordering::SeqCst))
             {
                 return Err(Stop::Interrupted);
             }
@@ -846,8 +856,11 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn validate(&self, step: &Step) -> Option<String> {
-        for (name, v) in &step.validate {
+    fn validate(&self, step: &ProgramStep) -> Option<String> {
+        let StepAction::Send(send) = &step.action else {
+            return None;
+        };
+        for (name, check) in &send.validate {
             let value = self
                 .vars
                 .get(name)
@@ -856,29 +869,11 @@ impl<'a> Runner<'a> {
             let Some(value) = value else {
                 return Some(format!("validate: `{name}` was not captured"));
             };
-            if let Some(msg) = check(name, &value, v) {
+            if let Some(msg) = check.verdict(name, &value) {
                 return Some(self.vars.redact(&msg));
             }
         }
         None
-    }
-
-    fn step_name(&self, index: usize, step: &Step) -> String {
-        if let Some(n) = &step.name {
-            let name = self.vars.expand(n).unwrap_or_else(|_| n.clone());
-            return self.vars.redact(&name);
-        }
-        if let Some(s) = &step.send {
-            let s = self.vars.expand(s).unwrap_or_else(|_| s.clone());
-            return self.vars.redact(&s);
-        }
-        if let Some(v) = &step.send_data {
-            return format!("send_data {v}");
-        }
-        if let Some(w) = step.wait {
-            return format!("wait {}", humantime::format_duration(w));
-        }
-        format!("step {}", index + 1)
     }
 
     fn failure_report(&self, step: &str, origin: Option<&Origin>, reason: String) -> FailureReport {
@@ -923,37 +918,8 @@ pub fn truthy(text: &str) -> bool {
 
 /// Check a captured value; `Some(message)` when it fails.
 pub fn check(name: &str, value: &str, v: &Validator) -> Option<String> {
-    if let Some(eq) = &v.equals
-        && value != eq
-    {
-        return Some(format!("{name} = `{value}`, expected `{eq}`"));
+    match Check::from_validator(v) {
+        Ok(c) => c.verdict(name, value),
+        Err(e) => Some(format!("validate {name}: bad regex: {e}")),
     }
-    if v.not.iter().any(|n| n == value) {
-        return Some(format!("{name} = `{value}`, which is not allowed"));
-    }
-    if let Some(re) = &v.regex {
-        match compile(re) {
-            Ok(r) if !r.is_match(value) => {
-                return Some(format!("{name} = `{value}` does not match /{re}/"));
-            }
-            Err(e) => return Some(format!("validate {name}: bad regex: {e}")),
-            _ => {}
-        }
-    }
-    if v.min.is_some() || v.max.is_some() {
-        let Ok(n) = value.trim().parse::<f64>() else {
-            return Some(format!("{name} = `{value}` is not a number"));
-        };
-        if let Some(min) = v.min
-            && n < min
-        {
-            return Some(format!("{name} = {value}, below the minimum {min}"));
-        }
-        if let Some(max) = v.max
-            && n > max
-        {
-            return Some(format!("{name} = {value}, above the maximum {max}"));
-        }
-    }
-    None
 }

@@ -301,22 +301,23 @@ steps:
     o.overrides = vec![
         ("host".into(), "first".into()),
         ("host".into(), "10.0.0.2".into()),
-        ("script_only".into(), "42".into()),
     ];
     let r = load_str("x.yaml", yaml, &o).unwrap();
     // The last --set wins, and defaults that use the var see the override.
     assert_eq!(text(&r, "host"), "10.0.0.2");
     assert_eq!(text(&r, "url"), "tcp://10.0.0.2:1883");
-    // An undeclared --set is added, with a warning since nothing mentions it.
-    assert_eq!(text(&r, "script_only"), "42");
-    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    // An undeclared --set that nothing mentions is an error (it was a warning: issue 10.5).
+    o.overrides.push(("script_only".into(), "42".into()));
+    let e = load_str("x.yaml", yaml, &o).unwrap_err().to_string();
     assert!(
-        r.warnings[0]
-            .to_string()
-            .contains("--set script_only: the recipe declares no var `script_only`"),
-        "{}",
-        r.warnings[0]
+        e.contains("--set script_only=…: the recipe declares no var `script_only`"),
+        "{e}"
     );
+    // A name a script (or any file of the recipe) mentions is added as a var.
+    let mentioned = format!("{yaml}  - script: let x = get_var(\"script_only\");\n");
+    let r = load_str("x.yaml", &mentioned, &o).unwrap();
+    assert_eq!(text(&r, "script_only"), "42");
 }
 
 #[test]
@@ -486,12 +487,13 @@ steps:
     let warnings: Vec<String> = r.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(
-        warnings[0].starts_with("w.yaml:7:37: warning: `mystery` is not a declared var"),
+        // The caller writes `warning: ` (the Display no longer repeats it: issue 10.5).
+        warnings[0].starts_with("w.yaml:7:37: `mystery` is not a declared var"),
         "{}",
         warnings[0]
     );
     assert!(
-        warnings[1].starts_with("w.yaml:11:11: warning: `apm`"),
+        warnings[1].starts_with("w.yaml:11:11: `apm`"),
         "{}",
         warnings[1]
     );

@@ -64,6 +64,9 @@ fn schema_is_draft07_and_closed() {
         "sync",
         "urc",
         "steps",
+        "finally",
+        "finally_deadline",
+        "limits",
         "anchors",
     ] {
         assert!(props.contains_key(key), "missing {key}");
@@ -103,11 +106,19 @@ fn either_or_types_render_as_any_of() {
     let oom = serde_json::to_string(&defs[name]).unwrap();
     assert!(oom.contains("\"type\":\"array\""), "{oom}");
     assert!(oom.contains("\"type\":\"null\""), "{oom}");
-    // steps are plain Step objects (the Spanned wrapper is invisible).
+    // steps are plain Step objects (the Spanned wrapper is invisible), and so are the
+    // teardown's.
     assert_eq!(
         s["properties"]["steps"]["items"]["$ref"],
         "#/definitions/Step"
     );
+    assert_eq!(
+        s["properties"]["finally"]["items"]["$ref"],
+        "#/definitions/Step"
+    );
+    // limits.script_memory: a number of bytes or a size with a unit.
+    let size = serde_json::to_string(&defs["ByteSize"]).unwrap();
+    assert!(size.contains("integer") && size.contains("MiB"), "{size}");
     // script is a string, durations are patterned strings.
     let script = serde_json::to_string(&defs["Step"]["properties"]["script"]).unwrap();
     assert!(script.contains("string"), "{script}");

@@ -3,6 +3,10 @@
 
 mod support;
 
+// The sandbox's memory cap reads this allocator's count, as in the `sim7k` binary.
+#[global_allocator]
+static ALLOC: sim7k::script::memory::CountingAllocator = sim7k::script::memory::CountingAllocator;
+
 use sim7k::recipe::{LoadOptions, LoadedRecipe, VarValue, load};
 use sim7k::script::{Host, ScriptError, compile};
 use support::TempDir;
@@ -31,7 +35,7 @@ fn run(yaml: &str) -> Result<(sim7k::recipe::Vars, Vec<String>), ScriptError> {
 
 fn blob(vars: &sim7k::recipe::Vars, name: &str) -> Vec<u8> {
     match vars.get(name) {
-        Some(VarValue::Bytes(b)) => b.clone(),
+        Some(VarValue::Bytes(b)) => b.to_vec(),
         other => panic!("{name} is not bytes: {other:?}"),
     }
 }
@@ -171,4 +175,105 @@ fn bad_mqtt_calls_are_clear_errors() {
         assert!(e.message.contains(want), "{code}: {e}");
         assert_eq!(e.line, 3, "{code}: {e}");
     }
+}
+
+/// Issue 10.18: an error in a shared file's top-level code points into that file.
+#[test]
+fn errors_in_a_library_files_top_level_point_at_that_file() {
+    let dir = TempDir::new("lib-top");
+    std::fs::write(
+        dir.path().join("lib.rhai"),
+        "// constants\nconst LIMIT = 3;\nlet broken = LIMIT / 0;\nfn ok() { 1 }\n",
+    )
+    .unwrap();
+    let path = dir.path().join("r.yaml");
+    std::fs::write(
+        &path,
+        "scripts: lib.rhai\nsteps:\n  - script: let x = ok();\n",
+    )
+    .unwrap();
+    let r = load(&path, &LoadOptions::default()).unwrap();
+    let mut host = Host::new(compile(&r).unwrap());
+    let mut vars = r.vars.clone();
+    let e = host.run_step(0, &mut vars).unwrap_err();
+    assert!(e.file.ends_with("lib.rhai"), "{e}");
+    assert_eq!(e.line, 3, "{e}");
+    assert!(e.to_string().contains("let broken = LIMIT / 0;"), "{e}");
+    // A library constant is still visible to the step script.
+    std::fs::write(dir.path().join("lib.rhai"), "const LIMIT = 3;\n").unwrap();
+    std::fs::write(
+        &path,
+        "scripts: lib.rhai\nsteps:\n  - script: let x = LIMIT + 1;\n",
+    )
+    .unwrap();
+    let r = load(&path, &LoadOptions::default()).unwrap();
+    let mut host = Host::new(compile(&r).unwrap());
+    let mut vars = r.vars.clone();
+    host.run_step(0, &mut vars).unwrap();
+    assert_eq!(vars.get("x").and_then(|v| v.as_text()), Some("4"));
+}
+
+/// Issue 10.7: the caller's deadline stops a running script, as a deadline (not an error).
+#[test]
+fn a_deadline_stops_a_script() {
+    let dir = TempDir::new("deadline");
+    let r = recipe(
+        &dir,
+        "steps:\n  - script: |\n      let i = 0;\n      loop { i += 1; }\n",
+    );
+    let mut host = Host::new(compile(&r).unwrap());
+    let mut vars = r.vars.clone();
+    let e = host
+        .run_step_until(0, &mut vars, Some(std::time::Instant::now()))
+        .unwrap_err();
+    assert!(e.deadline, "{e}");
+    assert!(e.message.contains("deadline"), "{e}");
+    assert_eq!(e.line, 4, "{e}");
+    // Without a deadline the same loop is an ordinary sandbox error.
+    let e = host.run_step(0, &mut vars).unwrap_err();
+    assert!(!e.deadline && e.message.contains("too long"), "{e}");
+}
+
+/// Issue 11.12: the total held by a script's values is capped (before: 7 GB, then abort).
+#[test]
+fn script_memory_is_capped() {
+    // Each `s + …` is a new BLOB of about 4 MB (8 MB of capacity once grown).
+    let script = |n: usize| {
+        let mut text = String::from("let s = blob(\"\");\n      s.pad(4000000, 7);\n");
+        for i in 0..n {
+            text.push_str(&format!("      let a{i} = s + blob(\"{i}\");\n"));
+        }
+        text
+    };
+    let e = run(&format!(
+        "limits: {{ script_memory: 16MiB }}\nsteps:\n  - script: |\n      {}",
+        script(12)
+    ))
+    .unwrap_err();
+    assert!(e.message.contains("limits.script_memory"), "{e}");
+    assert!(!e.deadline);
+    assert!(e.line >= 5, "the line where it stopped: {e}");
+    // Under the default (64 MiB) a few of them are fine.
+    run(&format!("steps:\n  - script: |\n      {}", script(3))).unwrap();
+}
+
+/// Issue 11.12: `set_var` cannot pile up copies past the cap (the reported case: a 4 MB
+/// string set under a thousand names).
+#[test]
+fn set_var_respects_the_memory_cap() {
+    let e = run(
+        "steps:\n  - script: |\n      let s = \"x\";\n      s.pad(4000000, 'y');\n      for i in 0..1000 { set_var(\"v\" + i, s); }\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("limits.script_memory"), "{e}");
+    assert_eq!(e.line, 5, "{e}");
+}
+
+/// Issue 11.13: a BLOB a script leaves behind moves into the vars as shared bytes.
+#[test]
+fn bytes_move_out_of_a_script_and_payloads_are_bounded() {
+    let (vars, _) = run("steps:\n  - script: let packet = byte_ramp(8388608);\n").unwrap();
+    assert_eq!(blob(&vars, "packet").len(), 8 << 20);
+    let e = run("steps:\n  - script: let packet = byte_ramp(8388609);\n").unwrap_err();
+    assert!(e.message.contains("8 MiB"), "{e}");
 }

@@ -1,4 +1,5 @@
-//! Arbitrary text into the recipe loader, then the script compiler: what `sim7k check` does.
+//! Arbitrary text into the recipe loader, then the script compiler: what `sim7k check` does,
+//! plus planning every step of the compiled program with the loaded vars.
 //!
 //! Any input must give a recipe or an error, never a panic, a hang or unbounded memory; errors
 //! and warnings must render (plain and with colours). The recipe's name puts it in a directory
@@ -19,6 +20,16 @@ fuzz_target!(|data: &[u8]| {
         Ok(recipe) => {
             for w in &recipe.warnings {
                 let _ = (w.to_string(), w.render(false));
+            }
+            // The compiled program: every step names itself and plans with the loaded vars.
+            for step in recipe.program.all_steps() {
+                let name = step.display_name(&recipe.vars);
+                let _ = sim7k::recipe::program::engine_plan(
+                    step,
+                    &recipe.vars,
+                    &name,
+                    std::time::Duration::ZERO,
+                );
             }
             match sim7k::script::compile(&recipe) {
                 Ok(_) => {}

@@ -40,6 +40,9 @@ impl fmt::Display for Origin {
 pub(crate) struct SourceFile {
     pub path: PathBuf,
     pub text: Arc<str>,
+    /// Why the file's lines must not be shown in snippets (it is not a recipe, or not
+    /// text); positions are still given.
+    pub hidden: Option<&'static str>,
 }
 
 impl SourceFile {
@@ -47,6 +50,16 @@ impl SourceFile {
         Arc::new(SourceFile {
             path,
             text: text.into(),
+            hidden: None,
+        })
+    }
+
+    /// The same file, whose lines diagnostics never show (saying `why`).
+    pub fn hidden(file: &Arc<SourceFile>, why: &'static str) -> Arc<SourceFile> {
+        Arc::new(SourceFile {
+            path: file.path.clone(),
+            text: Arc::clone(&file.text),
+            hidden: Some(why),
         })
     }
 }
@@ -198,7 +211,7 @@ struct Inner {
 
 impl Inner {
     fn new(message: String, spot: Option<Spot>, path: Option<PathBuf>) -> Inner {
-        let source = spot.as_ref().map(|s| {
+        let source = spot.as_ref().filter(|s| s.file.hidden.is_none()).map(|s| {
             NamedSource::new(s.file.path.display().to_string(), Arc::clone(&s.file.text))
                 .with_language("yaml")
         });
@@ -227,7 +240,7 @@ impl Inner {
 
     fn labels(&self) -> Vec<LabeledSpan> {
         let mut out = Vec::new();
-        if let Some(spot) = &self.spot {
+        if let Some(spot) = self.spot.as_ref().filter(|s| s.file.hidden.is_none()) {
             out.push(LabeledSpan::new_primary_with_span(
                 Some(self.label.clone().unwrap_or_else(|| "here".to_owned())),
                 (spot.offset, spot.len),
@@ -251,7 +264,10 @@ impl Inner {
             (None, None) => write!(f, "{severity}{}", self.message)?,
         }
         if let Some(spot) = &self.spot {
-            write_snippet(f, spot, self.label.as_deref())?;
+            match spot.file.hidden {
+                Some(why) => write!(f, "\n   = note: the line is not shown: {why}")?,
+                None => write_snippet(f, spot, self.label.as_deref())?,
+            }
             for (s, label) in &self.secondary {
                 write!(f, "\n   = note: {}: {label}", s.origin())?;
             }
@@ -271,6 +287,9 @@ impl Inner {
             .iter()
             .map(|o| format!("included from {o}"))
             .collect();
+        if let Some(why) = self.spot.as_ref().and_then(|s| s.file.hidden) {
+            lines.push(format!("the line is not shown: {why}"));
+        }
         lines.extend(self.help.iter().cloned());
         if lines.is_empty() {
             None
@@ -337,6 +356,9 @@ impl fmt::Debug for Graphical<'_> {
 impl fmt::Display for Graphical<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.inner.spot, self.inner.file()) {
+            (Some(spot), _) if spot.file.hidden.is_some() => {
+                write!(f, "{}: {}", spot.origin(), self.inner.message)
+            }
             (None, Some(path)) => write!(f, "{}: {}", path.display(), self.inner.message),
             _ => f.write_str(&self.inner.message),
         }
@@ -452,7 +474,7 @@ pub struct RecipeError(Box<Inner>);
 pub struct RecipeWarning(Box<Inner>);
 
 diagnostic_type!(RecipeError, miette::Severity::Error, "");
-diagnostic_type!(RecipeWarning, miette::Severity::Warning, "warning: ");
+diagnostic_type!(RecipeWarning, miette::Severity::Warning, "");
 
 impl RecipeError {
     /// An error at `line`/`column` (1-based, column in characters) of a file whose
@@ -502,10 +524,6 @@ impl RecipeError {
 impl RecipeWarning {
     pub(crate) fn new(message: impl Into<String>, spot: Spot) -> Self {
         RecipeWarning(Box::new(Inner::new(message.into(), Some(spot), None)))
-    }
-
-    pub(crate) fn without_position(message: impl Into<String>) -> Self {
-        RecipeWarning(Box::new(Inner::new(message.into(), None, None)))
     }
 
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {

@@ -1,9 +1,11 @@
-//! Recipes: the YAML model, loading, and variables.
+//! Recipes: the YAML model, loading, the compiled program, and variables.
 
 pub mod diag;
 pub mod load;
 pub mod model;
+pub mod program;
 pub mod schema;
+pub mod template;
 pub mod vars;
 
 pub use diag::{Origin, RecipeError, RecipeWarning};

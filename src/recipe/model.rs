@@ -63,11 +63,98 @@ pub struct Recipe {
     #[serde(default)]
     #[schemars(with = "Vec<Step>")]
     pub steps: Vec<Spanned<Step>>,
+    /// Teardown: steps (same syntax) that run after the steps, whether the run passed,
+    /// failed or was interrupted, under `finally_deadline`, without changing the verdict.
+    /// This file's `finally` steps run first, then those of the files it includes, the
+    /// last included first. Use `if: "{{link.mqtt}}"` / `if: "{{link.tcp}}"` to act only
+    /// on an open session or connection.
+    #[serde(default)]
+    #[schemars(with = "Vec<Step>")]
+    pub finally: Vec<Spanned<Step>>,
+    /// Bound on the whole teardown (`finally`), counted from its start (default `30s`).
+    #[serde(default, deserialize_with = "duration_opt::deserialize")]
+    #[schemars(with = "Option<DurationText>")]
+    pub finally_deadline: Option<Duration>,
+    /// Resource limits of the run.
+    #[serde(default)]
+    pub limits: Option<Limits>,
     /// A place for YAML anchors (`&name`) that steps reuse with merge keys
     /// (`<<: *name`). Its content is not otherwise read.
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub anchors: Option<de::IgnoredAny>,
+}
+
+/// Resource limits of a run.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most memory the scripts of one step may hold at once, vars included
+    /// (default `64MiB`; at most `1GiB`). A size: `64MiB`, `512KiB`, `1000000`.
+    #[serde(default)]
+    pub script_memory: Option<ByteSize>,
+}
+
+/// A size in bytes, written as a whole number (`1048576`) or with a unit: `B`, `KiB`,
+/// `MiB`, `GiB` (powers of 1024) or `kB`, `MB`, `GB` (powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "ByteSizeText")]
+pub struct ByteSize(pub u64);
+
+/// Schema of [`ByteSize`].
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum ByteSizeText {
+    Bytes(u64),
+    Text(#[schemars(pattern(r"^\s*\d+\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?\s*$"))] String),
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as `64MiB`, `512KiB` or `1000000`")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("a size cannot be negative ({v})")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                parse_byte_size(v).map(ByteSize).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parse `64MiB`, `512 KiB`, `10MB`, `1000`. Units are case-sensitive except `k`/`K`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let help = "write e.g. `64MiB`, `512KiB` or `1000000`";
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size `{t}`: {help}"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown size unit `{other}` in `{t}`: {help}")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("size `{t}` is too large"))
 }
 
 /// A variable definition: a bare value, or a map with a value and flags.
@@ -98,6 +185,10 @@ pub struct VarSpec {
     /// What the variable is for (shown by `sim7k check`).
     #[serde(default)]
     pub description: Option<String>,
+    /// Checks on the value (its default and any `--set`), made when the recipe loads,
+    /// e.g. `{ max_len: 512 }` for a payload or `{ min: 0, max: 8388608 }` for a size.
+    #[serde(default)]
+    pub validate: Option<Validator>,
 }
 
 /// A YAML scalar kept as text.
@@ -305,9 +396,9 @@ pub struct Step {
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
     #[schemars(with = "Option<DurationText>")]
     pub retry_delay: Option<Duration>,
-    /// Multiply `retry_delay` by this after each retry (default `1.0`).
+    /// Multiply `retry_delay` by this after each retry (default `1.0`, at most `10`).
     #[serde(default)]
-    #[schemars(range(min = 1.0))]
+    #[schemars(range(min = 1.0, max = 10.0))]
     pub backoff: Option<f64>,
     /// Pause before the step starts.
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
@@ -416,6 +507,9 @@ pub struct Validator {
     #[serde(default)]
     #[schemars(with = "Vec<TextLike>")]
     pub not: Vec<String>,
+    /// The value must be at most this many bytes long.
+    #[serde(default)]
+    pub max_len: Option<u64>,
 }
 
 // Hand-written `Deserialize` for the "either this or that" types. Serde's
@@ -431,7 +525,7 @@ impl<'de> Deserialize<'de> for VarDef {
             type Value = VarDef;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str(
-                    "a value (text, number or boolean) or a map with `value`, `secret`, \
+                    "a value (text, number or boolean) or a map with `value`, `secret`, `validate`, \
                      `required`, `description`",
                 )
             }

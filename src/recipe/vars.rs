@@ -1,16 +1,9 @@
 //! Recipe variables and `{{var}}` interpolation.
 //!
-//! Templates (`send`, `say`, `if`, patterns, include paths, var defaults …) may
-//! contain:
-//!
-//! * `{{name}}`: the value of var `name` (`[A-Za-z_][A-Za-z0-9_]*`),
-//! * `{{env.NAME}}`: the environment variable `NAME`,
-//! * `{{{{`: a literal `{{`.
-//!
-//! Spaces just inside the braces are allowed (`{{ name }}`). Anything else between
-//! `{{` and `}}` is an error, as is a `{{` without its `}}`. A lone `}}` is plain
-//! text. A var holding bytes (built by a script for `send_data`) cannot be expanded
-//! into text: that is an error naming the var.
+//! The template syntax is in [`super::template`]. A var holding bytes (built by a script
+//! for `send_data`) cannot be expanded into text: that is an error naming the var. The
+//! built-in `{{link.tcp}}` and `{{link.mqtt}}` are not entries of the store: the run sets
+//! them with [`Vars::set_link`], and nothing else can.
 //!
 //! [`Vars`] is the runtime store: ordered, one secret flag per var. Secret values are
 //! replaced by `***` by [`Vars::redact`] and [`Vars::to_json`]; once a var is secret
@@ -18,8 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use super::model::Pattern;
+pub use super::template::{
+    ExpandError, LinkVar, MAX_EXPANDED, Template, TemplatePiece, is_var_name,
+};
+pub(crate) use super::template::{Piece, Placeholder, parse_template, placeholders};
 use crate::util::hex::hex as hex_sep;
 
 /// Upper-case hex without separators.
@@ -69,8 +67,9 @@ impl Env {
 pub enum VarValue {
     /// Text: defaults, `--set`, captures.
     Text(String),
-    /// Bytes built by a script (an MQTT packet for `send_data`).
-    Bytes(Vec<u8>),
+    /// Bytes built by a script (an MQTT packet for `send_data`), shared without copying
+    /// with the send that carries them.
+    Bytes(Arc<[u8]>),
 }
 
 impl VarValue {
@@ -119,176 +118,29 @@ impl From<String> for VarValue {
 
 impl From<Vec<u8>> for VarValue {
     fn from(b: Vec<u8>) -> Self {
+        VarValue::Bytes(b.into())
+    }
+}
+
+impl From<Arc<[u8]>> for VarValue {
+    fn from(b: Arc<[u8]>) -> Self {
         VarValue::Bytes(b)
     }
 }
 
-/// Why a template could not be expanded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExpandError {
-    /// The template itself is malformed (`{{ }}`, `{{1x}}`, an unclosed `{{`).
-    #[error("{message}")]
-    Syntax {
-        /// Byte offset of the offending `{{` in the template.
-        offset: usize,
-        /// Byte length of the offending placeholder.
-        len: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// `{{name}}` names no var.
-    #[error("unknown var `{0}` in `{{{{{0}}}}}`")]
-    UnknownVar(String),
-    /// `{{env.NAME}}` is not set.
-    #[error("environment variable `{0}` is not set (used as `{{{{env.{0}}}}}`)")]
-    UnsetEnv(String),
-    /// The var holds bytes, which cannot be placed into text.
-    #[error("var `{0}` holds bytes, not text: use it with `send_data`, or convert it in a script")]
-    BytesVar(String),
-    /// A `/regex/` pattern does not compile after expansion.
-    #[error("invalid regex: {0}")]
-    Regex(String),
-}
-
-/// One piece of a parsed template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Piece<'a> {
-    /// Literal text (with `{{{{` already turned into `{{`).
-    Text(std::borrow::Cow<'a, str>),
-    /// `{{name}}`.
-    Var(&'a str),
-    /// `{{env.NAME}}`.
-    Env(&'a str),
-}
-
-/// A placeholder found in a template: its kind, name and byte range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Placeholder<'a> {
-    pub env: bool,
-    pub name: &'a str,
-    pub offset: usize,
-    pub len: usize,
-}
-
-/// True for `[A-Za-z_][A-Za-z0-9_]*`.
-pub fn is_var_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Split a template into pieces, with the byte range of each placeholder.
-pub(crate) fn parse_template(
-    template: &str,
-) -> Result<Vec<(Piece<'_>, Option<Placeholder<'_>>)>, ExpandError> {
-    let mut out = Vec::new();
-    let mut literal = String::new();
-    let mut lit_start = 0usize;
-    let mut borrowed = true;
-    let mut i = 0usize;
-    let bytes = template.as_bytes();
-    let flush = |out: &mut Vec<_>, literal: &mut String, borrowed: bool, from: usize, to: usize| {
-        if borrowed {
-            if to > from {
-                out.push((
-                    Piece::Text(std::borrow::Cow::Borrowed(&template[from..to])),
-                    None,
-                ));
-            }
-        } else if !literal.is_empty() {
-            out.push((
-                Piece::Text(std::borrow::Cow::Owned(std::mem::take(literal))),
-                None,
-            ));
-        }
-    };
-    while i < bytes.len() {
-        if !template[i..].starts_with("{{") {
-            let ch_len = template[i..].chars().next().map_or(1, char::len_utf8);
-            if !borrowed {
-                literal.push_str(&template[i..i + ch_len]);
-            }
-            i += ch_len;
-            continue;
-        }
-        if template[i..].starts_with("{{{{") {
-            // Escaped `{{`: switch to an owned literal.
-            if borrowed {
-                literal.push_str(&template[lit_start..i]);
-                borrowed = false;
-            }
-            literal.push_str("{{");
-            i += 4;
-            continue;
-        }
-        let Some(close) = template[i + 2..].find("}}") else {
-            return Err(ExpandError::Syntax {
-                offset: i,
-                len: 2,
-                message: "`{{` without a closing `}}` (write `{{{{` for a literal `{{`)".into(),
-            });
-        };
-        let end = i + 2 + close + 2;
-        let inner = template[i + 2..i + 2 + close].trim();
-        let whole = &template[i..end];
-        let (env, name) = match inner.strip_prefix("env.") {
-            Some(rest) => (true, rest),
-            None => (false, inner),
-        };
-        if inner.is_empty() {
-            return Err(ExpandError::Syntax {
-                offset: i,
-                len: end - i,
-                message: format!(
-                    "empty placeholder `{whole}`: write `{{{{name}}}}` or `{{{{env.NAME}}}}`"
-                ),
-            });
-        }
-        if !is_var_name(name) {
-            return Err(ExpandError::Syntax {
-                offset: i,
-                len: end - i,
-                message: format!(
-                    "bad placeholder `{whole}`: write `{{{{name}}}}` or `{{{{env.NAME}}}}`, where a name \
-                     starts with a letter or `_` and has only letters, digits and `_`"
-                ),
-            });
-        }
-        if borrowed {
-            flush(&mut out, &mut literal, true, lit_start, i);
-        } else {
-            flush(&mut out, &mut literal, false, 0, 0);
-            borrowed = true;
-        }
-        let ph = Placeholder {
-            env,
-            name,
-            offset: i,
-            len: end - i,
-        };
-        let piece = if env {
-            Piece::Env(name)
-        } else {
-            Piece::Var(name)
-        };
-        out.push((piece, Some(ph)));
-        i = end;
-        lit_start = end;
+impl VarValue {
+    /// The value's size in bytes (what it holds in memory, roughly).
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
     }
-    if borrowed {
-        flush(&mut out, &mut literal, true, lit_start, template.len());
-    } else {
-        flush(&mut out, &mut literal, false, 0, 0);
-    }
-    Ok(out)
-}
 
-/// The placeholders of a template, or its syntax error.
-pub(crate) fn placeholders(template: &str) -> Result<Vec<Placeholder<'_>>, ExpandError> {
-    Ok(parse_template(template)?
-        .into_iter()
-        .filter_map(|(_, ph)| ph)
-        .collect())
+    /// True when both hold the same value; shared bytes compare by pointer first.
+    pub fn same_as(&self, other: &VarValue) -> bool {
+        match (self, other) {
+            (VarValue::Bytes(a), VarValue::Bytes(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => self == other,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -305,6 +157,16 @@ pub struct Vars {
     entries: Vec<Entry>,
     index: BTreeMap<String, usize>,
     env: Env,
+    link: LinkState,
+}
+
+/// The connection state behind `{{link.tcp}}` and `{{link.mqtt}}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// A TCP connection is open.
+    pub tcp: bool,
+    /// An MQTT session is up (CONNACK accepted, no DISCONNECT sent, connection open).
+    pub mqtt: bool,
 }
 
 impl fmt::Debug for Vars {
@@ -328,7 +190,27 @@ impl Vars {
             entries: Vec::new(),
             index: BTreeMap::new(),
             env,
+            link: LinkState::default(),
         }
+    }
+
+    /// Update `{{link.tcp}}` and `{{link.mqtt}}` (the run does this as the connection
+    /// changes).
+    pub fn set_link(&mut self, link: LinkState) {
+        self.link = link;
+    }
+
+    /// The state behind `{{link.tcp}}` and `{{link.mqtt}}`.
+    pub fn link(&self) -> LinkState {
+        self.link
+    }
+
+    /// Total bytes held by the values of all vars.
+    pub fn total_bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| e.value.len() + e.name.len())
+            .fold(0usize, usize::saturating_add)
     }
 
     /// The environment `{{env.X}}` reads.
@@ -391,21 +273,56 @@ impl Vars {
     fn expand_with(
         &self,
         template: &str,
+        push_value: impl FnMut(&str, &mut String),
+    ) -> Result<String, ExpandError> {
+        let parsed = Template::parse(template)?;
+        self.expand_pieces(parsed.pieces(), push_value)
+    }
+
+    /// Expand a template parsed at load.
+    pub fn expand_template(&self, template: &Template) -> Result<String, ExpandError> {
+        self.expand_pieces(template.pieces(), |s, out| out.push_str(s))
+    }
+
+    /// Expand a regex body parsed at load, regex-escaping every inserted value.
+    pub fn expand_regex_template(&self, template: &Template) -> Result<String, ExpandError> {
+        self.expand_pieces(template.pieces(), |s, out| out.push_str(&regex::escape(s)))
+    }
+
+    fn expand_pieces(
+        &self,
+        pieces: &[TemplatePiece],
         mut push_value: impl FnMut(&str, &mut String),
     ) -> Result<String, ExpandError> {
-        let mut out = String::with_capacity(template.len());
-        for (piece, _) in parse_template(template)? {
+        let mut out = String::new();
+        for piece in pieces {
             match piece {
-                Piece::Text(t) => out.push_str(&t),
-                Piece::Var(name) => match self.get(name) {
-                    Some(VarValue::Text(t)) => push_value(t, &mut out),
-                    Some(VarValue::Bytes(_)) => return Err(ExpandError::BytesVar(name.into())),
-                    None => return Err(ExpandError::UnknownVar(name.into())),
+                TemplatePiece::Text(t) => out.push_str(t),
+                TemplatePiece::Var(name) => match self.get(name) {
+                    Some(VarValue::Text(t)) => {
+                        check_len(out.len(), t.len())?;
+                        push_value(t, &mut out);
+                    }
+                    Some(VarValue::Bytes(_)) => return Err(ExpandError::BytesVar(name.clone())),
+                    None => return Err(ExpandError::UnknownVar(name.clone())),
                 },
-                Piece::Env(name) => match self.env.get(name) {
-                    Some(v) => push_value(&v, &mut out),
-                    None => return Err(ExpandError::UnsetEnv(name.into())),
+                TemplatePiece::Env(name) => match self.env.get(name) {
+                    Some(v) => {
+                        check_len(out.len(), v.len())?;
+                        push_value(&v, &mut out);
+                    }
+                    None => return Err(ExpandError::UnsetEnv(name.clone())),
                 },
+                TemplatePiece::Link(l) => {
+                    let on = match l {
+                        LinkVar::Tcp => self.link.tcp,
+                        LinkVar::Mqtt => self.link.mqtt,
+                    };
+                    out.push_str(if on { "true" } else { "false" });
+                }
+            }
+            if out.len() > MAX_EXPANDED {
+                return Err(ExpandError::TooLong(out.len()));
             }
         }
         Ok(out)
@@ -507,6 +424,16 @@ impl Vars {
     }
 }
 
+/// Refuse an expansion that would pass [`MAX_EXPANDED`] before copying the value.
+fn check_len(have: usize, adding: usize) -> Result<(), ExpandError> {
+    let total = have.saturating_add(adding);
+    if total > MAX_EXPANDED {
+        Err(ExpandError::TooLong(total))
+    } else {
+        Ok(())
+    }
+}
+
 /// Replacement for a secret.
 pub use crate::redact::REDACTED;
 
@@ -547,7 +474,7 @@ mod tests {
         ]));
         v.set("apn", "internet".into(), false);
         v.set("pw", "s3cr3t!".into(), true);
-        v.set("packet", VarValue::Bytes(vec![0x10, 0x02]), false);
+        v.set("packet", VarValue::from(vec![0x10, 0x02]), false);
         v
     }
 
@@ -619,7 +546,7 @@ mod tests {
         assert!(v.is_secret("pw"));
         v.set("pw", "other".into(), false);
         assert!(v.is_secret("pw"), "secret flag must survive a later set");
-        v.set("token", VarValue::Bytes(b"tok".to_vec()), true);
+        v.set("token", VarValue::from(b"tok".to_vec()), true);
         v.set("empty", "".into(), true);
         assert_eq!(v.secret_values(), vec![b"other".to_vec(), b"tok".to_vec()]);
         assert_eq!(

@@ -38,12 +38,12 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
     engine.register_fn("blob", |b: Blob| -> Blob { b });
     engine.register_fn("byte_ramp", |ctx: NativeCallContext, n: i64| -> Res<Blob> {
         match usize::try_from(n) {
-            Ok(n) if n <= super::sandbox::MAX_ARRAY => Ok((0..n).map(|i| i as u8).collect()),
+            Ok(n) if n <= super::sandbox::MAX_PAYLOAD => Ok((0..n).map(|i| i as u8).collect()),
             _ => err(
                 &ctx,
                 format!(
-                    "byte_ramp({n}): the length must be 0 to {}",
-                    super::sandbox::MAX_ARRAY
+                    "byte_ramp({n}): the length must be 0 to {} (8 MiB, the largest payload)",
+                    super::sandbox::MAX_PAYLOAD
                 ),
             ),
         }
@@ -67,7 +67,8 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
                 .and_then(|st| st.vars.as_ref().and_then(|v| v.get(name).cloned()));
             match value {
                 Some(VarValue::Text(t)) => Ok(t.into()),
-                Some(VarValue::Bytes(b)) => Ok(Dynamic::from_blob(b)),
+                // Rhai's BLOB is a `Vec<u8>`: the script gets its own copy.
+                Some(VarValue::Bytes(b)) => Ok(Dynamic::from_blob(b.to_vec())),
                 None => err(&ctx, format!("var `{name}` is not set")),
             }
         },
@@ -82,24 +83,38 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
     engine.register_fn(
         "set_var",
         move |ctx: NativeCallContext, name: &str, value: Dynamic| -> Res<()> {
-            let Some(v) = super::to_var(&value) else {
+            let type_name = value.type_name();
+            let Some(v) = super::into_var(value) else {
                 return err(
                     &ctx,
-                    format!(
-                        "set_var(`{name}`): a var holds text or a BLOB, not a {}",
-                        value.type_name()
-                    ),
+                    format!("set_var(`{name}`): a var holds text or a BLOB, not a {type_name}"),
                 );
             };
             if !crate::recipe::vars::is_var_name(name) {
                 return err(&ctx, format!("set_var: `{name}` is not a valid var name"));
             }
-            if let Ok(mut st) = s.lock()
-                && let Some(vars) = st.vars.as_mut()
-            {
-                let secret = vars.is_secret(name);
-                vars.set(name, v, secret);
+            let Ok(mut st) = s.lock() else {
+                return Ok(());
+            };
+            let cap = st.memory_cap;
+            let Some(vars) = st.vars.as_mut() else {
+                return Ok(());
+            };
+            let old = vars.get(name).map_or(0, |o| o.len() + name.len());
+            let total = vars
+                .total_bytes()
+                .saturating_sub(old)
+                .saturating_add(v.len() + name.len());
+            if u64::try_from(total).is_ok_and(|t| t > cap) {
+                return err(
+                    &ctx,
+                    format!(
+                        "set_var(`{name}`): the vars would hold {total} bytes, over the limit of {cap} bytes (`limits.script_memory`)"
+                    ),
+                );
             }
+            let secret = vars.is_secret(name);
+            vars.set(name, v, secret);
             Ok(())
         },
     );

@@ -1,5 +1,6 @@
 //! The Rhai sandbox: every limit in one place.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rhai::Engine;
@@ -11,8 +12,11 @@ pub const MAX_OPERATIONS: u64 = 5_000_000;
 pub const MAX_SECONDS: u64 = 10;
 /// Longest string (bytes). A 1 MB MQTT payload must fit.
 pub const MAX_STRING: usize = 4 << 20;
-/// Largest array or BLOB (items). A 1 MB publish plus headers must fit.
-pub const MAX_ARRAY: usize = 8 << 20;
+/// Largest payload a script hands out for a publish: 8 MiB.
+pub const MAX_PAYLOAD: usize = 8 << 20;
+/// Largest array or BLOB (items): a [`MAX_PAYLOAD`] publish with its header and a topic of
+/// up to 64 KiB fits.
+pub const MAX_ARRAY: usize = MAX_PAYLOAD + (64 << 10) + 16;
 /// Largest object map.
 pub const MAX_MAP: usize = 4096;
 /// Deepest call nesting.
@@ -61,9 +65,89 @@ pub fn is_reserved(name: &str) -> bool {
     )
 }
 
+/// What stops a running script, set by the host before each run.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard {
+    /// The run may take until then (start + [`MAX_SECONDS`]).
+    pub time_limit: Instant,
+    /// The step's or recipe's deadline, if sooner.
+    pub deadline: Option<Instant>,
+    /// [`memory::live_bytes`](super::memory::live_bytes) when the run started.
+    pub memory_base: i64,
+    /// Most bytes the run may add.
+    pub memory_cap: u64,
+    /// Whether the counting allocator is installed.
+    pub counting: bool,
+}
+
+impl Guard {
+    /// A guard for a run starting now.
+    pub fn start(deadline: Option<Instant>, memory_cap: u64, counting: bool) -> Guard {
+        let now = Instant::now();
+        Guard {
+            time_limit: now + Duration::from_secs(MAX_SECONDS),
+            deadline,
+            memory_base: super::memory::live_bytes(),
+            memory_cap,
+            counting,
+        }
+    }
+
+    /// Why the run must stop now, if it must.
+    pub fn breach(&self) -> Option<Stop> {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Some(Stop::Deadline);
+        }
+        if now >= self.time_limit {
+            return Some(Stop::TimeLimit);
+        }
+        if self.counting {
+            let grown = super::memory::live_bytes().saturating_sub(self.memory_base);
+            if u64::try_from(grown).is_ok_and(|g| g > self.memory_cap) {
+                return Some(Stop::Memory);
+            }
+        }
+        None
+    }
+}
+
+/// Why the sandbox stopped a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The step's or the recipe's deadline passed.
+    Deadline,
+    /// [`MAX_SECONDS`] passed.
+    TimeLimit,
+    /// The script holds more than `limits.script_memory`.
+    Memory,
+}
+
+impl Stop {
+    /// The token the progress callback ends a run with.
+    pub fn token(self) -> &'static str {
+        match self {
+            Stop::Deadline => "sim7k:deadline",
+            Stop::TimeLimit => "sim7k:time-limit",
+            Stop::Memory => "sim7k:memory",
+        }
+    }
+
+    /// The stop a token stands for.
+    pub fn from_token(token: &str) -> Option<Stop> {
+        [Stop::Deadline, Stop::TimeLimit, Stop::Memory]
+            .into_iter()
+            .find(|s| s.token() == token)
+    }
+}
+
+/// How often (in operations) the progress callback looks at the clock and the memory count.
+const CHECK_EVERY: u64 = 16;
+
 /// Apply sim7k's limits to an engine: no module imports, no `eval`, bounded operations,
-/// sizes, call depth, and a wall-clock limit per run.
-pub fn harden(engine: &mut Engine) {
+/// sizes and call depth, and per run (through `guard`, which the host sets before each
+/// run) a wall-clock limit, the caller's deadline and a memory cap.
+pub fn harden(engine: &mut Engine, guard: Arc<Mutex<Option<Guard>>>) {
     engine
         .set_max_operations(MAX_OPERATIONS)
         .set_max_string_size(MAX_STRING)
@@ -77,24 +161,11 @@ pub fn harden(engine: &mut Engine) {
         .set_module_resolver(DummyModuleResolver::new())
         .set_fail_on_invalid_map_property(true)
         .disable_symbol("eval");
-    // Wall-clock bound: on_progress is called every operation; checking the clock every
-    // 4096 operations keeps it cheap. The start time resets when a new run begins
-    // (operation count 1).
-    let started = std::sync::Mutex::new(Instant::now());
-    let limit = Duration::from_secs(MAX_SECONDS);
     engine.on_progress(move |ops| {
-        if ops == 1 {
-            if let Ok(mut s) = started.lock() {
-                *s = Instant::now();
-            }
+        if ops % CHECK_EVERY != 0 {
             return None;
         }
-        if ops % 4096 != 0 {
-            return None;
-        }
-        match started.lock() {
-            Ok(s) if s.elapsed() > limit => Some("time limit".into()),
-            _ => None,
-        }
+        let stop = guard.lock().ok().and_then(|g| g.and_then(|g| g.breach()))?;
+        Some(stop.token().into())
     });
 }
