@@ -447,11 +447,17 @@ fn empty_client_ids() {
     let mut r = Raw::open(b.addr(), Protocol::V311);
     r.send_raw(&Packet::Connect(c).encode_unchecked(Protocol::V311));
     assert_eq!(r.closed(), [Packet::ConnAck(ConnAck::new(2))]);
-    // 3.1 with a 24-character id: CONNACK 2.
-    let c = Connect::new(Protocol::V31, "x".repeat(24));
+    // 3.1 with an empty id: CONNACK 2 (MQTT 3.1 §3.1 asks for 1 to 23 characters).
+    let c = Connect::new(Protocol::V31, "");
     let mut r = Raw::open(b.addr(), Protocol::V31);
     r.send_raw(&Packet::Connect(c).encode_unchecked(Protocol::V31));
     assert_eq!(r.closed(), [Packet::ConnAck(ConnAck::new(2))]);
+    // 3.1 with a 24-character id: accepted, as mosquitto and most brokers do.
+    assert!(
+        Raw::connect(b.addr(), Connect::new(Protocol::V31, "x".repeat(24)))
+            .1
+            .is_success()
+    );
 }
 
 #[test]

@@ -515,6 +515,9 @@ mod chunking {
             };
             let sent: Vec<Packet> = sent.iter().map(|(p, q, id)| publish(clean(p), *q, *id)).collect();
             let received: Vec<Packet> = received.iter().map(|(p, q, id)| publish(p.clone(), *q, *id)).collect();
+            // ... and that holds for the whole packet: a length byte or packet id of 0x1A
+            // cannot be sent in hex mode either.
+            prop_assume!(!hex || !sent.iter().any(|p| p.encode(Protocol::V311).is_ok_and(|b| b.contains(&0x1A))));
             let lines = transcript(&sent, &received, hex, rx_mode, chunk);
             let mut f = Follower::new(Protocol::V311);
             let mut items: Vec<Item> = lines.iter().flat_map(|l| f.line(l)).collect();

@@ -371,6 +371,17 @@ impl Broker {
     fn on_connect(&mut self, id: ConnId, c: Connect, now: Instant) {
         let protocol = c.protocol;
         let v5 = protocol == Protocol::V5;
+        // What the spec tells a server to refuse (an empty 3.1 id, an empty 3.1.1 id without
+        // a clean session) decodes with a `Refused` warning; ids that brokers tolerate (3.1
+        // ids over 23 characters) are accepted, as mosquitto does.
+        if let Some(code) = c.warnings().iter().find_map(|w| match w.kind() {
+            crate::mqtt::WarningKind::Refused { code } => Some(code),
+            crate::mqtt::WarningKind::Tolerated => None,
+        }) {
+            self.conns
+                .send(id, protocol, &Packet::ConnAck(ConnAck::new(code)));
+            return self.end(id, End::Abnormal(None), now);
+        }
         if let Some(cred) = &self.config.credentials {
             let ok = c.username.as_deref() == Some(cred.username.as_str())
                 && c.password.as_deref() == Some(cred.password.as_slice());
