@@ -23,6 +23,7 @@ pub mod mqtt;
 pub mod recipe;
 pub mod redact;
 pub mod report;
+pub mod records;
 pub mod runner;
 pub mod script;
 pub mod transcript;
