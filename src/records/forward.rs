@@ -116,7 +116,11 @@ pub fn push_missing(records: &[Record], sink: &mut dyn Sink, station: &str) -> P
         records: records.len(),
         ..PushSummary::default()
     };
-    let have: HashSet<RecordId> = match sink.present(records, Instant::now() + sink.timeout()) {
+    // Log in first, so a wrong URL or password is reported even for an empty file.
+    let have = sink
+        .probe(Instant::now() + sink.timeout())
+        .and_then(|()| sink.present(records, Instant::now() + sink.timeout()));
+    let have: HashSet<RecordId> = match have {
         Ok(h) => h,
         Err(e) => {
             summary.not_sent = records.len();
