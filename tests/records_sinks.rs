@@ -27,11 +27,8 @@ fn records_of_eight_devices_arrive_in_both_sinks() {
     let mut sub = Subscriber::start(&broker, "factory/#", None);
     let dir = TempDir::new("eight");
     let jsonl = dir.path().join("line.jsonl");
-    let sinks = Sinks::from_urls(
-        &[pg.url(""), broker.url("", "factory", "")],
-        "station-7",
-    )
-    .unwrap();
+    let sinks =
+        Sinks::from_urls(&[pg.url(""), broker.url("", "factory", "")], "station-7").unwrap();
     sinks.keep_ledgers_next_to(&jsonl).unwrap();
     let recs: Vec<_> = (0..8).map(|n| device_record(RUN, n)).collect();
     for r in &recs {
@@ -60,16 +57,25 @@ fn records_of_eight_devices_arrive_in_both_sinks() {
     );
     // Measurements and captures in their own tables; the secret capture stays redacted.
     assert_eq!(
-        rows(&pg, "SELECT count(*), count(*) FILTER (WHERE NOT passed), min(low), max(high) FROM device_measurements"),
+        rows(
+            &pg,
+            "SELECT count(*), count(*) FILTER (WHERE NOT passed), min(low), max(high) FROM device_measurements"
+        ),
         ["8|2|10|31"]
     );
     assert_eq!(
-        rows(&pg, "SELECT DISTINCT value FROM device_captures WHERE name = 'mqtt_password'"),
+        rows(
+            &pg,
+            "SELECT DISTINCT value FROM device_captures WHERE name = 'mqtt_password'"
+        ),
         ["***"]
     );
     // The whole record is kept as JSON.
     assert_eq!(
-        rows(&pg, "SELECT record->>'transcript' FROM device_runs WHERE device = 'emu05'"),
+        rows(
+            &pg,
+            "SELECT record->>'transcript' FROM device_runs WHERE device = 'emu05'"
+        ),
         ["logs/emu05.log"]
     );
 
@@ -89,13 +95,20 @@ fn records_of_eight_devices_arrive_in_both_sinks() {
     let ledger: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("line.jsonl.sent-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("line.jsonl.sent-")
+        })
         .collect();
     assert_eq!(ledger.len(), 1);
     let text = std::fs::read_to_string(ledger[0].path()).unwrap();
     assert_eq!(text.lines().count(), 8);
     let status = sinks.status();
-    assert!(status.iter().all(|s| s.delivered == 8 && s.behind == 0), "{status:?}");
+    assert!(
+        status.iter().all(|s| s.delivered == 8 && s.behind == 0),
+        "{status:?}"
+    );
 }
 
 #[test]
@@ -116,10 +129,16 @@ fn pushing_the_same_file_twice_stores_each_record_once() {
         let s = records::push_file(&jsonl, &pg.url(""), "st").unwrap();
         assert!(s.complete(), "{s:?}");
         assert_eq!(s.records, 8);
-        assert_eq!((s.sent, s.already), if round == 0 { (8, 0) } else { (0, 8) });
+        assert_eq!(
+            (s.sent, s.already),
+            if round == 0 { (8, 0) } else { (0, 8) }
+        );
         let s = records::push_file(&jsonl, &mqtt, "st").unwrap();
         assert!(s.complete(), "{s:?}");
-        assert_eq!((s.sent, s.already), if round == 0 { (8, 0) } else { (0, 8) });
+        assert_eq!(
+            (s.sent, s.already),
+            if round == 0 { (8, 0) } else { (0, 8) }
+        );
     }
     assert_eq!(rows(&pg, "SELECT count(*) FROM device_runs"), ["8"]);
     assert_eq!(rows(&pg, "SELECT count(*) FROM device_measurements"), ["8"]);
@@ -174,14 +193,24 @@ fn a_database_stopped_mid_run_is_completed_later_without_duplicates() {
     let s = records::push_file(&jsonl, &pg.url("&timeout=2s"), "st").unwrap();
     assert!(!s.complete());
     assert_eq!(s.not_sent, 8);
-    assert!(s.error.as_ref().unwrap().message.contains("PostgreSQL at 127.0.0.1"), "{s:?}");
+    assert!(
+        s.error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("PostgreSQL at 127.0.0.1"),
+        "{s:?}"
+    );
 
     pg.restart();
     let s = records::push_file(&jsonl, &pg.url(""), "st").unwrap();
     assert!(s.complete(), "{s:?}");
     assert_eq!((s.records, s.already, s.sent), (8, 3, 5));
     assert_eq!(
-        rows(&pg, "SELECT count(*), count(DISTINCT (run_id, device)) FROM device_runs"),
+        rows(
+            &pg,
+            "SELECT count(*), count(DISTINCT (run_id, device)) FROM device_runs"
+        ),
         ["8|8"]
     );
     let s = records::push_file(&jsonl, &pg.url(""), "st").unwrap();
@@ -210,7 +239,9 @@ fn a_sink_that_refuses_credentials_says_so_clearly() {
     assert!(!e.contains("wrong"), "the password leaked: {e}");
     // No password at all (and no PGPASSWORD): what to do.
     let sinks = Sinks::from_urls(
-        &[format!("postgres://line:@127.0.0.1:{port}/factory?sslmode=disable")],
+        &[format!(
+            "postgres://line:@127.0.0.1:{port}/factory?sslmode=disable"
+        )],
         "st",
     )
     .unwrap();
@@ -218,7 +249,8 @@ fn a_sink_that_refuses_credentials_says_so_clearly() {
     let e = probe[0].1.as_ref().unwrap_err();
     assert_eq!(e.kind, records::SinkErrorKind::Refused, "{e}");
     // MD5: the right password works, a wrong one is refused.
-    let md5 = format!("postgres://{MD5_USER}:{MD5_PASSWORD}@127.0.0.1:{port}/factory?sslmode=disable");
+    let md5 =
+        format!("postgres://{MD5_USER}:{MD5_PASSWORD}@127.0.0.1:{port}/factory?sslmode=disable");
     let sinks = Sinks::from_urls(&[md5], "st").unwrap();
     let r = sinks.push(&device_record(RUN, 0));
     assert!(!r.behind(), "{:?}", r.warnings());
@@ -239,7 +271,9 @@ fn a_sink_that_refuses_credentials_says_so_clearly() {
     let sinks = Sinks::from_urls(&[url], "st").unwrap();
     let w = sinks.push(&device_record(RUN, 0)).warnings().join("\n");
     assert!(
-        w.contains("refused the connection") && w.contains("not authori") && w.contains("check the user name and password"),
+        w.contains("refused the connection")
+            && w.contains("not authori")
+            && w.contains("check the user name and password"),
         "{w}"
     );
     assert!(!w.contains("bad@"), "{w}");
@@ -260,7 +294,10 @@ fn an_unreachable_sink_does_not_block_past_its_timeout() {
     let silent = Silent::start();
     let closed = free_port();
     let urls = [
-        format!("postgres://line:pw@{}/factory?sslmode=disable&timeout=300ms", silent.addr),
+        format!(
+            "postgres://line:pw@{}/factory?sslmode=disable&timeout=300ms",
+            silent.addr
+        ),
         format!("mqtt://{}/x?timeout=300ms", silent.addr),
         format!("postgres://line:pw@127.0.0.1:{closed}/factory?timeout=300ms"),
         format!("mqtt://127.0.0.1:{closed}/x?timeout=300ms"),
@@ -281,7 +318,12 @@ fn an_unreachable_sink_does_not_block_past_its_timeout() {
     use records::SinkErrorKind::{Timeout, Unreachable};
     assert_eq!(
         kinds,
-        [(Timeout, false), (Timeout, false), (Unreachable, false), (Unreachable, false)]
+        [
+            (Timeout, false),
+            (Timeout, false),
+            (Unreachable, false),
+            (Unreachable, false)
+        ]
     );
     // The four pushes run side by side, each bounded by 300 ms (generous margin for a
     // loaded machine; without the bound the silent server would hold the push forever).
@@ -295,5 +337,8 @@ fn an_unreachable_sink_does_not_block_past_its_timeout() {
         "{r:?}"
     );
     let w = r.warnings().join("\n");
-    assert!(w.contains("sink down: ") && w.contains("no answer in time"), "{w}");
+    assert!(
+        w.contains("sink down: ") && w.contains("no answer in time"),
+        "{w}"
+    );
 }

@@ -3,6 +3,7 @@
 mod console;
 mod fleet;
 mod ports;
+mod records;
 mod signal;
 
 use std::io::Write;
@@ -71,6 +72,9 @@ enum Command {
     Emulate(crate::emulator::EmulateArgs),
     /// List serial ports (USB VID:PID, interface, product where known).
     Ports(ports::PortsArgs),
+    /// Factory records: push a JSONL report to PostgreSQL or MQTT; yield, failures, firmware.
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
 }
 
 /// Where the emulated modem's TCP connections go.
@@ -205,6 +209,7 @@ pub fn main() -> ExitCode {
         }
         Command::Emulate(args) => crate::emulator::run(&args),
         Command::Ports(args) => ports::run(&args).into(),
+        Command::Records(cmd) => records::run(&cmd).into(),
         Command::Mqtt(cmd) => {
             let mut stdin = std::io::stdin().lock();
             let mut stdout = std::io::stdout().lock();

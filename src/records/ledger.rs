@@ -156,8 +156,14 @@ mod tests {
     #[test]
     fn each_destination_has_its_own_ledger() {
         let j = Path::new("/x/line.jsonl");
-        assert_ne!(path_for(j, "mqtt://a:1883/p"), path_for(j, "mqtt://a:1883/q"));
-        assert_eq!(path_for(j, "mqtt://a:1883/p"), path_for(j, "mqtt://a:1883/p"));
+        assert_ne!(
+            path_for(j, "mqtt://a:1883/p"),
+            path_for(j, "mqtt://a:1883/q")
+        );
+        assert_eq!(
+            path_for(j, "mqtt://a:1883/p"),
+            path_for(j, "mqtt://a:1883/p")
+        );
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     }
 }

@@ -136,7 +136,10 @@ impl Sink for MqttSink {
     ) -> Result<Delivery, SinkError> {
         let topic = topic(&self.url.prefix, station, record);
         let payload = serde_json::to_vec(&record.json_for(station)).map_err(|e| {
-            SinkError::new(SinkErrorKind::Rejected, format!("cannot encode the record: {e}"))
+            SinkError::new(
+                SinkErrorKind::Rejected,
+                format!("cannot encode the record: {e}"),
+            )
         })?;
         self.publish(&topic, &payload, deadline)?;
         if let Some(l) = self.ledger.as_mut() {
@@ -158,7 +161,11 @@ impl Sink for MqttSink {
         _records: &[Record],
         _deadline: Instant,
     ) -> Result<HashSet<RecordId>, SinkError> {
-        Ok(self.ledger.as_ref().map(|l| l.sent().clone()).unwrap_or_default())
+        Ok(self
+            .ledger
+            .as_ref()
+            .map(|l| l.sent().clone())
+            .unwrap_or_default())
     }
 
     fn keep_ledger_next_to(&mut self, jsonl: &Path) -> io::Result<()> {
@@ -245,7 +252,9 @@ impl Conn {
                 Packet::ConnAck(ack) if ack.is_success() => return Ok(c),
                 Packet::ConnAck(ack) => {
                     let hint = match ack.code {
-                        4 | 5 => " — check the user name and password in the URL (mqtt://USER:PASSWORD@host, or {{env.NAME}}) and the broker's ACL",
+                        4 | 5 => {
+                            " — check the user name and password in the URL (mqtt://USER:PASSWORD@host, or {{env.NAME}}) and the broker's ACL"
+                        }
                         2 => " — the broker refused the client id; set another with ?client_id=",
                         _ => "",
                     };
@@ -293,7 +302,10 @@ impl Conn {
 
     fn send(&mut self, p: &Packet, deadline: Instant) -> Result<(), SinkError> {
         let bytes = p.encode(Protocol::V311).map_err(|e| {
-            SinkError::new(SinkErrorKind::Rejected, format!("cannot encode the packet: {e}"))
+            SinkError::new(
+                SinkErrorKind::Rejected,
+                format!("cannot encode the packet: {e}"),
+            )
         })?;
         let left = left(deadline).ok_or_else(|| timeout(&self.place, "sending"))?;
         let _ = self.stream.set_write_timeout(Some(left));
@@ -335,8 +347,12 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         // A clean DISCONNECT, never waited for.
-        if let Ok(bytes) = Packet::Disconnect(crate::mqtt::Disconnect::default()).encode(Protocol::V311) {
-            let _ = self.stream.set_write_timeout(Some(Duration::from_millis(100)));
+        if let Ok(bytes) =
+            Packet::Disconnect(crate::mqtt::Disconnect::default()).encode(Protocol::V311)
+        {
+            let _ = self
+                .stream
+                .set_write_timeout(Some(Duration::from_millis(100)));
             let _ = self.stream.write_all(&bytes);
         }
     }

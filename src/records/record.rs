@@ -104,14 +104,14 @@ impl Record {
         if text("verdict").is_none() {
             return Err(format!("the record {run}/{device} has no `verdict`"));
         }
-        let started = text("started")
-            .ok_or_else(|| format!("the record {run}/{device} has no `started`"))?;
+        let started =
+            text("started").ok_or_else(|| format!("the record {run}/{device} has no `started`"))?;
         let started = humantime::parse_rfc3339_weak(&started).map_err(|e| {
-                format!(
-                    "the record {run}/{device}: `started` is not an RFC 3339 time ({}): {e}",
-                    crate::util::escape::shorten(&started, 40)
-                )
-            })?;
+            format!(
+                "the record {run}/{device}: `started` is not an RFC 3339 time ({}): {e}",
+                crate::util::escape::shorten(&started, 40)
+            )
+        })?;
         Ok(Record {
             id: RecordId { run, device },
             value,
@@ -410,8 +410,14 @@ mod tests {
         assert_eq!(r.step_counts(), Some([4, 3, 1, 0]));
         let m = r.measurements();
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].low, m[0].high, m[0].passed), (Some(10.0), None, false));
-        assert_eq!(r.captures().get("password").map(String::as_str), Some("***"));
+        assert_eq!(
+            (m[0].low, m[0].high, m[0].passed),
+            (Some(10.0), None, false)
+        );
+        assert_eq!(
+            r.captures().get("password").map(String::as_str),
+            Some("***")
+        );
         // A top-level field wins over the capture; a redacted one does not count.
         let mut v = base();
         v["imei"] = json!("111111111111111");
@@ -441,7 +447,10 @@ mod tests {
         let mut v = base();
         v["job"] = json!({"path": "q.yaml", "hash": "h2", "vars": {"apn": "nbiot"}});
         let r = Record::from_value(v).unwrap();
-        assert_eq!((r.recipe_path(), r.recipe_hash()), (Some("q.yaml"), Some("h2")));
+        assert_eq!(
+            (r.recipe_path(), r.recipe_hash()),
+            (Some("q.yaml"), Some("h2"))
+        );
     }
 
     #[test]
@@ -463,10 +472,22 @@ mod tests {
     fn bad_records_say_why() {
         for (v, want) in [
             (json!([1]), "JSON object"),
-            (json!({"device": "a", "verdict": "passed", "started": "2025-01-01T00:00:00Z"}), "no `run`"),
-            (json!({"run": "r", "verdict": "passed", "started": "2025-01-01T00:00:00Z"}), "no `device`"),
-            (json!({"run": "r", "device": "a", "started": "2025-01-01T00:00:00Z"}), "no `verdict`"),
-            (json!({"run": "r", "device": "a", "verdict": "passed", "started": "yesterday"}), "RFC 3339"),
+            (
+                json!({"device": "a", "verdict": "passed", "started": "2025-01-01T00:00:00Z"}),
+                "no `run`",
+            ),
+            (
+                json!({"run": "r", "verdict": "passed", "started": "2025-01-01T00:00:00Z"}),
+                "no `device`",
+            ),
+            (
+                json!({"run": "r", "device": "a", "started": "2025-01-01T00:00:00Z"}),
+                "no `verdict`",
+            ),
+            (
+                json!({"run": "r", "device": "a", "verdict": "passed", "started": "yesterday"}),
+                "RFC 3339",
+            ),
         ] {
             let e = Record::from_value(v).unwrap_err();
             assert!(e.contains(want), "{e}");

@@ -210,7 +210,10 @@ impl fmt::Debug for Sinks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sinks")
             .field("station", &self.station)
-            .field("sinks", &self.slots.iter().map(|s| &s.name).collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &self.slots.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -510,7 +510,10 @@ mod tests {
         let e = SinkUrl::parse_with("postgres://line:hunter2@db/f?sslmode=bad", &env).unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         let e = SinkUrl::parse_with("ftp://line:hunter2@db/f", &env).unwrap_err();
-        assert!(!e.contains("hunter2") && e.contains("unknown record sink"), "{e}");
+        assert!(
+            !e.contains("hunter2") && e.contains("unknown record sink"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -539,7 +542,10 @@ mod tests {
             ("mqtt://broker/x?qos=2", "unknown option `qos`"),
             ("mqtt://broker/x?timeout=0s", "more than 0"),
             ("postgres://line@db/f?sslmode=maybe", "unknown sslmode"),
-            ("postgres://line@db/f?connect_timeout=x", "number of seconds"),
+            (
+                "postgres://line@db/f?connect_timeout=x",
+                "number of seconds",
+            ),
             ("postgres://line@/f", "names no host"),
             ("postgres://line@db/f%zz", "bad percent escape"),
             ("just-a-host", "is not a URL"),

@@ -325,7 +325,9 @@ impl Rows {
         let cell = |s: &str| shorten(&escape_text(s), 60);
         let (head, body): (Vec<&str>, Vec<Vec<String>>) = match self {
             Rows::Yield(rows) => (
-                vec!["day", "recipe", "runs", "passed", "failed", "devices", "yield"],
+                vec![
+                    "day", "recipe", "runs", "passed", "failed", "devices", "yield",
+                ],
                 rows.iter()
                     .map(|r| {
                         vec![
@@ -341,7 +343,14 @@ impl Rows {
                     .collect(),
             ),
             Rows::Failures(rows) => (
-                vec!["recipe", "step", "failures", "devices", "last seen", "last reason"],
+                vec![
+                    "recipe",
+                    "step",
+                    "failures",
+                    "devices",
+                    "last seen",
+                    "last reason",
+                ],
                 rows.iter()
                     .map(|r| {
                         vec![

@@ -102,8 +102,9 @@ fn pg_bin_dir() -> Option<PathBuf> {
     dirs.sort();
     dirs.reverse();
     dirs.extend(["/usr/local/bin", "/usr/bin"].map(PathBuf::from));
-    dirs.into_iter()
-        .find(|d| d.join("initdb").exists() && d.join("pg_ctl").exists() && d.join("postgres").exists())
+    dirs.into_iter().find(|d| {
+        d.join("initdb").exists() && d.join("pg_ctl").exists() && d.join("postgres").exists()
+    })
 }
 
 fn is_root() -> bool {
@@ -127,18 +128,31 @@ impl PgServer {
     /// Start a cluster with the roles above. `None` (skip) when PostgreSQL is not installed,
     /// unless `SIM7K_REQUIRE_POSTGRES=1`.
     pub fn start(auth: PgAuth) -> Option<PgServer> {
-        Self::start_with(auth, "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        Self::start_with(
+            auth,
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        )
     }
 
     /// Start with extra server options (`-c name=value …`).
     pub fn start_with(auth: PgAuth, extra: &str) -> Option<PgServer> {
         let Some(bin) = pg_bin_dir() else {
-            return missing("SIM7K_REQUIRE_POSTGRES", "PostgreSQL (initdb, pg_ctl, postgres)");
+            return missing(
+                "SIM7K_REQUIRE_POSTGRES",
+                "PostgreSQL (initdb, pg_ctl, postgres)",
+            );
         };
         // The server refuses to run as root: run it as `postgres` (the Debian package's
         // user) or `nobody`.
         let user = if is_root() {
-            Some(if user_exists("postgres") { "postgres" } else { "nobody" }.to_string())
+            Some(
+                if user_exists("postgres") {
+                    "postgres"
+                } else {
+                    "nobody"
+                }
+                .to_string(),
+            )
         } else {
             None
         };
@@ -165,7 +179,16 @@ impl PgServer {
             .as_user("initdb")
             .args(["-D"])
             .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ])
             .output()
             .expect("run initdb");
         assert!(
@@ -201,7 +224,10 @@ impl PgServer {
         ));
         // CREATE DATABASE cannot share a transaction with anything.
         server.psql_super(&format!("CREATE DATABASE factory OWNER {LINE_USER}"));
-        server.psql_super_db("factory", &format!("GRANT ALL ON SCHEMA public TO {MD5_USER};"));
+        server.psql_super_db(
+            "factory",
+            &format!("GRANT ALL ON SCHEMA public TO {MD5_USER};"),
+        );
         Some(server)
     }
 
@@ -252,7 +278,11 @@ impl PgServer {
 
     /// Start it again on the same port.
     pub fn restart(&self) {
-        assert!(self.pg_ctl_start(), "PostgreSQL did not restart: {}", self.log());
+        assert!(
+            self.pg_ctl_start(),
+            "PostgreSQL did not restart: {}",
+            self.log()
+        );
     }
 
     /// `postgres://line:PASSWORD@127.0.0.1:PORT/factory?sslmode=disable` plus `extra`.
@@ -405,7 +435,10 @@ impl Mosquitto {
 
     /// `mqtt://[auth@]127.0.0.1:PORT/<prefix>` plus `extra`.
     pub fn url(&self, auth: &str, prefix: &str, extra: &str) -> String {
-        format!("mqtt://{auth}127.0.0.1:{}/{prefix}{extra}", self.addr.port())
+        format!(
+            "mqtt://{auth}127.0.0.1:{}/{prefix}{extra}",
+            self.addr.port()
+        )
     }
 }
 

@@ -76,7 +76,10 @@ impl PgSink {
         }
         Err(SinkError::new(
             SinkErrorKind::Unreachable,
-            format!("PostgreSQL at {}:{}: the connection keeps failing", self.url.host, self.url.port),
+            format!(
+                "PostgreSQL at {}:{}: the connection keeps failing",
+                self.url.host, self.url.port
+            ),
         ))
     }
 }
@@ -118,7 +121,10 @@ impl Sink for PgSink {
         let mut have = HashSet::new();
         for run in runs {
             let rows = self.with_connection(deadline, &mut |c| {
-                c.query("SELECT device FROM device_runs WHERE run_id = $1", &[Some(run)])
+                c.query(
+                    "SELECT device FROM device_runs WHERE run_id = $1",
+                    &[Some(run)],
+                )
             })?;
             for row in rows {
                 if let Some(Some(device)) = row.into_iter().next() {
@@ -252,7 +258,11 @@ fn server_error(place: &str, e: &ServerError) -> SinkError {
 fn insert_params(r: &Record, station: &str) -> Vec<Option<String>> {
     let s = |v: Option<&str>| v.map(str::to_string);
     let counts = r.step_counts();
-    let count = |i: usize| counts.and_then(|c| c.get(i).copied()).map(|n| n.to_string());
+    let count = |i: usize| {
+        counts
+            .and_then(|c| c.get(i).copied())
+            .map(|n| n.to_string())
+    };
     let steps: Vec<Value> = r
         .steps()
         .iter()

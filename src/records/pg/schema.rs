@@ -18,7 +18,11 @@ pub const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
 )";
 
 /// `(version, description, SQL)`, in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "device runs, steps, measurements, captures and the three views", V1)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "device runs, steps, measurements, captures and the three views",
+    V1,
+)];
 
 /// Version 1.
 const V1: &str = r#"
@@ -162,7 +166,8 @@ SELECT count(*) FROM run
 "#;
 
 /// The views as `sim7k records` reads them (sorted in Rust, the same for file and database).
-pub const SELECT_YIELD: &str = "SELECT day::text, recipe, runs, passed, devices FROM yield_by_recipe_day";
+pub const SELECT_YIELD: &str =
+    "SELECT day::text, recipe, runs, passed, devices FROM yield_by_recipe_day";
 
 /// See [`SELECT_YIELD`].
 pub const SELECT_FAILURES: &str = r#"SELECT recipe, step, failures, devices,

@@ -309,7 +309,9 @@ impl Connection {
         );
         if bound.is_err() {
             self.out.clear();
-            return Err(QueryError::Link(self.protocol("cannot encode the parameters")));
+            return Err(QueryError::Link(
+                self.protocol("cannot encode the parameters"),
+            ));
         }
         frontend::execute("", 0, &mut self.out).map_err(|e| self.protocol(e))?;
         frontend::sync(&mut self.out);
@@ -329,10 +331,8 @@ impl Connection {
                     let mut ranges = body.ranges();
                     loop {
                         match ranges.next() {
-                            Ok(Some(Some(r))) => row.push(
-                                buf.get(r)
-                                    .map(|b| String::from_utf8_lossy(b).into_owned()),
-                            ),
+                            Ok(Some(Some(r))) => row
+                                .push(buf.get(r).map(|b| String::from_utf8_lossy(b).into_owned())),
                             Ok(Some(None)) => row.push(None),
                             Ok(None) => break,
                             Err(e) => return Err(self.protocol(e).into()),
@@ -378,8 +378,8 @@ impl Connection {
                 Ok(None) => {}
                 Err(e) => return Err(self.protocol(e)),
             }
-            let left =
-                remaining(self.deadline).ok_or_else(|| timeout_error(&self.place, "waiting for the server"))?;
+            let left = remaining(self.deadline)
+                .ok_or_else(|| timeout_error(&self.place, "waiting for the server"))?;
             let tcp = self.stream.tcp();
             let _ = tcp.set_read_timeout(Some(left.max(MIN_IO)));
             let mut chunk = [0u8; 8192];
@@ -393,13 +393,16 @@ impl Connection {
                     format!("{}: the server closed the connection", self.place),
                 ));
             }
-            self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            self.buf
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
 
     fn io_error(&self, e: io::Error, doing: &str) -> SinkError {
         match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timeout_error(&self.place, doing),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                timeout_error(&self.place, doing)
+            }
             _ => SinkError::new(
                 SinkErrorKind::Unreachable,
                 format!("{}: {doing}: {e}", self.place),
