@@ -28,7 +28,7 @@ pub struct PushSummary {
     /// Records the sink refused, with why (bad data: pushing again does not help).
     pub rejected: Vec<(String, String)>,
     /// Lines of the file that are not usable records: `(1-based line, why)`.
-    pub bad_lines: Vec<(usize, String)>,
+    pub bad_lines: BadLines,
     /// Why the push stopped early.
     pub error: Option<SinkError>,
 }
@@ -59,15 +59,18 @@ impl PushSummary {
     }
 }
 
+/// Lines of a file that are not usable records: `(1-based line, why)`.
+pub type BadLines = Vec<(usize, String)>;
+
 /// The records of a JSONL file (one per id: a repeated id keeps its first line), and the
 /// lines that are not usable records.
-pub fn read_records(path: &Path) -> Result<(Vec<Record>, Vec<(usize, String)>), String> {
+pub fn read_records(path: &Path) -> Result<(Vec<Record>, BadLines), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(parse_records(&String::from_utf8_lossy(&bytes)))
 }
 
 /// [`read_records`] on text.
-pub fn parse_records(text: &str) -> (Vec<Record>, Vec<(usize, String)>) {
+pub fn parse_records(text: &str) -> (Vec<Record>, BadLines) {
     let mut records = Vec::new();
     let mut bad = Vec::new();
     let mut seen = HashSet::new();

@@ -242,10 +242,10 @@ impl Record {
     /// The recipe's identity: an object `recipe: {name, path, hash}`, or `recipe` (name)
     /// with `recipe_path` / `recipe_hash` beside it, or a `job: {path, hash}` object.
     fn recipe_part(&self, part: &str) -> Option<&str> {
-        if let Some(o) = self.value.get("recipe").and_then(Value::as_object) {
-            if let Some(v) = o.get(part).and_then(Value::as_str) {
-                return Some(v);
-            }
+        if let Some(o) = self.value.get("recipe").and_then(Value::as_object)
+            && let Some(v) = o.get(part).and_then(Value::as_str)
+        {
+            return Some(v);
         }
         if let Some(v) = self.str(&format!("recipe_{part}")) {
             return Some(v);

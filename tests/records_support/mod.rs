@@ -550,7 +550,7 @@ pub fn device_record(run: &str, n: usize) -> DeviceRecord {
             "imei": imei,
             "iccid": format!("898830300000{:07}", n),
             "imsi": format!("46601{:010}", n),
-            "firmware": if n % 2 == 0 { "1351B04SIM7000G" } else { "1351B05SIM7000G" },
+            "firmware": if n.is_multiple_of(2) { "1351B04SIM7000G" } else { "1351B05SIM7000G" },
             "rssi": if passed { "20" } else { "5" },
             "mqtt_password": "***"
         },

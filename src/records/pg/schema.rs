@@ -8,7 +8,7 @@
 pub const CURRENT: i64 = 1;
 
 /// The advisory lock key taken while migrating (`sim7k` in ASCII).
-pub const LOCK_KEY: i64 = 0x7369_6d37_6b;
+pub const LOCK_KEY: i64 = 0x0073_696d_376b;
 
 /// Created before anything else (outside the numbered migrations).
 pub const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -340,10 +340,8 @@ impl Connection {
                     }
                     rows.push(row);
                 }
-                Message::ErrorResponse(body) => {
-                    if error.is_none() {
-                        error = Some(ServerError::from_body(&body));
-                    }
+                Message::ErrorResponse(body) if error.is_none() => {
+                    error = Some(ServerError::from_body(&body));
                 }
                 Message::ReadyForQuery(_) => {
                     return match error {
