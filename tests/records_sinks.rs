@@ -342,3 +342,31 @@ fn an_unreachable_sink_does_not_block_past_its_timeout() {
         "{w}"
     );
 }
+
+#[test]
+fn a_server_that_is_not_the_sink_is_an_error_not_a_hang() {
+    // An HTTP server on the port: its first bytes would read as a PostgreSQL message of
+    // 1.4 GB, and as an MQTT packet that is not a CONNACK.
+    let (addr, _keep) = talker(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let urls = [
+        format!("postgres://line:pw@{addr}/factory?sslmode=disable&timeout=20s"),
+        format!("mqtt://{addr}/x?timeout=20s"),
+    ];
+    let sinks = Sinks::from_urls(&urls, "st").unwrap();
+    let start = Instant::now();
+    let r = sinks.push(&device_record(RUN, 0));
+    let w = r.warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].contains("does not speak the PostgreSQL protocol (it sent `HTTP/1.1 400"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[1].contains("MQTT broker at") && w[1].contains("bad packet"),
+        "{}",
+        w[1]
+    );
+    // Told at once, not after the 20 s timeout.
+    assert!(start.elapsed() < Duration::from_secs(15));
+}

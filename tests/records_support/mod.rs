@@ -617,6 +617,34 @@ impl Drop for Silent {
     }
 }
 
+/// A TCP server that answers every connection with fixed bytes (an HTTP error, garbage),
+/// then keeps it open.
+pub fn talker(reply: &'static [u8]) -> (SocketAddr, Silent) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.set_nonblocking(true).expect("nonblocking");
+    let addr = l.local_addr().expect("addr");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while !s.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok((mut c, _)) = l.accept() {
+                let _ = c.write_all(reply);
+                held.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    (
+        addr,
+        Silent {
+            addr,
+            stop,
+            thread: Some(thread),
+        },
+    )
+}
+
 /// Write `text` to `path`.
 pub fn write(path: &Path, text: &str) {
     let mut f = std::fs::File::create(path).expect("create");

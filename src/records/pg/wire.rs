@@ -110,8 +110,10 @@ pub struct Connection {
     place: String,
 }
 
-/// How long after the deadline is still too late: reads and writes get at least this much so
-/// a deadline just passed fails fast instead of blocking forever (a zero timeout would).
+/// The largest backend message accepted (rows here are small; the server's own limit is 1 GB).
+const MAX_MESSAGE: u32 = 16 << 20;
+
+/// The shortest socket timeout set (the OS API has no zero timeout: it would mean "never").
 const MIN_IO: Duration = Duration::from_millis(1);
 
 impl Connection {
@@ -371,6 +373,21 @@ impl Connection {
     /// The next backend message.
     fn read_message(&mut self) -> Result<Message, SinkError> {
         loop {
+            // A server that is not PostgreSQL (an HTTP server on the port, say) would have
+            // `parse` wait for a "message" of gigabytes: check the header first.
+            if let Some(&[tag, a, b, c, d]) = self.buf.get(..5) {
+                let len = u32::from_be_bytes([a, b, c, d]);
+                if !tag.is_ascii_alphanumeric() || len > MAX_MESSAGE {
+                    let start = String::from_utf8_lossy(
+                        self.buf.get(..self.buf.len().min(40)).unwrap_or_default(),
+                    )
+                    .into_owned();
+                    return Err(self.protocol(format!(
+                        "this does not speak the PostgreSQL protocol (it sent `{}`)",
+                        crate::util::escape::escape_text(&start)
+                    )));
+                }
+            }
             match Message::parse(&mut self.buf) {
                 Ok(Some(m)) => return Ok(m),
                 Ok(None) => {}
