@@ -16,7 +16,6 @@
 //! where devices finish over some seconds). PostgreSQL runs with its defaults (fsync on).
 
 #[path = "../tests/records_support/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod records_support;
 
 use std::collections::HashMap;
@@ -294,12 +293,14 @@ fn subscriber(broker: &Mosquitto, tx: mpsc::Sender<(&'static str, String, u64)>)
         &mut s,
         Packet::Connect(Connect::new(Protocol::V311, "bench-observer")),
     );
-    let mut sub = Subscribe::default();
-    sub.packet_id = 1;
-    sub.filters = vec![SubscribeFilter::new(
-        format!("{PREFIX}/#"),
-        QoS::AtLeastOnce,
-    )];
+    let sub = Subscribe {
+        packet_id: 1,
+        filters: vec![SubscribeFilter::new(
+            format!("{PREFIX}/#"),
+            QoS::AtLeastOnce,
+        )],
+        ..Subscribe::default()
+    };
     send(&mut s, Packet::Subscribe(sub));
     let mut dec = StreamDecoder::new(Protocol::V311);
     let mut buf = [0u8; 65536];
