@@ -3,13 +3,16 @@
 //! docs/performance.md.
 //!
 //! Every benchmark reports bytes of encoded packet per second, so encode and decode of the
-//! same packet are directly comparable.
+//! same packet are directly comparable; `views` the bytes of the packet shown, and `follow`
+//! the bytes of transcript read.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sim7k::follow::Follower;
 use sim7k::mqtt::{Connect, Packet, Protocol, Publish, QoS, StreamDecoder, decode};
+use sim7k::util::escape::escape_bytes;
 
 /// The packets measured: name, packet, protocol.
 fn packets() -> Vec<(&'static str, Packet, Protocol)> {
@@ -123,9 +126,86 @@ fn decode_streaming(c: &mut Criterion) {
     g.finish();
 }
 
+/// The views `sim7k mqtt decode` and `follow` print: shortened (the default) and full.
+fn views(c: &mut Criterion) {
+    let mut g = c.benchmark_group("views");
+    let v = Protocol::V311;
+    for (name, packet, _) in packets()
+        .into_iter()
+        .filter(|(n, ..)| matches!(*n, "publish_64B" | "publish_1MiB"))
+    {
+        let len = packet.encode(v).map(|b| b.len()).unwrap_or(0);
+        g.throughput(Throughput::Bytes(len as u64));
+        g.bench_with_input(BenchmarkId::new("summary", name), &packet, |b, p| {
+            b.iter(|| black_box(p).summary(v, Some(200)))
+        });
+        g.bench_with_input(BenchmarkId::new("describe_short", name), &packet, |b, p| {
+            b.iter(|| black_box(p).describe_with(v, Some(200)))
+        });
+        g.bench_with_input(BenchmarkId::new("describe_full", name), &packet, |b, p| {
+            b.iter(|| black_box(p).describe(v))
+        });
+        g.bench_with_input(BenchmarkId::new("json_short", name), &packet, |b, p| {
+            b.iter(|| black_box(p).to_json_with(v, Some(4096)))
+        });
+    }
+    g.finish();
+}
+
+/// A transcript of `n` QoS 1 publishes each way, as sim7k writes it: binary `AT+CIPSEND`,
+/// `AT+CIPRXGET=2` reads.
+fn transcript(n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut t = 0.0;
+    let mut push = |dir: char, bytes: &[u8]| {
+        t += 0.001;
+        lines.push(format!("{t:>8.3} {dir} {}", escape_bytes(bytes)));
+    };
+    push('>', b"AT+CIPRXGET=1\r");
+    push('<', b"\r\nOK\r\n");
+    push('>', b"AT+CIPSTART=\"TCP\",\"broker\",1883\r");
+    push('<', b"\r\nOK\r\n\r\nCONNECT OK\r\n");
+    for i in 0..n {
+        let mut p = Publish::new("sim7k/demo/telemetry", payload(64));
+        p.qos = QoS::AtLeastOnce;
+        p.packet_id = Some((i % 60_000 + 1) as u16);
+        let bytes = Packet::Publish(p)
+            .encode(Protocol::V311)
+            .unwrap_or_default();
+        push('>', format!("AT+CIPSEND={}\r", bytes.len()).as_bytes());
+        push('<', b"\r\n> ");
+        push('>', &bytes);
+        push('<', b"\r\nSEND OK\r\n\r\n+CIPRXGET: 1\r\n");
+        push('>', b"AT+CIPRXGET=2,1460\r");
+        let mut rx = format!("\r\n+CIPRXGET: 2,{},0\r\n", bytes.len()).into_bytes();
+        rx.extend_from_slice(&bytes);
+        rx.extend_from_slice(b"\r\nOK\r\n");
+        push('<', &rx);
+    }
+    lines
+}
+
+fn follow(c: &mut Criterion) {
+    let mut g = c.benchmark_group("follow");
+    let lines = transcript(1000);
+    let size: usize = lines.iter().map(|l| l.len() + 1).sum();
+    g.throughput(Throughput::Bytes(size as u64));
+    g.bench_function("1000x_publish_64B_each_way", |b| {
+        b.iter(|| {
+            let mut f = Follower::new(Protocol::V311);
+            let mut n = 0;
+            for l in &lines {
+                n += f.line(black_box(l)).len();
+            }
+            n + f.finish().len()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = encode, decode_whole, decode_streaming
+    targets = encode, decode_whole, decode_streaming, views, follow
 }
 criterion_main!(benches);

@@ -10,6 +10,7 @@
 //! * [`emulator`]: a SIM7000 emulator (sans-IO modem core plus pty and TCP edges).
 //! * [`transport`], [`transcript`], [`runner`]: the IO edges that drive the engine.
 //! * [`fleet`], [`report`]: one recipe on many modems at once, and a record per device.
+//! * [`follow`]: the MQTT conversation inside a transcript (`sim7k mqtt follow`).
 
 pub mod at;
 #[cfg(feature = "embedded-broker")]
@@ -19,6 +20,7 @@ pub mod emulator;
 pub mod engine;
 pub mod exit;
 pub mod fleet;
+pub mod follow;
 pub mod mqtt;
 pub mod recipe;
 pub mod records;
@@ -26,6 +28,7 @@ pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod script;
+pub mod tls;
 pub mod transcript;
 pub mod transport;
 pub mod util;

@@ -214,3 +214,75 @@ fn smconn_to_nothing_fails() {
     c.send(b"AT+SMCONN\r");
     assert_eq!(show(&c.until(b"ERROR\r\n")), show(b"\r\nERROR\r\n"));
 }
+
+/// A broker that accepts one client, answers its CONNECT and SUBSCRIBE, and drops the link
+/// when it gets a PUBLISH (as AWS IoT did with the retained publish of the AWS log).
+fn dropping_broker() -> SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            // One whole packet (lengths below 128 here) at the front of `buf`?
+            while buf.len() >= 2 && buf.len() >= 2 + usize::from(buf[1]) {
+                let first = buf[0];
+                let len = 2 + usize::from(buf[1]);
+                let p: Vec<u8> = buf.drain(..len).collect();
+                match first >> 4 {
+                    1 => {
+                        let _ = s.write_all(&[0x20, 2, 0, 0]);
+                    }
+                    8 => {
+                        let _ = s.write_all(&[0x90, 3, p[2], p[3], 1]);
+                    }
+                    3 => return, // PUBLISH: drop the link
+                    _ => {}
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    addr
+}
+
+/// Regression (issue 10 points 12 and 14): the module answers `+SMSTATE: 0` then `OK` when
+/// the broker drops the link while a QoS 1 publish waits for its PUBACK, as in the AWS log
+/// (echo on, length quoted); the old emulator answered `ERROR` first.
+#[test]
+fn broker_dropping_a_publish_gives_smstate_0_then_ok() {
+    let emu = PtyEmulator::spawn(
+        EmulatorConfig {
+            network: Network::Redirect(dropping_broker()),
+            ..EmulatorConfig::default()
+        },
+        None,
+        None,
+    )
+    .unwrap();
+    let mut c = Client::open(emu.port_path());
+    c.send(b"AT\r");
+    c.until(b"SMS Ready\r\n");
+    c.cmd("AT+CNACT=1,\"cmnet\"", "+APP PDP: ACTIVE\r\n");
+    c.cmd("AT+SMCONF=url,aws.example,8883", "OK\r\n");
+    c.cmd("AT+SMCONF=\"clientid\",\"basicPubSub\"", "OK\r\n");
+    assert_eq!(
+        show(c.cmd("AT+SMCONN", "OK\r\n").as_bytes()),
+        show(b"AT+SMCONN\r\r\nOK\r\n")
+    );
+    c.cmd("AT+SMSUB=\"ryan\",1", "OK\r\n");
+    assert_eq!(
+        show(c.cmd("AT+SMPUB=\"ryan\",\"8\",1,1", "> ").as_bytes()),
+        show(b"AT+SMPUB=\"ryan\",\"8\",1,1\r\r\n> ")
+    );
+    c.send(b"test626\n");
+    assert_eq!(
+        show(&c.until(b"OK\r\n")),
+        show(b"test626\n\r\n+SMSTATE: 0\r\n\r\nOK\r\n")
+    );
+}

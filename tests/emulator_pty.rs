@@ -25,7 +25,7 @@ fn complete_tcp_session_against_an_echo_server() {
     let o = c.until(b"SMS Ready\r\n");
     assert_eq!(
         show(&o),
-        show(b"AT\r\r\nOK\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
+        show(b"AT\r\r\nOK\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
     );
     c.send(b"ATE0\r");
     assert_eq!(show(&c.until(b"OK\r\n")), show(b"ATE0\r\r\nOK\r\n"));
@@ -245,7 +245,7 @@ fn runtime_faults_through_the_handle() {
     c.send(b"AT\r");
     assert_eq!(
         show(&c.until(b"SMS Ready\r\n")),
-        show(b"\r\nOK\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
+        show(b"\r\nOK\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
     );
 }
 
@@ -266,7 +266,7 @@ fn dripping_output_still_assembles() {
     c.send(b"ATI\r");
     assert_eq!(
         show(&c.until(b"SMS Ready\r\n")),
-        show(b"ATI\r\r\nSIM7000E R1351\r\n\r\nOK\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
+        show(b"ATI\r\r\nSIM7000E R1351\r\n\r\nOK\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS Ready\r\n")
     );
     drop(emu);
     let t = std::fs::read_to_string(&log).unwrap();

@@ -300,11 +300,7 @@ fn mosquitto_closes_on_invalid_subscribe_flags() {
     };
     let (mut c, ack) = Client::connect(m.addr, Connect::new(Protocol::V311, "raw-neg"));
     assert!(ack.is_success());
-    let bad = raw::RawPacket::new(0x80)
-        .u16(1)
-        .string("a/b")
-        .u8(0)
-        .encode();
+    let bad = RawPacket::new(0x80).u16(1).string("a/b").u8(0).encode();
     assert!(
         decode(&bad, Protocol::V311).is_err(),
         "our decoder rejects it too"

@@ -353,6 +353,7 @@ fn publish_acks_all_versions() {
 fn subscribe_suback_all_versions() {
     for v in [Protocol::V31, Protocol::V311] {
         let s = Subscribe {
+            dup: false,
             packet_id: 3,
             filters: vec![
                 SubscribeFilter::new("a/#", QoS::AtLeastOnce),
@@ -383,6 +384,7 @@ fn subscribe_suback_all_versions() {
             "UNSUBSCRIBE",
             v,
             Packet::Unsubscribe(Unsubscribe {
+                dup: false,
                 packet_id: 4,
                 filters: vec!["a/#".into(), "b".into()],
                 properties: props(),
@@ -397,6 +399,7 @@ fn subscribe_suback_all_versions() {
         );
     }
     let mut s = Subscribe {
+        dup: false,
         packet_id: 3,
         filters: vec![SubscribeFilter {
             filter: "t".into(),
@@ -442,6 +445,66 @@ fn subscribe_suback_all_versions() {
         }),
         "B0 05 00 04 00 00 11 // id 4, no properties, success, no subscription existed",
     );
+}
+
+/// MQTT 3.1 sets DUP on a re-delivered PUBREL, SUBSCRIBE or UNSUBSCRIBE (MQTT 3.1 §2.1
+/// "DUP", §4.2 "Message delivery retry":
+/// <http://public.dhe.ibm.com/software/dw/webservices/ws-mqtt/mqtt-v3r1.html>). Fails on the
+/// old code, which applied the 3.1.1 rule (flags fixed at 0b0010) to 3.1 and rejected `6A`.
+#[test]
+fn mqtt31_dup_on_pubrel_subscribe_unsubscribe() {
+    check(
+        "3.1 PUBREL re-delivered",
+        Protocol::V31,
+        Packet::PubRel(PubRel {
+            dup: true,
+            ..PubRel::new(1)
+        }),
+        "6A 02 00 01 // PUBREL, DUP + QoS 1, id 1",
+    );
+    check(
+        "3.1 SUBSCRIBE re-delivered",
+        Protocol::V31,
+        Packet::Subscribe(Subscribe {
+            dup: true,
+            ..Subscribe::new(2, "a", QoS::AtLeastOnce)
+        }),
+        "8A 06 00 02 00 01 61 01",
+    );
+    check(
+        "3.1 UNSUBSCRIBE re-delivered",
+        Protocol::V31,
+        Packet::Unsubscribe(Unsubscribe {
+            dup: true,
+            ..Unsubscribe::new(3, "a")
+        }),
+        "AA 05 00 03 00 01 61",
+    );
+    // 3.1.1 and 5.0 keep the fixed flags: DUP there is malformed, and not encoded.
+    for v in [Protocol::V311, Protocol::V5] {
+        let e = decode(&hex("6A 02 00 01"), v).unwrap_err();
+        assert_eq!(e.field(), "PUBREL fixed header flags", "{v}");
+        assert!(
+            e.message()
+                .contains("DUP on PUBREL exists only in MQTT 3.1"),
+            "{e}"
+        );
+        let p = Packet::PubRel(PubRel {
+            dup: true,
+            ..PubRel::new(1)
+        });
+        let e = p.encode(v).unwrap_err();
+        assert_eq!(e.field(), "PUBREL dup", "{v}");
+    }
+    // In 3.1 the other bits stay fixed: QoS 1, no RETAIN.
+    for first in [0x60u8, 0x68, 0x63, 0x6B, 0x64] {
+        assert!(
+            decode(&[first, 2, 0, 1], Protocol::V31).is_err(),
+            "{first:02X}"
+        );
+    }
+    // Nothing else gains a DUP flag in 3.1.
+    assert!(decode(&hex("48 02 00 01"), Protocol::V31).is_err());
 }
 
 #[test]

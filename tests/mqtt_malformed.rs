@@ -1,12 +1,11 @@
 //! The malformed-packet corpus (tests/data/mqtt/malformed/*.hex): each file names the MQTT
 //! version and the error expected (`# error: byte N, FIELD`). Every case must fail with that
 //! offset and field, through `decode`, through the streaming decoder fed one byte at a time,
-//! and through the `sim7k mqtt decode` tool logic; nothing may panic.
+//! and through the `sim7k mqtt decode` listing; nothing may panic.
 
 use std::path::Path;
 
-use sim7k::mqtt::tool::{DecodeArgs, MqttCommand, run};
-use sim7k::mqtt::{Protocol, StreamDecoder, decode};
+use sim7k::mqtt::{ListOptions, Protocol, StreamDecoder, decode, list_packets, parse_hex_input};
 
 struct Case {
     name: String,
@@ -132,13 +131,14 @@ fn errors_are_reported_at_stream_offsets_after_good_packets() {
 #[test]
 fn tool_decode_fails_naming_byte_and_field() {
     for c in load() {
-        let cmd = MqttCommand::Decode(DecodeArgs {
-            input: "-".into(),
+        let opts = ListOptions {
             protocol: c.protocol,
             json: false,
-        });
+            full: false,
+        };
         let mut out = Vec::new();
-        let err = run(&cmd, &mut c.text.as_bytes(), &mut out).unwrap_err();
+        let bytes = parse_hex_input(&c.text).unwrap();
+        let err = list_packets(&bytes, &opts, &mut out).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains(&format!("byte {}, {}", c.offset, c.field)),

@@ -3,21 +3,26 @@
 //! The first input byte seeds the chunking. For each version the bytes go (a) through repeated
 //! `decode` on the whole buffer and (b) through a `StreamDecoder` in pseudo-random chunks; both
 //! must yield the same packets and the same first error (same stream offset). Every decoded
-//! packet must pass the strict encoder, and its encoding must decode to the same packet.
+//! packet must pass the strict encoder (unless a warning says a server must refuse it: then
+//! the encoder must refuse it too), and its encoding must decode to the same packet.
 #![no_main]
 
-#[allow(dead_code, unused_imports)]
-#[path = "../../src/mqtt/mod.rs"]
-mod mqtt;
-
 use libfuzzer_sys::fuzz_target;
-use mqtt::{DecodeError, Packet, Protocol, StreamDecoder, decode};
+use sim7k::mqtt::{DecodeError, Packet, Protocol, StreamDecoder, WarningKind, decode};
 
 fn check_round_trip(p: &Packet, v: Protocol) {
     let v = p.effective_protocol(v);
-    let bytes = p
-        .encode(v)
-        .unwrap_or_else(|e| panic!("decoded packet does not re-encode: {e}\n{p:?}"));
+    let refused = p
+        .warnings(v)
+        .iter()
+        .any(|w| matches!(w.kind(), WarningKind::Refused { .. }));
+    let bytes = if refused {
+        assert!(p.encode(v).is_err(), "refused but encodable: {p:?}");
+        p.encode_unchecked(v)
+    } else {
+        p.encode(v)
+            .unwrap_or_else(|e| panic!("decoded packet does not re-encode: {e}\n{p:?}"))
+    };
     let (q, n) = decode(&bytes, v)
         .unwrap_or_else(|e| panic!("re-encoded packet does not decode: {e}\n{p:?}"))
         .expect("complete");
@@ -25,10 +30,11 @@ fn check_round_trip(p: &Packet, v: Protocol) {
     assert_eq!(&q, p);
     assert!(p.describe(v).starts_with(p.packet_type().name()));
     let _ = p.to_json(v);
+    let _ = p.summary(v, Some(200));
 }
 
 /// Repeated `decode` over the whole buffer, switching version on CONNECT like the stream does.
-fn whole(bytes: &[u8], mut v: Protocol) -> (Vec<Packet>, Option<DecodeError>) {
+fn whole(bytes: &[u8], mut v: Protocol) -> (Vec<Packet>, Option<(usize, String, String)>) {
     let mut out = Vec::new();
     let mut at = 0;
     loop {
@@ -41,12 +47,21 @@ fn whole(bytes: &[u8], mut v: Protocol) -> (Vec<Packet>, Option<DecodeError>) {
                 out.push(p);
             }
             Ok(None) => return (out, None),
-            Err(e) => return (out, Some(e.shifted(at))),
+            Err(e) => return (out, Some(shifted(e, at))),
         }
     }
 }
 
-fn streamed(bytes: &[u8], v: Protocol, seed: u8) -> (Vec<Packet>, Option<DecodeError>) {
+/// The error with its offset counted from the start of the whole input.
+fn shifted(e: DecodeError, by: usize) -> (usize, String, String) {
+    (e.offset() + by, e.field().to_owned(), e.message().to_owned())
+}
+
+fn streamed(
+    bytes: &[u8],
+    v: Protocol,
+    seed: u8,
+) -> (Vec<Packet>, Option<(usize, String, String)>) {
     let mut d = StreamDecoder::new(v).with_max_packet_size(usize::MAX);
     let mut out = Vec::new();
     let mut state = u32::from(seed) | 1;
@@ -62,7 +77,7 @@ fn streamed(bytes: &[u8], v: Protocol, seed: u8) -> (Vec<Packet>, Option<DecodeE
             match d.next_packet() {
                 Ok(Some(p)) => out.push(p),
                 Ok(None) => break,
-                Err(e) => return (out, Some(e)),
+                Err(e) => return (out, Some(shifted(e, 0))),
             }
         }
     }

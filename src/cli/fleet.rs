@@ -75,7 +75,12 @@ impl Drop for EmulatedFleet {
     }
 }
 
-fn start_fleet(args: &RunArgs, mode: EmulateMode, count: u16) -> Result<EmulatedFleet, String> {
+fn start_fleet(
+    args: &RunArgs,
+    mode: EmulateMode,
+    count: u16,
+    secrets: &crate::redact::Secrets,
+) -> Result<EmulatedFleet, String> {
     let dir = std::env::temp_dir().join(format!("sim7k-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut fleet = EmulatedFleet {
@@ -130,8 +135,9 @@ fn start_fleet(args: &RunArgs, mode: EmulateMode, count: u16) -> Result<Emulated
             Some(d) => Some(d.join(format!("{name}.log"))),
             None => args.emulator_log.clone(),
         };
-        let modem = PtyEmulator::spawn(config, Some(&link), log.as_deref())
-            .map_err(|e| format!("cannot start emulated modem {n} of {count}: {e}"))?;
+        let modem =
+            PtyEmulator::spawn_redacted(config, Some(&link), log.as_deref(), secrets.clone())
+                .map_err(|e| format!("cannot start emulated modem {n} of {count}: {e}"))?;
         fleet.modems.push(modem);
     }
     Ok(fleet)
@@ -197,7 +203,7 @@ pub fn run(args: &RunArgs) -> Exit {
                 eprintln!("error: --fault-on {n}:…: there are only {count} emulated devices");
                 return Exit::Usage;
             }
-            match start_fleet(args, mode, count) {
+            match start_fleet(args, mode, count, &base.vars.secrets()) {
                 Ok(f) => Some(f),
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -2,6 +2,7 @@
 
 mod console;
 mod fleet;
+mod mqtt;
 mod ports;
 mod records;
 mod signal;
@@ -65,9 +66,9 @@ enum Command {
     Check(CheckArgs),
     /// Print the JSON Schema (draft-07) of the recipe format.
     Schema,
-    /// Encode or decode MQTT packets (for reading modem logs).
-    #[command(subcommand)]
-    Mqtt(crate::mqtt::tool::MqttCommand),
+    /// Encode or decode MQTT packets, or follow the MQTT conversation of a transcript.
+    #[command(subcommand, after_help = mqtt::MQTT_EXIT_CODES)]
+    Mqtt(mqtt::MqttCommand),
     /// Act as a SIM7000 on a pseudo-terminal until stopped.
     Emulate(crate::emulator::EmulateArgs),
     /// List serial ports (USB VID:PID, interface, product where known).
@@ -210,18 +211,7 @@ pub fn main() -> ExitCode {
         Command::Emulate(args) => crate::emulator::run(&args),
         Command::Ports(args) => ports::run(&args).into(),
         Command::Records(cmd) => records::run(&cmd).into(),
-        Command::Mqtt(cmd) => {
-            let mut stdin = std::io::stdin().lock();
-            let mut stdout = std::io::stdout().lock();
-            match crate::mqtt::tool::run(&cmd, &mut stdin, &mut stdout) {
-                Ok(()) => Exit::Success.into(),
-                Err(e) => {
-                    let _ = stdout.flush();
-                    eprintln!("error: {e}");
-                    Exit::StepFailed.into()
-                }
-            }
-        }
+        Command::Mqtt(cmd) => mqtt::run(&cmd),
     }
 }
 
@@ -278,7 +268,7 @@ fn run(args: &RunArgs) -> Exit {
     };
     // The emulator (and its broker) live until the end of the run.
     let emulated = match args.emulate {
-        Some(mode) => match start_emulator(args, mode) {
+        Some(mode) => match start_emulator(args, mode, recipe.vars.secrets()) {
             Ok(e) => Some(e),
             Err(msg) => {
                 eprintln!("error: {msg}");
@@ -421,7 +411,11 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-fn start_emulator(args: &RunArgs, mode: EmulateMode) -> Result<Emulated, String> {
+fn start_emulator(
+    args: &RunArgs,
+    mode: EmulateMode,
+    secrets: crate::redact::Secrets,
+) -> Result<Emulated, String> {
     use crate::emulator::{EmulatorConfig, Network, PtyEmulator};
     let mut config = match args.emulator_profile {
         LatencyProfile::Zero => EmulatorConfig::default(),
@@ -451,7 +445,7 @@ fn start_emulator(args: &RunArgs, mode: EmulateMode) -> Result<Emulated, String>
         }
         EmulateMode::Host => config.network = Network::Real,
     }
-    let modem = PtyEmulator::spawn(config, None, args.emulator_log.as_deref())
+    let modem = PtyEmulator::spawn_redacted(config, None, args.emulator_log.as_deref(), secrets)
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
     Ok(Emulated {
         modem,

@@ -17,14 +17,16 @@ use crate::exit::Exit;
 pub enum Profile {
     /// Everything immediate (tests).
     Zero,
-    /// A plausible NB-IoT module (demos): CIICR ~2 s, CONNECT OK 1–3 s, SEND OK 0.5–1 s.
+    /// A plausible NB-IoT module (demos): CIICR ~2 s, CONNECT OK 1–3 s, SEND OK 0.5–1 s,
+    /// CONNECT FAIL 75 s after CIPSTART to a host that does not answer.
     Nbiot,
 }
 
 /// Baud mode at power-on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BootArg {
-    /// Autobaud (factory default): no `RDY`; `+CPIN: READY`/`SMS Ready` after the first AT.
+    /// Autobaud (factory default): no `RDY`; `+CFUN: 1`, `+CPIN: READY`, `SMS Ready` after
+    /// the first AT.
     Autobaud,
     /// Fixed rate (`--baud`): `RDY`, `+CFUN: 1`, `+CPIN: READY`, `SMS Ready` at power-on.
     Fixed,

@@ -66,7 +66,8 @@ impl Default for EmulatorConfig {
 
 impl EmulatorConfig {
     /// A realistic NB-IoT module for demos: boot 1 s, registration ~4 s after power-on, CIICR ~2 s,
-    /// CONNECT OK 1–3 s, SEND OK 0.5–1 s, CONNECT FAIL after 5 s.
+    /// CONNECT OK 1–3 s, SEND OK 0.5–1 s, CONNECT FAIL 5 s after a refusal and 75 s after
+    /// `AT+CIPSTART` to a host that does not answer.
     pub fn nbiot_demo() -> Self {
         EmulatorConfig {
             latency: Latency::nbiot(),
@@ -148,8 +149,8 @@ pub enum Rat {
 /// UART baud mode at power-on (`AT+IPR`, persisted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootMode {
-    /// Autobaud (`AT+IPR=0`, the factory default): no `RDY`; `+CPIN: READY` and `SMS Ready`
-    /// are held until the first `AT` and printed after its `OK`.
+    /// Autobaud (`AT+IPR=0`, the factory default): no `RDY`; `+CFUN: 1`, `+CPIN: READY` and
+    /// `SMS Ready` are held until the first `AT` and printed after its `OK`.
     Autobaud,
     /// A fixed rate: `RDY`, `+CFUN: 1`, `+CPIN: READY`, `SMS Ready` printed at start-up.
     Fixed(u32),
@@ -202,8 +203,15 @@ pub struct Latency {
     pub attach: Span,
     /// TCP established until `CONNECT OK` (added to the real connect time).
     pub connect: Span,
-    /// `AT+CIPSTART` until `CONNECT FAIL` when the peer refuses or is unreachable.
+    /// `AT+CIPSTART` until `CONNECT FAIL` when the peer refuses the connection (and for the
+    /// `connect-fail` fault); `AT+SMCONN` until `ERROR` likewise.
     pub connect_fail: Span,
+    /// The module's own TCP connect timer: a host that does not answer (unreachable, no
+    /// route, no DNS answer) gets `CONNECT FAIL` this long after `AT+CIPSTART`, whatever the
+    /// network edge does meanwhile. About 75 s on real modules (docs/sim7000.md,
+    /// "CIPSTART timing"). Zero: no timer of its own; `CONNECT FAIL` as soon as the edge
+    /// gives up.
+    pub connect_timeout: Duration,
     /// Data handed to the peer until `SEND OK` (and MQTT acknowledgements).
     pub send: Span,
 }
@@ -216,6 +224,7 @@ impl Latency {
             attach: Span::ZERO,
             connect: Span::ZERO,
             connect_fail: Span::ZERO,
+            connect_timeout: Duration::ZERO,
             send: Span::ZERO,
         }
     }
@@ -227,6 +236,7 @@ impl Latency {
             attach: Span::millis(1500, 2500),
             connect: Span::millis(1000, 3000),
             connect_fail: Span::millis(5000, 5000),
+            connect_timeout: Duration::from_secs(75),
             send: Span::millis(500, 1000),
         }
     }

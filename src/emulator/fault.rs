@@ -7,9 +7,9 @@
 //! |---|---|
 //! | `drip[=<delay>]` | output leaves the module one byte at a time, `<delay>` apart (default 2ms) |
 //! | `error=<CMD>[:<n>]` | `<CMD>` (e.g. `AT+CIICR`, `CIICR`, `+CIPSTART`) answers ERROR (first `n` times; default always) |
-//! | `urc-in-response[=<CMD>][:<n>]` | `*PSUTTZ: ...` and `DST: 1` between the echo and the response (of `<CMD>`, or every command line) |
+//! | `urc-in-response[=<CMD>][:<n>]` | `DST: 1` and `*PSUTTZ: ...` between the echo and the response (of `<CMD>`, or every command line) |
 //! | `extra-rxget[=<k>]` | `k` extra `+CIPRXGET: 1` lines (default 2) before each reply to `AT+CIPRXGET=2/3/4` |
-//! | `connect-fail[:<n>]` | `AT+CIPSTART` ends in `CONNECT FAIL` (and `AT+SMCONN` in ERROR) without dialling |
+//! | `connect-fail[:<n>]` | `AT+CIPSTART` ends in `CONNECT FAIL` (and `AT+SMCONN` in ERROR) without dialling, as after a refusal |
 //! | `send-fail[:<n>]` | `SEND FAIL` instead of `SEND OK` / `DATA ACCEPT` |
 //! | `peer-close[-after=<d>]` | the peer closes the connection `<d>` after `CONNECT OK` / SMCONN (once) |
 //! | `pdp-deact[-after=<d>]` | `+PDP: DEACT` `<d>` after the PDP context comes up (once) |
@@ -42,7 +42,7 @@ pub enum Fault {
         /// Only the first `n` matching commands; `None` = always.
         times: Option<u32>,
     },
-    /// `*PSUTTZ` and `DST: 1` URCs between the echo and the response.
+    /// `DST: 1` and `*PSUTTZ` URCs between the echo and the response.
     UrcInResponse {
         /// Only for this command (normalised like [`Fault::Error`]); `None` = every line.
         command: Option<String>,

@@ -1,17 +1,23 @@
-//! A faithful SIM7000 emulator: a sans-IO modem core plus pseudo-terminal and TCP edges.
+//! A faithful SIM7000 emulator: a sans-IO modem core plus pseudo-terminal, TCP and in-memory
+//! edges.
 //!
-//! * [`Modem`]: the core (bytes and network events in, bytes and network requests out).
+//! * [`Modem`]: the core (bytes and network events in, bytes and network requests out; the
+//!   caller passes the time in, the core never reads a clock).
 //! * [`EmulatorConfig`], [`Network`], [`Fault`]: what the emulated module is like.
-//! * [`PtyEmulator`]: the module on a pseudo-terminal, dialling real TCP connections.
+//! * [`PtyEmulator`]: the module on a pseudo-terminal, dialling real TCP connections, with
+//!   its own transcript (secrets redacted, [`PtyEmulator::spawn_redacted`]).
+//! * [`memory::Bench`]: the module in memory under a virtual clock, its connections served
+//!   by a [`memory::MemoryNetwork`] (no threads, no pty, no sockets).
 //! * [`EmulateArgs`] / [`run`]: the `sim7k emulate` subcommand.
 //!
-//! The behaviour follows `sim7000-behaviour.md`. Where the reference marks a point inferred
-//! or unknown, the emulator chooses as follows (all configurable where noted):
+//! What the real module prints, with its public sources, is in `docs/sim7000.md`; the
+//! emulator follows it. Where that page marks a point inferred or open, the emulator chooses
+//! as follows (configurable where noted):
 //!
-//! * Start-up: autobaud by default, no `RDY`; `+CPIN: READY` and `SMS Ready` follow the
-//!   `OK` of the first `AT`. Fixed baud prints `RDY`, `+CFUN: 1`, `+CPIN: READY`,
-//!   `SMS Ready`. `AT+IPR` is persisted and decides the mode after the next reboot.
-//!   `AT+CFUN=1,1` prints `OK`, then reboots.
+//! * Start-up: autobaud by default, no `RDY`; `+CFUN: 1`, `+CPIN: READY` and `SMS Ready`
+//!   follow the `OK` of the first command line. Fixed baud prints `RDY`, `+CFUN: 1`,
+//!   `+CPIN: READY`, `SMS Ready` at once. `AT+IPR` is saved and decides the mode after the
+//!   next reboot. `AT+CFUN=1,1` prints `OK`, then reboots.
 //! * `CMEE` is 0 at power-on. Unknown commands and syntax errors answer plain `ERROR` whatever
 //!   CMEE says; wrong-state commands `+CME ERROR: 3` (operation not allowed); bad parameters
 //!   `+CME ERROR: 50` (Incorrect parameters); injected errors `+CME ERROR: 767`.
@@ -19,11 +25,16 @@
 //!   `\r\n<l1>\r\n<l2>\r\n`.
 //! * While a command is in progress (CIICR, SEND OK pending, SMCONN...) input is echoed and
 //!   dropped: the module "only echoes", as when a host does not wait for the final result.
+//! * Network time (CLTS=1): `DST: 0` then `*PSUTTZ: ...` when the module registers; the
+//!   `urc-in-response` fault puts `DST: 1` / `*PSUTTZ` inside replies.
 //! * `AT+CIFSR` ends a line without a final result; `AT+CIFSR;E0` gives the IP then `OK`.
 //!   `AT+CIPSTATUS` prints `OK` and then `STATE:` and ends the line.
 //! * CIPSTART: accepted in IP INITIAL (brings the context up itself), IP STATUS and, by
 //!   default, TCP CLOSED ([`EmulatorConfig::cipstart_from_closed`]); in TCP CONNECTING /
 //!   CONNECT OK → `ERROR` then `ALREADY CONNECT`. A failed CIICR leaves `PDP DEACT`.
+//!   `CONNECT FAIL` comes [`Latency::connect_fail`] after a refusal and
+//!   [`Latency::connect_timeout`] after `AT+CIPSTART` to a host that does not answer (75 s
+//!   in the `nbiot` profile; the module's own timer, whatever the edge does).
 //! * CIPSEND: prompt `\r\n> `; payload bytes echoed while echo is on (not the Ctrl-Z/ESC);
 //!   ESC → `OK` ([`EmulatorConfig::cancel_reply`]); an empty Ctrl-Z send → `ERROR`; hex mode
 //!   decodes pairs, ignores spaces/CR/LF, the pair `1A` or a raw 0x1A sends, ESC cancels,
@@ -39,16 +50,19 @@
 //!   MQTT session (`+SMSTATE: 0`).
 //! * Native MQTT: `AT+SMCONF?` prints `+SMCONF: ` then one `TAG: value` line per tag;
 //!   `+SMSUB: "<topic>","<payload>"` carries the raw payload bytes; SMPUB waits for PUBACK /
-//!   PUBCOMP (QoS 1/2) or for the bytes to leave (QoS 0); failures (refused CONNACK, SUBACK
-//!   0x80, lost connection) answer `ERROR` / `+CME ERROR: 767`.
-//! * `*PSUTTZ`/`DST` (CLTS=1) follow registration; the fault variant sends `DST: 1`.
+//!   PUBCOMP (QoS 1/2) or for the bytes to leave (QoS 0). When the broker drops the link
+//!   meanwhile: `+SMSTATE: 0` then `OK`, as in the AWS log; a subscribe cut short gets
+//!   `+SMSTATE: 0` then `ERROR`. A refused CONNACK or SUBACK 0x80 answers `ERROR` /
+//!   `+CME ERROR: 767`. `AT+SMSSL` and `AT+CSSLCFG` are accepted, but TLS is not emulated:
+//!   `AT+SMCONN` with SMSSL on fails and says so in the log.
 //! * Not emulated (answer `+CME ERROR: 4`): multi-connection mode (`CIPMUX=1`), transparent
 //!   mode (`CIPMODE=1`), UDP. Not implemented (answer `ERROR` like unknown commands):
-//!   `CIPSERVER`, `SAPBR`, HTTP/FTP/TLS, SMS, GNSS, `ATO`/`+++`, V.25 `D`.
+//!   `CIPSERVER`, `SAPBR`, HTTP/FTP, SMS, GNSS, `ATO`/`+++`, V.25 `D`.
 
 mod cli;
 mod config;
 mod fault;
+pub mod memory;
 mod modem;
 mod net;
 mod pty;
@@ -60,6 +74,7 @@ pub use config::{
     Span, Target,
 };
 pub use fault::{Fault, FaultParseError, Faults};
+pub use memory::{Bench, MemoryNetwork};
 pub use modem::{ConnId, Modem, NetEvent, NetRequest};
 pub use pty::PtyEmulator;
 pub use transcript::{Direction, Transcript, escape};

@@ -2,7 +2,7 @@
 //! connection) and reports [`NetEvent`]s back through a channel.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -76,6 +76,7 @@ impl NetEdge {
                     (self.events)(NetEvent::ConnectFailed {
                         id,
                         reason: format!("cannot start a connection thread: {e}"),
+                        refused: true,
                     });
                 }
                 note
@@ -143,12 +144,19 @@ fn resolve(target: &Target) -> Result<Vec<SocketAddr>, String> {
     }
 }
 
-fn dial(target: &Target) -> Result<TcpStream, String> {
-    let mut last = String::from("no address");
-    for a in resolve(target)? {
+/// Dial the target. On failure: why, and whether the host refused (a TCP reset) rather than
+/// not answering (no address, unreachable, timeout).
+fn dial(target: &Target) -> Result<TcpStream, (String, bool)> {
+    let mut last = (String::from("no address"), false);
+    for a in resolve(target).map_err(|e| (e, false))? {
         match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
             Ok(s) => return Ok(s),
-            Err(e) => last = format!("{a}: {e}"),
+            Err(e) => {
+                last = (
+                    format!("{a}: {e}"),
+                    e.kind() == ErrorKind::ConnectionRefused,
+                )
+            }
         }
     }
     Err(last)
@@ -165,8 +173,12 @@ fn connection(
 ) {
     let mut stream = match dial(&target) {
         Ok(s) => s,
-        Err(reason) => {
-            events(NetEvent::ConnectFailed { id, reason });
+        Err((reason, refused)) => {
+            events(NetEvent::ConnectFailed {
+                id,
+                reason,
+                refused,
+            });
             return;
         }
     };
@@ -177,6 +189,7 @@ fn connection(
             events(NetEvent::ConnectFailed {
                 id,
                 reason: e.to_string(),
+                refused: true,
             });
             return;
         }
@@ -320,7 +333,14 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         });
-        assert!(matches!(next(&rx), NetEvent::ConnectFailed { id: 7, .. }));
+        assert!(matches!(
+            next(&rx),
+            NetEvent::ConnectFailed {
+                id: 7,
+                refused: true,
+                ..
+            }
+        ));
         edge.handle(NetRequest::Send {
             id: 99,
             data: b"x".to_vec(),

@@ -26,6 +26,7 @@ use super::fault::Fault;
 use super::modem::{Modem, NetEvent};
 use super::net::{EventSink, NetEdge};
 use super::transcript::{Direction, Transcript};
+use crate::redact::Secrets;
 
 /// Messages for the driver thread.
 enum Msg {
@@ -65,11 +66,23 @@ fn io_err(e: serialport::Error) -> io::Error {
 
 impl PtyEmulator {
     /// Create the pty, symlink `link` to its slave (replacing an existing symlink, never a
-    /// regular file), open the transcript `log`, and start serving.
+    /// regular file), open the transcript `log`, and start serving. No secrets to hide: see
+    /// [`PtyEmulator::spawn_redacted`].
     pub fn spawn(
         config: EmulatorConfig,
         link: Option<&Path>,
         log: Option<&Path>,
+    ) -> io::Result<PtyEmulator> {
+        PtyEmulator::spawn_redacted(config, link, log, Secrets::new())
+    }
+
+    /// [`PtyEmulator::spawn`], with every form of the run's `secrets` (raw, hex, base64, also
+    /// split across writes) replaced by `***` in the transcript `log`.
+    pub fn spawn_redacted(
+        config: EmulatorConfig,
+        link: Option<&Path>,
+        log: Option<&Path>,
+        secrets: Secrets,
     ) -> io::Result<PtyEmulator> {
         let start = Instant::now();
         let (mut master, slave) = TTYPort::pair().map_err(io_err)?;
@@ -78,7 +91,7 @@ impl PtyEmulator {
                 .name()
                 .ok_or_else(|| io::Error::other("pseudo-terminal without a slave name"))?,
         );
-        let mut transcript = Transcript::create(log, start)?;
+        let mut transcript = Transcript::create(log, start, secrets)?;
         if let Some(l) = link {
             check_link(l)?;
         }
@@ -347,7 +360,9 @@ impl Driver {
             self.flush(now);
         }
         self.edge.shutdown();
-        self.transcript.note("emulator stopped", Instant::now());
+        let now = Instant::now();
+        self.transcript.flush(now);
+        self.transcript.note("emulator stopped", now);
     }
 
     fn power_on(&mut self, now: Instant) {

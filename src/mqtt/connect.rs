@@ -1,7 +1,7 @@
 //! CONNECT (spec 3.1): protocol name and level, connect flags, keep alive, (5.0) properties,
 //! then client id, will (properties, topic, payload), user name and password.
 
-use super::error::{DecodeError, EncodeError};
+use super::error::{DecodeError, EncodeError, Warning, WarningKind};
 use super::primitives::{Reader, check_binary, check_string, put_binary, put_string, put_u16};
 use super::properties::{Context, Properties};
 use super::topic::check_topic_name;
@@ -12,7 +12,8 @@ use super::{Protocol, QoS};
 pub struct Connect {
     /// Protocol version (name and level on the wire).
     pub protocol: Protocol,
-    /// Client identifier (3.1: 1 to 23 characters; 3.1.1: empty only with a clean session).
+    /// Client identifier (3.1: 1 to 23 characters, longer ones tolerated; 3.1.1: empty only
+    /// with a clean session). See [`Connect::warnings`].
     pub client_id: String,
     /// Clean session (3.1, 3.1.1) / clean start (5.0).
     pub clean_session: bool,
@@ -82,8 +83,15 @@ impl Connect {
     pub(crate) fn validate(&self) -> Result<(), EncodeError> {
         let v = self.protocol;
         check_string("CONNECT client id", &self.client_id)?;
-        client_id_rule(v, &self.client_id, self.clean_session)
-            .map_err(|m| EncodeError::new("CONNECT client id", m))?;
+        // A CONNECT the server must refuse is not built by the strict encoder; one it commonly
+        // tolerates (a long MQTT 3.1 id) is, and [`Connect::warnings`] says so.
+        if let Some(w) = self
+            .warnings()
+            .into_iter()
+            .find(|w| matches!(w.kind(), WarningKind::Refused { .. }))
+        {
+            return Err(EncodeError::new(w.field(), w.message()));
+        }
         self.properties.validate(Context::Connect, v, "CONNECT")?;
         if let Some(w) = &self.will {
             w.properties.validate(Context::Will, v, "CONNECT")?;
@@ -215,10 +223,9 @@ impl Connect {
         } else {
             Properties::default()
         };
-        let id_at = r.offset();
+        // The client id rules are about values a server refuses with CONNACK 0x02, not about
+        // well-formed bytes: they are warnings (see `Connect::warnings`), never decode errors.
         let client_id = r.string("client id")?;
-        client_id_rule(protocol, &client_id, clean_session)
-            .map_err(|m| r.err(id_at, "client id", m))?;
         let will = if will_flag {
             let properties = if protocol == Protocol::V5 {
                 Properties::decode(r, Context::Will)?
@@ -272,20 +279,53 @@ impl Connect {
     }
 }
 
-/// Client identifier rules: 3.1 needs 1 to 23 characters; 3.1.1 allows an empty id only with a
-/// clean session; 5.0 allows an empty id always.
-fn client_id_rule(v: Protocol, id: &str, clean: bool) -> Result<(), String> {
-    match v {
-        Protocol::V31 => {
-            let n = id.chars().count();
-            if n == 0 || n > 23 {
-                return Err(format!("MQTT 3.1 needs 1 to 23 characters, got {n}"));
+/// MQTT 3.1's limit on the client id (MQTT 3.1 §3.1, CONNECT payload, "Client Identifier").
+pub(crate) const MQTT31_MAX_CLIENT_ID: usize = 23;
+
+impl Connect {
+    /// What a server makes of this CONNECT's values (see [`Warning`]):
+    ///
+    /// * MQTT 3.1, empty client id: the id is "between 1 and 23 characters long" and the
+    ///   server answers CONNACK return code 2, identifier rejected (MQTT 3.1 §3.1, CONNECT
+    ///   payload, <http://public.dhe.ibm.com/software/dw/webservices/ws-mqtt/mqtt-v3r1.html>).
+    /// * MQTT 3.1, more than 23 characters: the same text asks for CONNACK 2, but mosquitto,
+    ///   HiveMQ (since 1.4) and most brokers accept longer ids, so this is only tolerated.
+    /// * MQTT 3.1.1, empty client id with clean session 0: the server MUST answer CONNACK
+    ///   0x02, identifier rejected, and close the connection [MQTT-3.1.3-8].
+    pub fn warnings(&self) -> Vec<Warning> {
+        const FIELD: &str = "CONNECT client id";
+        let id = &self.client_id;
+        let mut out = Vec::new();
+        match self.protocol {
+            Protocol::V31 => {
+                let n = id.chars().count();
+                if n == 0 {
+                    out.push(Warning::new(
+                        FIELD,
+                        "empty; MQTT 3.1 needs 1 to 23 characters: a server refuses this \
+                         CONNECT with CONNACK 0x02 (identifier rejected) (MQTT 3.1 §3.1)",
+                        WarningKind::Refused { code: 0x02 },
+                    ));
+                } else if n > MQTT31_MAX_CLIENT_ID {
+                    out.push(Warning::new(
+                        FIELD,
+                        format!(
+                            "{n} characters; MQTT 3.1 allows at most {MQTT31_MAX_CLIENT_ID} and lets \
+                             a server refuse it with CONNACK 0x02 (identifier rejected), though \
+                             mosquitto, HiveMQ and most brokers accept it (MQTT 3.1 §3.1)"
+                        ),
+                        WarningKind::Tolerated,
+                    ));
+                }
             }
+            Protocol::V311 if id.is_empty() && !self.clean_session => out.push(Warning::new(
+                FIELD,
+                "empty with clean session 0: a server refuses this CONNECT with CONNACK 0x02 \
+                 (identifier rejected) [MQTT-3.1.3-8]; give a client id or set clean session",
+                WarningKind::Refused { code: 0x02 },
+            )),
+            _ => {}
         }
-        Protocol::V311 if id.is_empty() && !clean => {
-            return Err("an empty client id needs clean session = 1 in MQTT 3.1.1".into());
-        }
-        _ => {}
+        out
     }
-    Ok(())
 }

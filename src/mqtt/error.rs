@@ -118,3 +118,65 @@ impl fmt::Display for EncodeError {
 }
 
 impl std::error::Error for EncodeError {}
+
+/// What a [`Warning`] means for the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarningKind {
+    /// The packet is well-formed, but the spec makes the server refuse it with this CONNACK
+    /// return code (e.g. `0x02`, identifier rejected) instead of closing the connection as for
+    /// a malformed packet.
+    Refused {
+        /// The CONNACK return code the server answers with.
+        code: u8,
+    },
+    /// Outside the letter of the spec, but accepted by the common brokers.
+    Tolerated,
+}
+
+/// A remark about a well-formed packet's values: see [`Packet::warnings`](super::Packet::warnings).
+///
+/// Anything wrong with the bytes themselves is a [`DecodeError`]; a warning is about values
+/// that decode fine but that a server may (or must) refuse. Displays as
+/// `CONNECT client id: 24 characters; MQTT 3.1 allows at most 23 …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    field: String,
+    message: String,
+    kind: WarningKind,
+}
+
+impl Warning {
+    /// A warning about `field` (prefixed with the packet name).
+    pub(crate) fn new(
+        field: impl Into<String>,
+        message: impl Into<String>,
+        kind: WarningKind,
+    ) -> Self {
+        Warning {
+            field: field.into(),
+            message: message.into(),
+            kind,
+        }
+    }
+
+    /// The field, prefixed with the packet name (e.g. `CONNECT client id`).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is remarkable about it, and what a server does with it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether a server must refuse the packet, or commonly tolerates it.
+    pub fn kind(&self) -> WarningKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}

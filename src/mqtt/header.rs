@@ -7,6 +7,9 @@ use super::primitives::{MAX_VARINT, VarInt, parse_varint, put_varint};
 /// Largest remaining length MQTT can express: 268,435,455 bytes.
 pub const MAX_REMAINING_LENGTH: usize = MAX_VARINT as usize;
 
+/// The DUP flag of the fixed header (bit 3).
+pub(crate) const DUP_FLAG: u8 = 0b1000;
+
 /// The 15 MQTT control packet types (value = the upper nibble of the first byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PacketType {
@@ -88,7 +91,8 @@ impl PacketType {
         }
     }
 
-    /// The fixed-header flags the spec requires for every type except PUBLISH.
+    /// The fixed-header flags the spec requires for every type except PUBLISH (MQTT 3.1 also
+    /// allows DUP, bit 3, on PUBREL, SUBSCRIBE and UNSUBSCRIBE: see [`FixedHeader::parse`]).
     pub fn required_flags(self) -> Option<u8> {
         match self {
             PacketType::Publish => None,
@@ -153,12 +157,26 @@ impl FixedHeader {
             ));
         }
         match packet_type.required_flags() {
+            // MQTT 3.1 sets DUP (bit 3) on a re-delivered PUBREL, SUBSCRIBE or UNSUBSCRIBE
+            // (MQTT 3.1 §2.1 "DUP", §4.2 "Message delivery retry"); 3.1.1 and 5.0 fixed these
+            // flags at 0b0010 ([MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]).
+            Some(0b0010) if flags == 0b0010 | DUP_FLAG && protocol == Protocol::V31 => {}
             Some(req) if flags != req => {
+                let hint = if flags == req | DUP_FLAG && req != 0 {
+                    format!(
+                        "; DUP on {name} exists only in MQTT 3.1, decoding MQTT {}",
+                        protocol.name()
+                    )
+                } else if req != 0 && protocol == Protocol::V31 {
+                    " (0xA with DUP in MQTT 3.1)".to_owned()
+                } else {
+                    String::new()
+                };
                 return Err(DecodeError::new(
                     0,
                     format!("{name} fixed header flags"),
                     format!(
-                        "reserved flags must be 0x{req:X}, got 0x{flags:X} (first byte 0x{first:02X})"
+                        "reserved flags must be 0x{req:X}, got 0x{flags:X} (first byte 0x{first:02X}){hint}"
                     ),
                 ));
             }

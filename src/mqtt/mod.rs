@@ -2,56 +2,70 @@
 //! field.
 //!
 //! * [`Packet::encode`] builds the bytes of one packet after checking every rule of the spec;
-//!   [`Packet::encode_unchecked`] and [`raw::RawPacket`] build deliberately invalid packets for
+//!   [`Packet::encode_unchecked`] and [`RawPacket`] build deliberately invalid packets for
 //!   negative tests.
 //! * [`decode`] decodes one packet from the start of a buffer; [`StreamDecoder`] takes bytes as
 //!   they arrive (one at a time or many packets at once) and yields packets.
-//! * [`Packet::describe`] and [`Packet::to_json`] show every field of a packet.
-//! * [`tool`] holds the `sim7k mqtt encode|decode` subcommands.
+//! * [`Packet::warnings`] says what a server makes of a well-formed packet's values (a CONNECT
+//!   it must refuse with CONNACK 0x02, a long MQTT 3.1 client id it commonly tolerates):
+//!   anything wrong with the bytes is a [`DecodeError`], never a warning.
+//! * [`Packet::describe`], [`Packet::summary`] and [`Packet::to_json`] show the fields the
+//!   packet's version has, escaped for a terminal, optionally shortened.
+//! * [`list_packets`] is the logic of `sim7k mqtt decode` (the clap definitions live in the
+//!   CLI).
 //!
 //! The protocol version is a parameter: MQTT 5.0 packets carry properties and reason codes.
 //! A CONNECT carries its own version (`MQIsdp` level 3, `MQTT` level 4 or 5).
+//!
+//! The MQTT 3.1 rules cited are from the IBM/Eurotech specification,
+//! <http://public.dhe.ibm.com/software/dw/webservices/ws-mqtt/mqtt-v3r1.html>; 3.1.1 and 5.0
+//! rules by their OASIS conformance numbers (`[MQTT-3.1.3-8]`).
 
-pub mod auth;
-pub mod connack;
-pub mod connect;
-pub mod decoder;
-pub mod describe;
-pub mod disconnect;
-pub mod error;
-pub mod header;
-pub mod ping;
-pub mod primitives;
-pub mod properties;
-pub mod puback;
-pub mod pubcomp;
-pub mod publish;
-pub mod pubrec;
-pub mod pubrel;
-pub mod raw;
-pub mod reason;
-pub mod suback;
-pub mod subscribe;
-pub mod tool;
-pub mod topic;
-pub mod unsuback;
-pub mod unsubscribe;
-
+// One file per packet (and per shared concern); the files are implementation detail; the
+// items below are the one public path to everything the codec offers.
 mod ack;
+mod auth;
+mod connack;
+mod connect;
+mod decoder;
+mod describe;
+mod disconnect;
+mod error;
+mod header;
+mod listing;
+mod ping;
+mod primitives;
+mod properties;
+mod puback;
+mod pubcomp;
+mod publish;
+mod pubrec;
+mod pubrel;
+mod raw;
+mod reason;
+mod suback;
+mod subscribe;
+mod topic;
+mod unsuback;
+mod unsubscribe;
 
 pub use auth::Auth;
 pub use connack::ConnAck;
 pub use connect::{Connect, LastWill};
 pub use decoder::{DEFAULT_MAX_PACKET_SIZE, StreamDecoder};
+pub use describe::JSON_SHOWN_BYTES;
 pub use disconnect::Disconnect;
-pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use error::{DecodeError, DecodeErrorKind, EncodeError, Warning, WarningKind};
 pub use header::{FixedHeader, MAX_REMAINING_LENGTH, PacketType, encode_remaining_length};
+pub use listing::{ListOptions, ToolError, list_packets, parse_hex_input};
 pub use properties::{Properties, PropertyValue};
 pub use puback::PubAck;
 pub use pubcomp::PubComp;
 pub use publish::Publish;
 pub use pubrec::PubRec;
 pub use pubrel::PubRel;
+pub use raw::RawPacket;
+pub use reason::{allowed_codes, reason_text};
 pub use suback::SubAck;
 pub use subscribe::{RetainHandling, Subscribe, SubscribeFilter};
 pub use unsuback::UnsubAck;
@@ -250,11 +264,28 @@ impl Packet {
     }
 
     fn first_byte(&self) -> u8 {
+        let dup = match self {
+            Packet::PubRel(p) => p.dup,
+            Packet::Subscribe(p) => p.dup,
+            Packet::Unsubscribe(p) => p.dup,
+            _ => false,
+        };
         let flags = match self {
             Packet::Publish(p) => p.flags(),
+            _ if dup => self.packet_type().required_flags().unwrap_or(0) | header::DUP_FLAG,
             _ => self.packet_type().required_flags().unwrap_or(0),
         };
         ((self.packet_type() as u8) << 4) | flags
+    }
+
+    /// What a server makes of this packet's values in `protocol` (see [`Warning`]); empty for
+    /// almost every packet. A packet with a [`WarningKind::Refused`] warning decodes, but
+    /// [`Packet::encode`] refuses to build it.
+    pub fn warnings(&self, _protocol: Protocol) -> Vec<Warning> {
+        match self {
+            Packet::Connect(c) => c.warnings(),
+            _ => Vec::new(),
+        }
     }
 
     /// Check every rule of the spec for this packet in `protocol`.
@@ -321,7 +352,7 @@ impl Packet {
     /// packet id, packet id 0, properties in 3.1.1, reason codes that do not exist, strings
     /// longer than 65,535 bytes (their length prefix wraps), remaining lengths above the
     /// maximum (more than 4 length bytes)... The layout still follows the packet's fields; for
-    /// arbitrary bytes (reserved flags, bad lengths) use [`raw::RawPacket`].
+    /// arbitrary bytes (reserved flags, bad lengths) use [`RawPacket`].
     pub fn encode_unchecked(&self, protocol: Protocol) -> Vec<u8> {
         header::frame(self.first_byte(), &self.body(protocol))
     }
@@ -349,17 +380,28 @@ pub(crate) fn decode_packet(
     protocol: Protocol,
 ) -> Result<Packet, DecodeError> {
     let mut r = Reader::new(bytes, h.header_len, h.packet_type.name());
+    // `FixedHeader::parse` let DUP through only where the version has it (MQTT 3.1).
+    let dup = h.flags & header::DUP_FLAG != 0;
     let p = match h.packet_type {
         PacketType::Connect => Packet::Connect(Connect::decode(&mut r)?),
         PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&mut r, protocol)?),
         PacketType::Publish => Packet::Publish(Publish::decode(&mut r, h.flags, protocol)?),
         PacketType::PubAck => Packet::PubAck(PubAck::decode(&mut r, protocol)?),
         PacketType::PubRec => Packet::PubRec(PubRec::decode(&mut r, protocol)?),
-        PacketType::PubRel => Packet::PubRel(PubRel::decode(&mut r, protocol)?),
+        PacketType::PubRel => Packet::PubRel(PubRel {
+            dup,
+            ..PubRel::decode(&mut r, protocol)?
+        }),
         PacketType::PubComp => Packet::PubComp(PubComp::decode(&mut r, protocol)?),
-        PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(&mut r, protocol)?),
+        PacketType::Subscribe => Packet::Subscribe(Subscribe {
+            dup,
+            ..Subscribe::decode(&mut r, protocol)?
+        }),
         PacketType::SubAck => Packet::SubAck(SubAck::decode(&mut r, protocol)?),
-        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(&mut r, protocol)?),
+        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe {
+            dup,
+            ..Unsubscribe::decode(&mut r, protocol)?
+        }),
         PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(&mut r, protocol)?),
         PacketType::PingReq => Packet::PingReq,
         PacketType::PingResp => Packet::PingResp,
@@ -368,4 +410,20 @@ pub(crate) fn decode_packet(
     };
     r.finish()?;
     Ok(p)
+}
+
+/// DUP on PUBREL, SUBSCRIBE and UNSUBSCRIBE exists only in MQTT 3.1 (MQTT 3.1 §2.1, §4.2; in
+/// 3.1.1 and 5.0 their flags are fixed at 0b0010).
+pub(crate) fn check_dup(t: PacketType, dup: bool, protocol: Protocol) -> Result<(), EncodeError> {
+    if dup && protocol != Protocol::V31 {
+        return Err(EncodeError::new(
+            format!("{} dup", t.name()),
+            format!(
+                "DUP on {} exists only in MQTT 3.1, encoding MQTT {}",
+                t.name(),
+                protocol.name()
+            ),
+        ));
+    }
+    Ok(())
 }

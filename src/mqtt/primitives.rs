@@ -5,10 +5,10 @@
 use super::error::{DecodeError, EncodeError};
 
 /// Largest value a variable byte integer can hold (4 bytes): 268,435,455.
-pub const MAX_VARINT: u32 = 268_435_455;
+pub(crate) const MAX_VARINT: u32 = 268_435_455;
 
 /// Largest length of an MQTT string or binary field (two-byte length prefix).
-pub const MAX_STRING_LEN: usize = 65_535;
+pub(crate) const MAX_STRING_LEN: usize = 65_535;
 
 /// A cursor over one packet's bytes. Offsets in errors are positions in `buf` (plus `base`).
 pub(crate) struct Reader<'a> {

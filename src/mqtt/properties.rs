@@ -347,12 +347,12 @@ fn meta(id: u8) -> Option<&'static Meta> {
 }
 
 /// The spec name of a property identifier (e.g. `0x23` → `"topic alias"`).
-pub fn property_name(id: u8) -> Option<&'static str> {
+pub(crate) fn property_name(id: u8) -> Option<&'static str> {
     meta(id).map(|m| m.name)
 }
 
 /// The snake_case JSON key of a property identifier (e.g. `0x23` → `"topic_alias"`).
-pub fn property_key(id: u8) -> Option<&'static str> {
+pub(crate) fn property_key(id: u8) -> Option<&'static str> {
     meta(id).map(|m| m.key)
 }
 

@@ -1,5 +1,6 @@
-//! PUBREL (spec 3.6): releases a QoS 2 PUBLISH (step 2; fixed-header flags 0b0010). Packet id, then in 5.0 an optional reason code and
-//! optional properties.
+//! PUBREL (spec 3.6): releases a QoS 2 PUBLISH (step 2; fixed-header flags 0b0010, in MQTT 3.1
+//! 0b1010 on a re-delivery). Packet id, then in 5.0 an optional reason code and optional
+//! properties.
 
 use super::ack;
 use super::error::{DecodeError, EncodeError};
@@ -11,6 +12,8 @@ use super::{PacketType, Protocol};
 /// A PUBREL packet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PubRel {
+    /// DUP flag: a re-delivery (MQTT 3.1 only; 3.1.1 and 5.0 have no DUP on PUBREL).
+    pub dup: bool,
     /// Packet identifier (non-zero).
     pub packet_id: u16,
     /// Reason code (5.0 only; 0 = success).
@@ -39,6 +42,7 @@ impl PubRel {
     }
 
     pub(crate) fn validate(&self, protocol: Protocol) -> Result<(), EncodeError> {
+        super::check_dup(PacketType::PubRel, self.dup, protocol)?;
         ack::validate(
             PacketType::PubRel,
             Context::PubRel,
@@ -57,6 +61,7 @@ impl PubRel {
         let (packet_id, code, properties) =
             ack::decode(r, PacketType::PubRel, Context::PubRel, protocol)?;
         Ok(PubRel {
+            dup: false,
             packet_id,
             code,
             properties,

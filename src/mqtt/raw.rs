@@ -5,7 +5,7 @@
 //! [`Packet::encode_unchecked`](super::Packet::encode_unchecked).
 //!
 //! ```
-//! use sim7k::mqtt::raw::RawPacket;
+//! use sim7k::mqtt::RawPacket;
 //! // SUBSCRIBE with reserved flags 0b0000 instead of 0b0010, and a wildcard in the wrong place.
 //! let bytes = RawPacket::new(0x80).u16(1).string("a/#/b").u8(0).encode();
 //! assert_eq!(bytes[..4], [0x80, 0x0A, 0x00, 0x01]);

@@ -4,31 +4,31 @@
 use super::{PacketType, Protocol};
 
 /// MQTT 5.0 reason codes allowed in CONNACK.
-pub const CONNACK_V5: &[u8] = &[
+pub(crate) const CONNACK_V5: &[u8] = &[
     0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97,
     0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
 ];
 /// MQTT 5.0 reason codes allowed in PUBACK and PUBREC.
-pub const PUBACK_V5: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
+pub(crate) const PUBACK_V5: &[u8] = &[0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99];
 /// MQTT 5.0 reason codes allowed in PUBREL and PUBCOMP.
-pub const PUBREL_V5: &[u8] = &[0x00, 0x92];
+pub(crate) const PUBREL_V5: &[u8] = &[0x00, 0x92];
 /// MQTT 5.0 reason codes allowed in SUBACK.
-pub const SUBACK_V5: &[u8] = &[
+pub(crate) const SUBACK_V5: &[u8] = &[
     0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2,
 ];
 /// MQTT 5.0 reason codes allowed in UNSUBACK.
-pub const UNSUBACK_V5: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
+pub(crate) const UNSUBACK_V5: &[u8] = &[0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91];
 /// MQTT 5.0 reason codes allowed in DISCONNECT.
-pub const DISCONNECT_V5: &[u8] = &[
+pub(crate) const DISCONNECT_V5: &[u8] = &[
     0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95,
     0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
 ];
 /// MQTT 5.0 reason codes allowed in AUTH.
-pub const AUTH_V5: &[u8] = &[0x00, 0x18, 0x19];
+pub(crate) const AUTH_V5: &[u8] = &[0x00, 0x18, 0x19];
 /// MQTT 3.1 / 3.1.1 CONNACK return codes.
-pub const CONNACK_V3: &[u8] = &[0, 1, 2, 3, 4, 5];
+pub(crate) const CONNACK_V3: &[u8] = &[0, 1, 2, 3, 4, 5];
 /// MQTT 3.1 / 3.1.1 SUBACK return codes.
-pub const SUBACK_V3: &[u8] = &[0x00, 0x01, 0x02, 0x80];
+pub(crate) const SUBACK_V3: &[u8] = &[0x00, 0x01, 0x02, 0x80];
 
 /// The codes a packet type may carry in `protocol` (empty: the packet has no code there).
 pub fn allowed_codes(packet: PacketType, protocol: Protocol) -> &'static [u8] {
@@ -53,7 +53,7 @@ pub fn allowed_codes(packet: PacketType, protocol: Protocol) -> &'static [u8] {
 }
 
 /// The spec name of an MQTT 5.0 reason code, as used in `packet`.
-pub fn v5_reason_name(packet: PacketType, code: u8) -> Option<&'static str> {
+pub(crate) fn v5_reason_name(packet: PacketType, code: u8) -> Option<&'static str> {
     Some(match code {
         0x00 => match packet {
             PacketType::Disconnect => "Normal disconnection",
@@ -107,7 +107,7 @@ pub fn v5_reason_name(packet: PacketType, code: u8) -> Option<&'static str> {
 }
 
 /// The MQTT 3.1 / 3.1.1 CONNACK return code text.
-pub fn v3_connack_text(code: u8) -> Option<&'static str> {
+pub(crate) fn v3_connack_text(code: u8) -> Option<&'static str> {
     Some(match code {
         0 => "Connection accepted",
         1 => "Connection refused: unacceptable protocol version",

@@ -1,4 +1,4 @@
-//! SUBSCRIBE (spec 3.8): fixed-header flags 0b0010; packet id, (5.0) properties, then one or
+//! SUBSCRIBE (spec 3.8): fixed-header flags 0b0010 (MQTT 3.1: 0b1010 on a re-delivery); packet id, (5.0) properties, then one or
 //! more topic filters each followed by a subscription options byte.
 
 use super::error::{DecodeError, EncodeError};
@@ -68,6 +68,8 @@ impl SubscribeFilter {
 /// A SUBSCRIBE packet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Subscribe {
+    /// DUP flag: a re-delivery (MQTT 3.1 only; 3.1.1 and 5.0 have no DUP on SUBSCRIBE).
+    pub dup: bool,
     /// Packet identifier (non-zero).
     pub packet_id: u16,
     /// Topic filters (at least one).
@@ -80,6 +82,7 @@ impl Subscribe {
     /// A SUBSCRIBE to one filter.
     pub fn new(packet_id: u16, filter: impl Into<String>, qos: QoS) -> Subscribe {
         Subscribe {
+            dup: false,
             packet_id,
             filters: vec![SubscribeFilter::new(filter, qos)],
             properties: Properties::default(),
@@ -87,6 +90,7 @@ impl Subscribe {
     }
 
     pub(crate) fn validate(&self, protocol: Protocol) -> Result<(), EncodeError> {
+        super::check_dup(super::PacketType::Subscribe, self.dup, protocol)?;
         if self.packet_id == 0 {
             return Err(EncodeError::new("SUBSCRIBE packet id", "must not be 0"));
         }
@@ -203,6 +207,7 @@ impl Subscribe {
             });
         }
         Ok(Subscribe {
+            dup: false,
             packet_id,
             filters,
             properties,

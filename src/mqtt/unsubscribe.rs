@@ -1,5 +1,5 @@
-//! UNSUBSCRIBE (spec 3.10): fixed-header flags 0b0010; packet id, (5.0) properties, one or
-//! more topic filters.
+//! UNSUBSCRIBE (spec 3.10): fixed-header flags 0b0010 (MQTT 3.1: 0b1010 on a re-delivery);
+//! packet id, (5.0) properties, one or more topic filters.
 
 use super::Protocol;
 use super::error::{DecodeError, EncodeError};
@@ -10,6 +10,8 @@ use super::topic::check_topic_filter;
 /// An UNSUBSCRIBE packet.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Unsubscribe {
+    /// DUP flag: a re-delivery (MQTT 3.1 only; 3.1.1 and 5.0 have no DUP on UNSUBSCRIBE).
+    pub dup: bool,
     /// Packet identifier (non-zero).
     pub packet_id: u16,
     /// Topic filters (at least one).
@@ -22,6 +24,7 @@ impl Unsubscribe {
     /// An UNSUBSCRIBE from one filter.
     pub fn new(packet_id: u16, filter: impl Into<String>) -> Unsubscribe {
         Unsubscribe {
+            dup: false,
             packet_id,
             filters: vec![filter.into()],
             properties: Properties::default(),
@@ -29,6 +32,7 @@ impl Unsubscribe {
     }
 
     pub(crate) fn validate(&self, protocol: Protocol) -> Result<(), EncodeError> {
+        super::check_dup(super::PacketType::Unsubscribe, self.dup, protocol)?;
         if self.packet_id == 0 {
             return Err(EncodeError::new("UNSUBSCRIBE packet id", "must not be 0"));
         }
@@ -90,6 +94,7 @@ impl Unsubscribe {
             filters.push(filter);
         }
         Ok(Unsubscribe {
+            dup: false,
             packet_id,
             filters,
             properties,

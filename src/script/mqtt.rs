@@ -437,6 +437,7 @@ fn subscribe(ctx: NativeCallContext, state: &Shared, f: Dynamic, m: Map) -> Res<
     };
     let properties = o.properties()?;
     let s = Subscribe {
+        dup: false,
         packet_id,
         filters: filters(&ctx, F, f, qos)?,
         properties,
@@ -462,6 +463,7 @@ fn unsubscribe(ctx: NativeCallContext, state: &Shared, f: Dynamic, m: Map) -> Re
         vec![f.to_string()]
     };
     let u = Unsubscribe {
+        dup: false,
         packet_id,
         filters: names,
         properties: o.properties()?,

@@ -28,7 +28,7 @@ pub(super) fn register(engine: &mut Engine, state: Shared) {
     engine.register_fn(
         "from_hex",
         |ctx: NativeCallContext, text: &str| -> Res<Blob> {
-            match crate::mqtt::tool::parse_hex(text) {
+            match crate::util::hex::parse_hex(text) {
                 Ok(b) => Ok(b),
                 Err(e) => err(&ctx, format!("from_hex: {e}")),
             }

@@ -42,43 +42,31 @@ impl std::error::Error for HexError {}
 pub fn parse_hex(input: &str) -> Result<Vec<u8>, HexError> {
     let mut out = Vec::with_capacity(input.len() / 2);
     let mut pending: Option<(usize, u8)> = None;
-    let chars: Vec<(usize, char)> = input.char_indices().collect();
-    let mut i = 0;
+    let mut chars = input.char_indices().peekable();
     let mut in_comment = false;
     let mut at_group_start = true;
-    while let Some(&(pos, c)) = chars.get(i) {
-        i += 1;
+    while let Some((pos, c)) = chars.next() {
         if in_comment {
             in_comment = c != '\n';
             continue;
         }
-        if c == '#' {
+        if c == '#' || c.is_whitespace() || c == ',' {
             if let Some((p, _)) = pending {
                 return Err(HexError {
                     position: p,
                     message: "odd number of hex digits in this group".into(),
                 });
             }
-            in_comment = true;
-            at_group_start = true;
-            continue;
-        }
-        if c.is_whitespace() || c == ',' {
-            if let Some((p, _)) = pending {
-                return Err(HexError {
-                    position: p,
-                    message: "odd number of hex digits in this group".into(),
-                });
-            }
+            in_comment = c == '#';
             at_group_start = true;
             continue;
         }
         if at_group_start
             && c == '0'
             && pending.is_none()
-            && matches!(chars.get(i), Some((_, 'x' | 'X')))
+            && matches!(chars.peek(), Some((_, 'x' | 'X')))
         {
-            i += 1;
+            chars.next();
             at_group_start = false;
             continue;
         }

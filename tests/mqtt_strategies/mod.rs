@@ -5,7 +5,6 @@
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
-use sim7k::mqtt::reason::allowed_codes;
 use sim7k::mqtt::*;
 
 pub fn protocol() -> impl Strategy<Value = Protocol> {
@@ -233,12 +232,8 @@ pub fn connect(v: Protocol) -> impl Strategy<Value = Packet> {
             move |(mut id, clean, keep_alive, username, mut password, will, properties)| {
                 let mut clean_session = clean;
                 match v {
-                    Protocol::V31 => {
-                        id.truncate(23);
-                        if id.is_empty() {
-                            id.push('x');
-                        }
-                    }
+                    // Longer than 23 characters is tolerated (a warning), empty is refused.
+                    Protocol::V31 if id.is_empty() => id.push('x'),
                     Protocol::V311 if id.is_empty() => clean_session = true,
                     _ => {}
                 }
@@ -355,9 +350,11 @@ pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
                 })
             })
             .boxed(),
-        ack(PacketType::PubRel)
-            .prop_map(|(packet_id, code, properties)| {
+        (ack(PacketType::PubRel), any::<bool>())
+            .prop_map(move |((packet_id, code, properties), dup)| {
                 Packet::PubRel(PubRel {
+                    // DUP on PUBREL exists only in MQTT 3.1.
+                    dup: dup && v == Protocol::V31,
                     packet_id,
                     code,
                     properties,
@@ -373,9 +370,10 @@ pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
                 })
             })
             .boxed(),
-        (1u16.., filters, props(Ctx::Subscribe, v))
-            .prop_map(|(packet_id, filters, properties)| {
+        (1u16.., filters, props(Ctx::Subscribe, v), any::<bool>())
+            .prop_map(move |(packet_id, filters, properties, dup)| {
                 Packet::Subscribe(Subscribe {
+                    dup: dup && v == Protocol::V31,
                     packet_id,
                     filters,
                     properties,
@@ -399,9 +397,11 @@ pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
             1u16..,
             vec(topic_filter(), 1..4),
             props(Ctx::Unsubscribe, v),
+            any::<bool>(),
         )
-            .prop_map(|(packet_id, filters, properties)| {
+            .prop_map(move |(packet_id, filters, properties, dup)| {
                 Packet::Unsubscribe(Unsubscribe {
+                    dup: dup && v == Protocol::V31,
                     packet_id,
                     filters,
                     properties,

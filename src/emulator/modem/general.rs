@@ -383,6 +383,27 @@ impl Modem {
                 }
                 _ => SYNTAX,
             },
+            // M106 §5.2 (docs/sim7000.md, "Identity and status"); read back only: the
+            // emulated network always hands out its APN.
+            "+CAPNMODE" => match form {
+                Form::Read => {
+                    let l = format!("+CAPNMODE: {}", self.s.capnmode);
+                    self.line(&l);
+                    Outcome::Ok
+                }
+                Form::Test => {
+                    self.line("+CAPNMODE: (0,1)");
+                    Outcome::Ok
+                }
+                Form::Write(p) => match p.trim() {
+                    "0" | "1" => {
+                        self.s.capnmode = u8::from(p.trim() == "1");
+                        Outcome::Ok
+                    }
+                    _ => BAD_PARAM,
+                },
+                Form::Exec => SYNTAX,
+            },
             "+CLTS" => match form {
                 Form::Read => {
                     let l = format!("+CLTS: {}", u8::from(self.s.clts));

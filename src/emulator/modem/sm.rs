@@ -37,6 +37,8 @@ struct SmConf {
     retain: bool,
     subhex: bool,
     asyncmode: bool,
+    /// `AT+SMSSL`: (index, CA file, client certificate file); index 0 = plain MQTT.
+    ssl: (u8, String, String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,7 @@ impl Sm {
                 retain: false,
                 subhex: false,
                 asyncmode: false,
+                ssl: (0, String::new(), String::new()),
             },
             conn: None,
             next_pkid: 1,
@@ -179,6 +182,7 @@ impl Modem {
                 }
                 _ => SYNTAX,
             },
+            "+SMSSL" => self.smssl(form),
             "+SMSTATE" => match form {
                 Form::Read => {
                     let l = format!("+SMSTATE: {}", u8::from(self.sm.online()));
@@ -316,9 +320,88 @@ impl Modem {
         }
     }
 
+    /// `AT+SMSSL=<index>[,"<ca>","<cert>"]` (ANMQTT §3.2.2): stored and read back; a
+    /// connection with TLS on is refused by `AT+SMCONN` (TLS is not emulated).
+    fn smssl(&mut self, form: &Form) -> Outcome {
+        match form {
+            Form::Read => {
+                let (i, ca, cert) = self.sm.conf.ssl.clone();
+                self.line(&format!("+SMSSL: {i},\"{ca}\",\"{cert}\""));
+                Outcome::Ok
+            }
+            Form::Test => {
+                self.line("+SMSSL: (0-6),\"ca list\",\"cert name\"");
+                Outcome::Ok
+            }
+            Form::Write(p) => {
+                let Ok(v) = params(p) else { return BAD_PARAM };
+                let Some(i @ 0..=6) = v.first().and_then(Param::int) else {
+                    return BAD_PARAM;
+                };
+                if v.len() > 3 || v.iter().any(|x| x.text.len() > 255) {
+                    return BAD_PARAM;
+                }
+                if self.sm.conn.is_some() {
+                    return NOT_ALLOWED;
+                }
+                let text = |n: usize| v.get(n).map(|x| x.text.clone()).unwrap_or_default();
+                self.sm.conf.ssl = (i as u8, text(1), text(2));
+                Outcome::Ok
+            }
+            Form::Exec => SYNTAX,
+        }
+    }
+
+    /// `AT+CSSLCFG="sslversion",<ctx>,<ver>` / `="convert",<type>,<file>[,<key>]` and the other
+    /// SSL settings (ANMQTT §3.2.3; docs/sim7000.md, "Native MQTT"): accepted with `OK` so
+    /// that set-up sequences like the AWS log's run; there are no certificate files and no
+    /// TLS in the emulator.
+    pub(super) fn csslcfg(&mut self, form: &Form) -> Outcome {
+        match form {
+            Form::Write(p) => {
+                let Ok(v) = params(p) else { return BAD_PARAM };
+                let Some(tag) = v.first().map(|t| t.text.to_ascii_lowercase()) else {
+                    return BAD_PARAM;
+                };
+                let ok = match tag.as_str() {
+                    "sslversion" => {
+                        v.len() == 3
+                            && matches!(v[1].int(), Some(0..=5))
+                            && matches!(v[2].int(), Some(0..=4))
+                    }
+                    "convert" => {
+                        (3..=4).contains(&v.len())
+                            && matches!(v[1].int(), Some(1 | 2))
+                            && v[2..].iter().all(|f| !f.text.is_empty())
+                    }
+                    "ciphersuite" | "ignorertctime" | "protocol" | "sni" | "ctxindex" => {
+                        v.len() >= 2
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return BAD_PARAM;
+                }
+                self.note(format!("AT+CSSLCFG {tag}: accepted (TLS is not emulated)"));
+                Outcome::Ok
+            }
+            Form::Test => {
+                self.line("+CSSLCFG: \"sslversion\",(0-5),(0-4)");
+                Outcome::Ok
+            }
+            _ => SYNTAX,
+        }
+    }
+
     fn smconn(&mut self) -> Outcome {
         if self.app != AppPdp::Active || self.sm.conn.is_some() {
             return NOT_ALLOWED;
+        }
+        if self.sm.conf.ssl.0 != 0 {
+            self.note(
+                "AT+SMCONN with AT+SMSSL on: MQTT over TLS is not emulated (set AT+SMSSL=0)".into(),
+            );
+            return Outcome::Fail(Fail::Cme(767));
         }
         let Some(host) = self.sm.conf.host.clone() else {
             return NOT_ALLOWED;
@@ -346,6 +429,7 @@ impl Modem {
         self.note(format!("MQTT connect #{id} to {host}:{port}"));
         self.net_out
             .push_back(NetRequest::Connect { id, host, port });
+        self.arm_connect_timer(id, self.now);
         Outcome::Async
     }
 
@@ -460,6 +544,23 @@ impl Modem {
         });
     }
 
+    /// The module's connect timer ran out while the broker did not answer.
+    pub(super) fn sm_connect_timeout(&mut self, id: ConnId) {
+        if self
+            .sm
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.id == id && c.phase == Phase::Connecting)
+        {
+            self.sm.conn = None;
+            self.note(format!(
+                "MQTT connection #{id}: no answer, the module gives up"
+            ));
+            self.net_out.push_back(NetRequest::Close { id });
+            self.sm_done(false);
+        }
+    }
+
     pub(super) fn sm_done(&mut self, ok: bool) {
         if !matches!(self.busy, Some(Busy::Sm(_))) {
             return;
@@ -484,15 +585,23 @@ impl Modem {
         self.after(k, Tk::Keepalive(id));
     }
 
-    /// The MQTT connection is gone (peer close, bearer loss): `+SMSTATE: 0` if it was online.
+    /// The MQTT connection is gone (peer close, bearer loss): `+SMSTATE: 0` if it was online,
+    /// then the final result of a command waiting on the broker. A publish waiting for its
+    /// acknowledgement ends in `OK`, as the module answered in the AWS log
+    /// (`+SMSTATE: 0` then `OK`, docs/sim7000.md "AT+SMPUB"); any other wait in `ERROR`.
     pub(super) fn sm_drop(&mut self) {
         let Some(c) = self.sm.conn.take() else { return };
         self.net_out.push_back(NetRequest::Close { id: c.id });
-        if matches!(self.busy, Some(Busy::Sm(_))) {
-            self.sm_done(false);
-        }
         if c.phase == Phase::Online {
             self.line("+SMSTATE: 0");
+        }
+        match self.busy {
+            Some(Busy::Sm(SmWait::Pub { .. })) => {
+                self.note("the MQTT link dropped before the publish was acknowledged: OK anyway, as the real module does".into());
+                self.sm_done(true);
+            }
+            Some(Busy::Sm(_)) => self.sm_done(false),
+            _ => {}
         }
     }
 
@@ -511,12 +620,16 @@ impl Modem {
                 let d = self.jitter(self.cfg.latency.connect);
                 self.after(d, Tk::SmConnectSend(id));
             }
-            NetEvent::ConnectFailed { reason, .. } => {
+            NetEvent::ConnectFailed {
+                reason, refused, ..
+            } => {
+                if c.phase != Phase::Connecting {
+                    return;
+                }
                 let at = c.requested_at;
                 self.sm.conn = None;
                 self.note(format!("MQTT connection #{id} failed: {reason}"));
-                let d = self.jitter(self.cfg.latency.connect_fail);
-                let t = super::plus(at, d).max(self.now);
+                let t = self.connect_fail_at(at, refused);
                 self.at(t, Tk::SmDone { ok: false });
             }
             NetEvent::Sent { .. } => {

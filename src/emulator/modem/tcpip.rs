@@ -1,16 +1,16 @@
-//! The single-connection TCP/IP application (`AT+CIP...`, `AT+CSTT`, `AT+CIICR`, `AT+CIFSR`)
-//! and the `AT+CNACT` application bearer.
+//! The single-connection TCP/IP application (`AT+CIP...`, `AT+CSTT`, `AT+CIICR`, `AT+CIFSR`):
+//! states, connecting, sending, closing (receiving is in `receive.rs`).
+
+use std::time::Instant;
 
 use super::parse::{Form, Param, params};
 use super::{
-    AppPdp, BAD_PARAM, Busy, Cmd, Fail, IpState, Modem, NOT_ALLOWED, NOT_SUPPORTED, NetEvent,
-    NetRequest, Outcome, PayloadKind, SYNTAX, Settings, TcpConn, Tk, Trigger, take_use,
+    AppPdp, BAD_PARAM, Busy, Cmd, ConnId, Fail, IpState, Modem, NOT_ALLOWED, NOT_SUPPORTED,
+    NetEvent, NetRequest, Outcome, PayloadKind, SYNTAX, Settings, TcpConn, Tk, Trigger, take_use,
 };
 
-/// Largest `AT+CIPSEND` payload (`AT+CIPSEND?`) and CIPRXGET=2 read.
+/// Largest `AT+CIPSEND` payload (`AT+CIPSEND?`).
 const MAX_SEND: usize = crate::at::limits::MAX_SEND;
-/// Largest CIPRXGET=3 (hex) read.
-const MAX_HEX_READ: usize = crate::at::limits::MAX_HEX_READ;
 
 type Get = fn(&Settings) -> u8;
 type Set = fn(&mut Settings, u8);
@@ -426,8 +426,43 @@ impl Modem {
             self.note(format!("connect #{id} to {host}:{port}"));
             self.net_out
                 .push_back(NetRequest::Connect { id, host, port });
+            self.arm_connect_timer(id, self.now);
         }
         Outcome::Done
+    }
+
+    /// Start the module's own connect timer for connection `id`, requested at `since`.
+    pub(super) fn arm_connect_timer(&mut self, id: ConnId, since: Instant) {
+        let t = self.cfg.latency.connect_timeout;
+        if !t.is_zero() {
+            self.at(super::plus(since, t), Tk::ConnectTimeout(id));
+        }
+    }
+
+    /// When a connection that failed at the edge reports `CONNECT FAIL`: a refusal after the
+    /// `connect_fail` latency, a host that did not answer when the module's own connect timer
+    /// runs out. Both counted from the request.
+    pub(super) fn connect_fail_at(&mut self, requested: Instant, refused: bool) -> Instant {
+        let d = if refused {
+            self.jitter(self.cfg.latency.connect_fail)
+        } else {
+            self.cfg.latency.connect_timeout
+        };
+        super::plus(requested, d).max(self.now)
+    }
+
+    /// The module's own connect timer ran out: give up on a connection still opening.
+    pub(super) fn connect_timeout(&mut self, id: ConnId) {
+        if let Some(c) = self.ip.conn.as_mut().filter(|c| c.id == id && !c.open) {
+            if !c.gone {
+                c.gone = true;
+                self.note(format!("connection #{id}: no answer, the module gives up"));
+                self.net_out.push_back(NetRequest::Close { id });
+            }
+            self.connect_fail(id);
+        } else if self.sm.conn_id() == Some(id) {
+            self.sm_connect_timeout(id);
+        }
     }
 
     pub(super) fn auto_attached(&mut self, id: u64) {
@@ -439,12 +474,14 @@ impl Modem {
         else {
             return;
         };
-        let (host, port) = (c.host.clone(), c.port);
+        let (host, port, c_requested) = (c.host.clone(), c.port, c.requested_at);
         if self.registered() {
             self.trigger(Trigger::PdpUp);
             self.note(format!("connect #{id} to {host}:{port}"));
             self.net_out
                 .push_back(NetRequest::Connect { id, host, port });
+            let since = c_requested;
+            self.arm_connect_timer(id, since);
         } else {
             self.connect_fail(id);
         }
@@ -581,118 +618,6 @@ impl Modem {
         }
     }
 
-    fn ciprxget(&mut self, form: &Form) -> Outcome {
-        match form {
-            Form::Read => {
-                let l = format!("+CIPRXGET: {}", self.s.ciprxget);
-                self.line(&l);
-                Outcome::Ok
-            }
-            Form::Test => {
-                self.line("+CIPRXGET: (0-4),(1-1460)");
-                Outcome::Ok
-            }
-            Form::Exec => SYNTAX,
-            Form::Write(p) => {
-                let Ok(v) = params(p) else { return BAD_PARAM };
-                let mode = v.first().and_then(Param::int);
-                match mode {
-                    Some(m @ (0 | 1)) => {
-                        if v.len() != 1 {
-                            return BAD_PARAM;
-                        }
-                        if matches!(self.ip.state, IpState::TcpConnecting | IpState::ConnectOk) {
-                            return NOT_ALLOWED;
-                        }
-                        self.s.ciprxget = m as u8;
-                        Outcome::Ok
-                    }
-                    Some(m @ (2..=4)) => {
-                        if self.s.ciprxget != 1 || self.ip.conn.is_none() {
-                            return NOT_ALLOWED;
-                        }
-                        let len = if m == 4 {
-                            if v.len() != 1 {
-                                return BAD_PARAM;
-                            }
-                            0
-                        } else {
-                            let max = if m == 2 { MAX_SEND } else { MAX_HEX_READ };
-                            match v.get(1).and_then(Param::int) {
-                                Some(n) if n >= 1 && (n as usize) <= max && v.len() == 2 => {
-                                    n as usize
-                                }
-                                _ => return BAD_PARAM,
-                            }
-                        };
-                        for _ in 0..self.faults.extra_rxget {
-                            self.line("+CIPRXGET: 1");
-                        }
-                        let Some(c) = self.ip.conn.as_mut() else {
-                            return NOT_ALLOWED;
-                        };
-                        if m == 4 {
-                            let n = c.rx.len();
-                            self.line(&format!("+CIPRXGET: 4,{n}"));
-                            return Outcome::Ok;
-                        }
-                        let n = len.min(c.rx.len());
-                        let data: Vec<u8> = c.rx.drain(..n).collect();
-                        let rem = c.rx.len();
-                        self.line(&format!("+CIPRXGET: {m},{n},{rem}"));
-                        if m == 2 {
-                            self.raw(&data);
-                        } else {
-                            let hex: String = data.iter().map(|b| format!("{b:02X}")).collect();
-                            self.raw(hex.as_bytes());
-                        }
-                        Outcome::Ok
-                    }
-                    _ => BAD_PARAM,
-                }
-            }
-        }
-    }
-
-    /// Data from the peer of the CIP connection (connection open).
-    fn deliver(&mut self, data: Vec<u8>) {
-        if data.is_empty() {
-            return;
-        }
-        let srip = self.s.cipsrip;
-        let peer = self.ip.conn.as_ref().and_then(|c| c.peer);
-        if self.s.ciprxget == 1 {
-            let Some(c) = self.ip.conn.as_mut() else {
-                return;
-            };
-            let was_empty = c.rx.is_empty();
-            c.rx.extend(data);
-            if was_empty {
-                match (srip, peer) {
-                    (true, Some(p)) => self.line(&format!("+CIPRXGET: 1,{}:{}", p.ip(), p.port())),
-                    _ => self.line("+CIPRXGET: 1"),
-                }
-            }
-            return;
-        }
-        for chunk in data.chunks(MAX_SEND) {
-            let mut v = self.cfg.push.prefix.clone();
-            if let (true, Some(p)) = (srip, peer) {
-                v.extend_from_slice(format!("RECV FROM:{}:{}\r\n", p.ip(), p.port()).as_bytes());
-            }
-            if self.s.ciphead {
-                if self.s.cipshowtp {
-                    v.extend_from_slice(format!("+IPD,{},TCP:", chunk.len()).as_bytes());
-                } else {
-                    v.extend_from_slice(format!("+IPD,{}:", chunk.len()).as_bytes());
-                }
-            }
-            v.extend_from_slice(chunk);
-            v.extend_from_slice(&self.cfg.push.suffix);
-            self.raw(&v);
-        }
-    }
-
     pub(super) fn tcp_event(&mut self, ev: NetEvent) {
         let Some(c) = self.ip.conn.as_mut() else {
             return;
@@ -708,15 +633,16 @@ impl Modem {
                 let d = self.jitter(self.cfg.latency.connect);
                 self.after(d, Tk::ConnectOk(id));
             }
-            NetEvent::ConnectFailed { reason, .. } => {
-                if c.open {
+            NetEvent::ConnectFailed {
+                reason, refused, ..
+            } => {
+                if c.open || c.gone {
                     return;
                 }
                 c.gone = true;
                 let at = c.requested_at;
                 self.note(format!("connection #{id} failed: {reason}"));
-                let d = self.jitter(self.cfg.latency.connect_fail);
-                let t = super::plus(at, d).max(self.now);
+                let t = self.connect_fail_at(at, refused);
                 self.at(t, Tk::ConnectFail(id));
             }
             NetEvent::Sent { len, .. } => {
@@ -754,8 +680,7 @@ impl Modem {
                 if was_open {
                     self.peer_closed();
                 } else {
-                    let d = self.jitter(self.cfg.latency.connect_fail);
-                    let t = super::plus(at, d).max(self.now);
+                    let t = self.connect_fail_at(at, true);
                     self.at(t, Tk::ConnectFail(id));
                 }
             }
@@ -832,73 +757,5 @@ impl Modem {
             self.app_deact();
         }
         true
-    }
-
-    fn cnact(&mut self, form: &Form) -> Outcome {
-        match form {
-            Form::Read => {
-                let l = if self.app == AppPdp::Active {
-                    format!("+CNACT: 1,\"{}\"", self.local_ip())
-                } else {
-                    "+CNACT: 0,\"0.0.0.0\"".to_string()
-                };
-                self.line(&l);
-                Outcome::Ok
-            }
-            Form::Test => {
-                self.line("+CNACT: (0-2),\"APN\"");
-                Outcome::Ok
-            }
-            Form::Write(p) => {
-                let Ok(v) = params(p) else { return BAD_PARAM };
-                if v.len() > 2 || v.get(1).is_some_and(|a| a.text.len() > 50) {
-                    return BAD_PARAM;
-                }
-                match v.first().and_then(Param::int) {
-                    Some(1 | 2) => {
-                        if self.app != AppPdp::Inactive {
-                            return NOT_ALLOWED;
-                        }
-                        if !self.registered() {
-                            return Outcome::Fail(Fail::Cme(30));
-                        }
-                        self.app = AppPdp::Activating;
-                        let d = self.jitter(self.cfg.latency.attach);
-                        self.after(d, Tk::CnactDone);
-                        Outcome::Ok
-                    }
-                    Some(0) => {
-                        self.result_ok();
-                        if self.app != AppPdp::Inactive {
-                            self.app_deact();
-                        }
-                        Outcome::Done
-                    }
-                    _ => BAD_PARAM,
-                }
-            }
-            Form::Exec => SYNTAX,
-        }
-    }
-
-    pub(super) fn cnact_done(&mut self) {
-        if self.app != AppPdp::Activating {
-            return;
-        }
-        if self.registered() {
-            self.app = AppPdp::Active;
-            self.line("+APP PDP: ACTIVE");
-            self.trigger(Trigger::PdpUp);
-        } else {
-            self.app = AppPdp::Inactive;
-            self.line("+APP PDP: DEACTIVE");
-        }
-    }
-
-    /// The application bearer went down.
-    pub(super) fn app_deact(&mut self) {
-        self.app = AppPdp::Inactive;
-        self.line("+APP PDP: DEACTIVE");
-        self.sm_drop();
     }
 }

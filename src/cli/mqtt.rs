@@ -1,28 +1,48 @@
-//! `sim7k mqtt encode|decode`: the logic behind the CLI subcommands.
+//! `sim7k mqtt encode|decode|follow`: the clap definitions, and their lowering onto the
+//! library ([`crate::mqtt`] builds and lists packets, [`crate::follow`] reads transcripts).
 //!
-//! The lead wires [`MqttCommand`] into the top-level clap enum and calls [`run`].
+//! Exit codes: 0 done; 2 bad input (hex, bytes that do not decode, a packet that cannot be
+//! encoded, a file that is not a transcript or cannot be read); 4 a read or write failing
+//! mid-stream. A reader of stdout that goes away (`sim7k mqtt decode … | head -1`) is not a
+//! failure: printing stops and the exit code is 0, as with `ripgrep` and other tools meant
+//! for pipelines (a 141 would fail a `set -o pipefail` script for asking for less output).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::error::{DecodeError, EncodeError};
-use super::header::{FixedHeader, MAX_REMAINING_LENGTH};
-use super::{
-    Auth, ConnAck, Connect, Disconnect, LastWill, Packet, Properties, Protocol, PubAck, PubComp,
-    PubRec, PubRel, Publish, QoS, RetainHandling, StreamDecoder, SubAck, Subscribe,
-    SubscribeFilter, UnsubAck, Unsubscribe,
+use crate::exit::Exit;
+use crate::follow::{FollowOptions, Format};
+use crate::mqtt::{
+    Auth, ConnAck, Connect, Disconnect, LastWill, ListOptions, Packet, Properties, Protocol,
+    PubAck, PubComp, PubRec, PubRel, Publish, QoS, RetainHandling, SubAck, Subscribe,
+    SubscribeFilter, ToolError, UnsubAck, Unsubscribe, WarningKind,
 };
 use crate::util::hex::hex;
+
+/// Exit codes of `sim7k mqtt`, for its help.
+pub const MQTT_EXIT_CODES: &str = "\
+Exit codes:
+  0    done (also when the reader of the output went away, e.g. `| head -1`)
+  2    bad input: not hex, bytes that do not decode, a packet that cannot be encoded, a file
+       that cannot be read or is not a transcript
+  4    reading the input or writing the output failed";
 
 /// `sim7k mqtt <cmd>`.
 #[derive(Subcommand, Debug, Clone)]
 pub enum MqttCommand {
     /// Encode one MQTT packet and print it as hex.
+    #[command(after_help = MQTT_EXIT_CODES)]
     Encode(EncodeArgs),
     /// Decode hex bytes (one packet or a stream of packets) and print every field.
-    #[command(disable_version_flag = true)]
+    #[command(disable_version_flag = true, after_help = MQTT_EXIT_CODES)]
     Decode(DecodeArgs),
+    /// Rebuild the MQTT conversation of a sim7k transcript (`--transcript FILE`): every packet
+    /// sent through AT+CIPSEND and received from the modem, decoded, in order, with times.
+    #[command(disable_version_flag = true, after_help = MQTT_EXIT_CODES)]
+    Follow(FollowArgs),
 }
 
 /// Arguments of `sim7k mqtt encode`.
@@ -81,7 +101,9 @@ fn parse_code(s: &str) -> Result<u8, String> {
 pub struct HexBytes(pub Vec<u8>);
 
 fn parse_hex_arg(s: &str) -> Result<HexBytes, String> {
-    parse_hex(s).map(HexBytes).map_err(|e| e.to_string())
+    crate::util::hex::parse_hex(s)
+        .map(HexBytes)
+        .map_err(|e| e.to_string())
 }
 
 /// The packet kinds `encode` knows. Each takes `--version` for the MQTT version, so clap's
@@ -135,11 +157,15 @@ pub enum EncodePacket {
     Auth(AuthArgs),
 }
 
+/// The client id `encode connect` uses unless told otherwise: valid in every version (MQTT 3.1
+/// needs 1 to 23 characters; an empty id needs a clean session in 3.1.1).
+pub const DEFAULT_CLIENT_ID: &str = "sim7k";
+
 /// `encode connect`.
 #[derive(Args, Debug, Clone)]
 pub struct ConnectArgs {
-    /// Client identifier.
-    #[arg(long, default_value = "")]
+    /// Client identifier (`""` for none: MQTT 3.1.1 then needs --clean, 3.1 refuses it).
+    #[arg(long, default_value = DEFAULT_CLIENT_ID)]
     pub client_id: String,
     /// User name.
     #[arg(long)]
@@ -197,11 +223,14 @@ pub struct PublishArgs {
     #[arg(long)]
     pub topic: String,
     /// Payload (text).
-    #[arg(long, conflicts_with = "payload_hex")]
+    #[arg(long, conflicts_with_all = ["payload_hex", "payload_file"])]
     pub payload: Option<String>,
     /// Payload (hex bytes).
-    #[arg(long, value_parser = parse_hex_arg)]
+    #[arg(long, value_parser = parse_hex_arg, conflicts_with = "payload_file")]
     pub payload_hex: Option<HexBytes>,
+    /// Payload read from a file (any size, bytes as they are), or `-` for stdin.
+    #[arg(long, value_name = "PATH")]
+    pub payload_file: Option<PathBuf>,
     /// QoS.
     #[arg(long, value_parser = parse_qos, default_value = "0")]
     pub qos: QoS,
@@ -240,6 +269,9 @@ pub struct AckArgs {
     /// MQTT 5.0 reason string.
     #[arg(long)]
     pub reason_string: Option<String>,
+    /// DUP flag (PUBREL in MQTT 3.1 only: a re-delivery).
+    #[arg(long)]
+    pub dup: bool,
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -269,6 +301,9 @@ pub struct SubscribeArgs {
     /// MQTT 5.0 subscription identifier.
     #[arg(long)]
     pub subscription_id: Option<u32>,
+    /// DUP flag (MQTT 3.1 only: a re-delivery).
+    #[arg(long)]
+    pub dup: bool,
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -283,6 +318,9 @@ pub struct UnsubscribeArgs {
     /// Packet identifier.
     #[arg(long, default_value_t = 1)]
     pub packet_id: u16,
+    /// DUP flag (MQTT 3.1 only: a re-delivery).
+    #[arg(long)]
+    pub dup: bool,
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -355,53 +393,30 @@ pub struct DecodeArgs {
     /// Print one JSON object per packet instead of the description.
     #[arg(long)]
     pub json: bool,
+    /// Print every byte: long hex, payloads and fields are shortened otherwise (with their
+    /// full length shown).
+    #[arg(long)]
+    pub full: bool,
 }
 
-/// What `sim7k mqtt` can fail with. Every variant maps to a non-zero exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    /// The hex input is not hex.
-    #[error("invalid hex input at character {position}: {message}")]
-    Hex {
-        /// 0-based character index in the input.
-        position: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// The input holds no bytes.
-    #[error("no bytes to decode")]
-    Empty,
-    /// The input ends inside a packet.
-    #[error(
-        "byte {offset}, {packet}: input ends inside the packet ({have} of {need} bytes present)"
-    )]
-    Truncated {
-        /// Offset of the packet's first byte.
-        offset: usize,
-        /// Packet name, or `fixed header` when even the header is incomplete.
-        packet: String,
-        /// Bytes present.
-        have: usize,
-        /// Bytes the packet needs (0 when unknown).
-        need: usize,
-    },
-    /// The packet breaks a rule (strict encoding).
-    #[error("cannot encode: {0}")]
-    Encode(#[from] EncodeError),
-    /// The bytes break a rule.
-    #[error("malformed packet: {0}")]
-    Decode(#[from] DecodeError),
-    /// Reading stdin or writing stdout failed.
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// Parse hex (see [`crate::util::hex::parse_hex`]) for the command line.
-pub fn parse_hex(input: &str) -> Result<Vec<u8>, ToolError> {
-    crate::util::hex::parse_hex(input).map_err(|e| ToolError::Hex {
-        position: e.position,
-        message: e.message,
-    })
+/// Arguments of `sim7k mqtt follow`.
+#[derive(Args, Debug, Clone)]
+pub struct FollowArgs {
+    /// A transcript written by `sim7k run … --transcript FILE` (or `--transcript-dir`), or `-`
+    /// for stdin.
+    pub transcript: PathBuf,
+    /// MQTT version assumed until the transcript's CONNECT says which: 3.1, 3.1.1 or 5.
+    #[arg(long = "version", value_name = "VERSION", default_value = "3.1.1", value_parser = parse_protocol)]
+    pub protocol: Protocol,
+    /// Print one JSON object per packet.
+    #[arg(long, conflicts_with = "fields")]
+    pub json: bool,
+    /// Print every field of each packet below its line.
+    #[arg(long)]
+    pub fields: bool,
+    /// Print every byte: payloads and long fields are shortened otherwise.
+    #[arg(long)]
+    pub full: bool,
 }
 
 fn props_with_users(common: &CommonArgs) -> Properties {
@@ -411,9 +426,25 @@ fn props_with_users(common: &CommonArgs) -> Properties {
     }
 }
 
-/// Build the packet `encode` describes, and the version to encode it in.
-pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
-    match p {
+/// Read a whole file, or stdin for `-`.
+fn read_all(path: &std::path::Path, stdin: &mut dyn Read) -> Result<Vec<u8>, ToolError> {
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        stdin.read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| ToolError::Input(format!("cannot read {}: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+/// Build the packet `encode` describes, and its common options.
+fn build_packet<'a>(
+    p: &'a EncodePacket,
+    stdin: &mut dyn Read,
+) -> Result<(Packet, &'a CommonArgs), ToolError> {
+    Ok(match p {
         EncodePacket::Connect(a) => {
             let mut properties = props_with_users(&a.common);
             properties.session_expiry_interval = a.session_expiry;
@@ -454,10 +485,11 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
             properties.topic_alias = a.topic_alias;
             properties.message_expiry_interval = a.message_expiry;
             properties.content_type = a.content_type.clone();
-            let payload = match (&a.payload, &a.payload_hex) {
-                (Some(t), _) => t.clone().into_bytes(),
-                (None, Some(h)) => h.0.clone(),
-                (None, None) => Vec::new(),
+            let payload = match (&a.payload, &a.payload_hex, &a.payload_file) {
+                (Some(t), _, _) => t.clone().into_bytes(),
+                (None, Some(h), _) => h.0.clone(),
+                (None, None, Some(path)) => read_all(path, stdin)?,
+                (None, None, None) => Vec::new(),
             };
             (
                 Packet::Publish(Publish {
@@ -491,6 +523,7 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
                     properties,
                 }),
                 EncodePacket::Pubrel(_) => Packet::PubRel(PubRel {
+                    dup: a.dup,
                     packet_id,
                     code,
                     properties,
@@ -501,6 +534,11 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
                     properties,
                 }),
             };
+            if a.dup && !matches!(p, EncodePacket::Pubrel(_)) {
+                return Err(ToolError::Input(
+                    "--dup exists only on PUBREL (MQTT 3.1) among the acknowledgements".into(),
+                ));
+            }
             (packet, &a.common)
         }
         EncodePacket::Subscribe(a) => {
@@ -526,6 +564,7 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
                 .collect();
             (
                 Packet::Subscribe(Subscribe {
+                    dup: a.dup,
                     packet_id: a.packet_id,
                     filters,
                     properties,
@@ -543,6 +582,7 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
         ),
         EncodePacket::Unsubscribe(a) => (
             Packet::Unsubscribe(Unsubscribe {
+                dup: a.dup,
                 packet_id: a.packet_id,
                 filters: a.filters.clone(),
                 properties: props_with_users(&a.common),
@@ -583,29 +623,33 @@ pub fn build_packet(p: &EncodePacket) -> (Packet, &CommonArgs) {
                 &a.common,
             )
         }
-    }
+    })
 }
 
-/// Run `sim7k mqtt <cmd>`: read stdin when the decode input is `-`, print to `stdout`.
-pub fn run(
+/// Run `sim7k mqtt <cmd>` with these streams: warnings go to `err`.
+pub fn run_with(
     cmd: &MqttCommand,
-    stdin: &mut dyn Read,
+    stdin: &mut dyn BufRead,
     stdout: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> Result<(), ToolError> {
     match cmd {
         MqttCommand::Encode(args) => {
-            let (packet, common) = build_packet(&args.packet);
+            let (packet, common) = build_packet(&args.packet, stdin)?;
             let bytes = if common.unchecked {
                 packet.encode_unchecked(common.protocol)
             } else {
                 packet.encode(common.protocol)?
             };
-            writeln!(
-                stdout,
-                "{}",
-                hex(&bytes, if common.compact { "" } else { " " })
-            )?;
-            Ok(())
+            if !common.unchecked {
+                for w in packet.warnings(common.protocol) {
+                    if w.kind() == WarningKind::Tolerated {
+                        let _ = writeln!(err, "warning: {w}");
+                    }
+                }
+            }
+            let sep = if common.compact { "" } else { " " };
+            writeln!(stdout, "{}", hex(&bytes, sep))?;
         }
         MqttCommand::Decode(args) => {
             let text = if args.input == "-" {
@@ -615,72 +659,118 @@ pub fn run(
             } else {
                 args.input.clone()
             };
-            let bytes = parse_hex(&text)?;
-            decode_all(&bytes, args.protocol, args.json, stdout)
+            let bytes = crate::mqtt::parse_hex_input(&text)?;
+            let opts = ListOptions {
+                protocol: args.protocol,
+                json: args.json,
+                full: args.full,
+            };
+            crate::mqtt::list_packets(&bytes, &opts, stdout)?;
+        }
+        MqttCommand::Follow(args) => {
+            let opts = FollowOptions {
+                protocol: args.protocol,
+                format: if args.json {
+                    Format::Json
+                } else if args.fields {
+                    Format::Fields
+                } else {
+                    Format::Lines
+                },
+                full: args.full,
+            };
+            if args.transcript.as_os_str() == "-" {
+                crate::follow::follow(stdin, &opts, stdout)?;
+            } else {
+                let file = std::fs::File::open(&args.transcript).map_err(|e| {
+                    ToolError::Input(format!("cannot read {}: {e}", args.transcript.display()))
+                })?;
+                crate::follow::follow(&mut BufReader::new(file), &opts, stdout)?;
+            }
+        }
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Run `sim7k mqtt <cmd>` on the process's streams and return its exit code.
+pub fn run(cmd: &MqttCommand) -> ExitCode {
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    let mut stderr = std::io::stderr();
+    let result = run_with(cmd, &mut stdin, &mut stdout, &mut stderr);
+    // Whatever is still buffered goes out before an error message.
+    let flushed = stdout.flush();
+    match result {
+        Ok(()) => match flushed {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let _ = writeln!(stderr, "error: I/O error: {e}");
+                Exit::Io.into()
+            }
+            _ => Exit::Success.into(),
+        },
+        // The reader went away: it wanted no more output; nothing failed.
+        Err(e) if e.is_broken_pipe() => Exit::Success.into(),
+        Err(e) => {
+            let _ = writeln!(stderr, "error: {e}");
+            e.kind().into()
         }
     }
 }
 
-/// Decode every packet of `bytes` and print it; fail on malformed or truncated input (after
-/// printing the packets before it).
-pub fn decode_all(
-    bytes: &[u8],
-    protocol: Protocol,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<(), ToolError> {
-    if bytes.is_empty() {
-        return Err(ToolError::Empty);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// The way the top-level CLI wires it, with clap's own `--version` propagated (the
+    /// packet commands take `--version` for the MQTT version instead).
+    #[derive(Parser, Debug)]
+    #[command(name = "sim7k", version, propagate_version = true)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Top,
     }
-    let mut dec = StreamDecoder::new(protocol).with_max_packet_size(MAX_REMAINING_LENGTH + 5);
-    dec.push(bytes);
-    let mut n = 0;
-    loop {
-        let start = dec.stream_offset();
-        let version = dec.protocol();
-        match dec.next_packet()? {
-            Some(p) => {
-                n += 1;
-                let len = dec.stream_offset() - start;
-                let raw = bytes.get(start..start + len).unwrap_or_default();
-                if json {
-                    let mut v = p.to_json(p.effective_protocol(version));
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("offset".into(), start.into());
-                        o.insert("length".into(), len.into());
-                    }
-                    writeln!(out, "{v}")?;
-                } else {
-                    if n > 1 {
-                        writeln!(out)?;
-                    }
-                    writeln!(
-                        out,
-                        "# packet {n}: bytes {start}..{} ({len} bytes, MQTT {}): {}",
-                        start + len,
-                        p.effective_protocol(version).name(),
-                        hex(raw, " ")
-                    )?;
-                    writeln!(out, "{}", p.describe(version))?;
-                }
-            }
-            None => {
-                let have = dec.buffered_len();
-                if have == 0 {
-                    return Ok(());
-                }
-                let rest = bytes.get(start..).unwrap_or_default();
-                let (packet, need) = match FixedHeader::parse(rest, version) {
-                    Ok(Some(h)) => (h.packet_type.name().to_owned(), h.packet_len()),
-                    _ => ("fixed header".to_owned(), 0),
-                };
-                return Err(ToolError::Truncated {
-                    offset: start,
-                    packet,
-                    have,
-                    need,
-                });
-            }
-        }
+
+    #[derive(Subcommand, Debug)]
+    enum Top {
+        #[command(subcommand)]
+        Mqtt(MqttCommand),
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn follow_reads_stdin_and_warnings_go_to_stderr() {
+        let cli = Cli::try_parse_from([
+            "sim7k",
+            "mqtt",
+            "encode",
+            "connect",
+            "--version",
+            "3.1",
+            "--client-id",
+            "abcdefghijklmnopqrstuvwxyz",
+        ])
+        .unwrap();
+        let Top::Mqtt(cmd) = cli.cmd;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run_with(&cmd, &mut &b""[..], &mut out, &mut err).unwrap();
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("warning: CONNECT client id: 26 characters"),
+            "{err}"
+        );
+        let cli = Cli::try_parse_from(["sim7k", "mqtt", "follow", "-"]).unwrap();
+        let Top::Mqtt(cmd) = cli.cmd;
+        let transcript = "   0.001 > AT+CIPSEND=2\\r\n   0.002 < \\r\\n> \n   0.003 > \\xc0\\x00\n";
+        let mut out = Vec::new();
+        run_with(&cmd, &mut transcript.as_bytes(), &mut out, &mut Vec::new()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("   0.003 -> PINGREQ"), "{out}");
     }
 }
