@@ -23,6 +23,7 @@ pub mod fleet;
 pub mod follow;
 pub mod mqtt;
 pub mod recipe;
+pub mod records;
 pub mod redact;
 pub mod report;
 pub mod runner;

@@ -4,6 +4,7 @@ mod console;
 mod fleet;
 mod mqtt;
 mod ports;
+mod records;
 mod signal;
 
 use std::io::Write;
@@ -72,6 +73,9 @@ enum Command {
     Emulate(crate::emulator::EmulateArgs),
     /// List serial ports (USB VID:PID, interface, product where known).
     Ports(ports::PortsArgs),
+    /// Factory records: push a JSONL report to PostgreSQL or MQTT; yield, failures, firmware.
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
 }
 
 /// Where the emulated modem's TCP connections go.
@@ -206,6 +210,7 @@ pub fn main() -> ExitCode {
         }
         Command::Emulate(args) => crate::emulator::run(&args),
         Command::Ports(args) => ports::run(&args).into(),
+        Command::Records(cmd) => records::run(&cmd).into(),
         Command::Mqtt(cmd) => mqtt::run(&cmd),
     }
 }
