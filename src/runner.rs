@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::mqtt::{Message, parse_packet_type};
 use crate::engine::{
-    Action, DataPlan, Event, Failure, Matcher, MqttPlan, MqttWant, PlanAction, Session,
+    Action, DataPlan, Event, Failure, Matcher, MqttParams, MqttPlan, MqttWant, PlanAction, Session,
     StepOutcome, StepPlan, UrcRule, compile,
 };
 use crate::exit::Exit;
@@ -584,8 +584,8 @@ impl<'a> Runner<'a> {
         let action = if let Some(send) = &step.send {
             PlanAction::Command(self.vars.expand(send).map_err(e)?)
         } else if let Some(var) = &step.send_data {
-            let payload = match self.vars.get(var) {
-                Some(v) => v.as_bytes().to_vec(),
+            let payload: Arc<[u8]> = match self.vars.get(var) {
+                Some(v) => Arc::from(v.as_bytes()),
                 None => {
                     return Err(format!(
                         "send_data: var `{var}` is not set (a script step must build it first)"
@@ -594,6 +594,9 @@ impl<'a> Runner<'a> {
             };
             let opts = step.data.clone().unwrap_or_default();
             PlanAction::Data(DataPlan {
+                // The one place the MQTT session's parameters are learned: our own
+                // CONNECT, decoded once at plan time.
+                session: MqttParams::of_connect(&payload),
                 payload,
                 chunk: opts.chunk,
                 hex: opts.hex,
@@ -696,7 +699,7 @@ impl<'a> Runner<'a> {
             retries: step.retries.unwrap_or(0),
             prompt_data: match &step.prompt_data {
                 Some(var) => match self.vars.get(var) {
-                    Some(v) => Some(v.as_bytes().to_vec()),
+                    Some(v) => Some(Arc::from(v.as_bytes())),
                     None => return Err(format!("prompt_data: var `{var}` is not set")),
                 },
                 None => None,
@@ -806,6 +809,7 @@ impl<'a> Runner<'a> {
                 }
                 Event::Poll { polls } => format!("poll {polls}: not yet"),
                 Event::Boot(l) => format!("! {l} (modem finished booting)"),
+                Event::Note(n) => format!("note: {n}"),
             };
             match self.held_traffic.as_mut() {
                 Some(held) => held.push(line),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use sim7k::at::{Command, Urc, known_urc};
 use sim7k::engine::{
-    Action, DataPlan, Matcher, MqttPlan, MqttWant, PlanAction, Session, StepOutcome, StepPlan,
-    UrcRule, compile,
+    Action, DataPlan, Matcher, MqttParams, MqttPlan, MqttWant, PlanAction, Session, StepOutcome,
+    StepPlan, UrcRule, compile,
 };
 use sim7k::mqtt::PacketType;
 
@@ -29,7 +29,8 @@ fn plan(pick: u8) -> StepPlan {
     let cmd = |line: &str| StepPlan::command(line, Duration::from_secs(2));
     let data = |payload: Vec<u8>, hex: bool| {
         PlanAction::Data(DataPlan {
-            payload,
+            session: MqttParams::of_connect(&payload),
+            payload: payload.into(),
             chunk: None,
             hex,
         })
