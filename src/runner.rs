@@ -361,10 +361,21 @@ impl<'a> Runner<'a> {
         self.observer.step_finished(&record);
         self.records.push(record);
         if let Some(f) = outcome.failure {
-            let reason = format!(
-                "the modem did not answer `AT` with `OK` within {} ({f}); is it powered, on this port, at this baud rate?",
-                humantime::format_duration(s.within)
-            );
+            // Say what was seen: silence, bytes that were no answer, or answers without OK.
+            let within = humantime::format_duration(s.within);
+            let seen: Vec<String> = outcome.lines.iter().map(|l| self.vars.redact(l)).collect();
+            let reason = match &f {
+                Failure::NoReply { .. } => format!(
+                    "the modem did not answer `AT` within {within} ({f}); is it powered, on this port, at this baud rate?"
+                ),
+                _ if seen.is_empty() => format!(
+                    "the modem did not answer `AT` with `OK` within {within} ({f}); it sent bytes that were no answer: is the baud rate right?"
+                ),
+                _ => format!(
+                    "the modem answered `AT`, but not with `OK`, within {within} ({f}); its last reply: {}",
+                    seen.join(" | ")
+                ),
+            };
             let verdict = if f.is_timeout() {
                 Verdict::Timeout
             } else {

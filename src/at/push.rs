@@ -32,7 +32,7 @@ pub const MAX_PUSH_BLOCK: usize = MAX_SEND;
 /// Largest MQTT packet framed from pushed data.
 pub const MAX_PUSHED_PACKET: usize = 16 << 20;
 /// Most readings followed at once; more means the bytes cannot be told apart.
-pub const MAX_READINGS: usize = 16;
+pub const MAX_READINGS: usize = 64;
 /// Longest URC line accepted between two blocks.
 const MAX_URC: usize = 160;
 /// Data bytes kept per reading for the header and topic checks.
@@ -86,6 +86,9 @@ enum St {
 
 #[derive(Debug, Clone)]
 struct Reading {
+    /// Another reading with different bytes reached the same state: whatever follows
+    /// cannot tell them apart.
+    twins: bool,
     skips: Vec<Range<usize>>,
     urcs: Vec<Range<usize>>,
     head: Vec<u8>,
@@ -116,6 +119,7 @@ impl PushPacket {
     /// A packet starting with `first`, at `block_used` data bytes into the current block.
     pub fn start(first: u8, block_used: usize) -> PushPacket {
         let mut r = Reading {
+            twins: false,
             skips: Vec::new(),
             urcs: Vec::new(),
             head: Vec::new(),
@@ -175,7 +179,7 @@ impl PushPacket {
         for r in std::mem::take(&mut self.readings) {
             step(r, b, i, &self.raw, &mut next);
         }
-        self.readings = next;
+        self.readings = merge(next);
         if !self.confirmed
             && self
                 .readings
@@ -208,6 +212,9 @@ impl PushPacket {
             if let Some(r) = self.readings.first()
                 && let St::Done { end } = r.state
             {
+                if r.twins {
+                    return self.garbled(ambiguity(2));
+                }
                 let r = r.clone();
                 return self.deliver(&r, end);
             }
@@ -245,6 +252,9 @@ impl PushPacket {
                 let St::Done { end } = r.state else {
                     return Pushed::Pending;
                 };
+                if r.twins {
+                    return self.garbled(ambiguity(2));
+                }
                 self.deliver(&r, end)
             }
             many => {
@@ -380,6 +390,21 @@ impl Reading {
         }
         true
     }
+}
+
+/// Readings in the same state (data so far, block fill, where they are) have the same
+/// future: keep one, marked as having a twin (its bytes are then ambiguous).
+fn merge(readings: Vec<Reading>) -> Vec<Reading> {
+    let mut out: Vec<Reading> = Vec::with_capacity(readings.len());
+    for r in readings {
+        match out.iter_mut().find(|o| {
+            o.data == r.data && o.block == r.block && o.total == r.total && o.state == r.state
+        }) {
+            Some(o) => o.twins = true,
+            None => out.push(r),
+        }
+    }
+    out
 }
 
 /// Advance one reading by the byte `b` at raw index `i`; surviving readings go to `out`.

@@ -61,7 +61,7 @@ pub use link::mqtt;
 pub use matcher::{Matcher, REGEX_SIZE_LIMIT, captures, compile};
 pub use modes::Echo;
 pub use plan::{DataPlan, MqttParams, MqttPlan, MqttWant, PlanAction, StepPlan};
-pub use session::{Session, UrcRule};
+pub use session::{ECHO_QUIET, Session, UrcRule};
 pub use step::{MAX_RETRY_DELAY, MIN_EXTENSION, PROBE_TIMEOUT, QUIET_GAP};
 pub use timers::{Timer, TimerTable};
 

@@ -34,6 +34,9 @@ pub struct UrcRule {
 
 /// Most unsolicited lines kept between steps for a `wait` step that starts next.
 const BACKLOG: usize = 64;
+/// A pause this long in the echo of typed data means the echo stopped: the window closes
+/// and what comes next is read as modem lines.
+pub const ECHO_QUIET: Duration = Duration::from_secs(1);
 
 /// The conversation with one modem. See the [module documentation](super) for the call
 /// contract.
@@ -69,6 +72,8 @@ pub struct Session {
     pub(super) last_line: Option<String>,
     /// When the modem last finished answering a command, and which.
     pub(super) last_answer: Option<(Instant, String)>,
+    /// When data was last typed after a prompt.
+    pub(super) typed_at: Option<Instant>,
 }
 
 impl Default for Session {
@@ -100,6 +105,7 @@ impl Session {
             last_rx: None,
             last_line: None,
             last_answer: None,
+            typed_at: None,
         }
     }
 
@@ -157,11 +163,15 @@ impl Session {
             return Action::Done(outcome);
         }
         self.arm_link_timers(now);
-        // With a command in flight only its timeout and the deadline can change anything.
+        // With a command in flight only its timeout, the end of an echo and the deadline
+        // can change anything.
         let next = if self.exchange.is_some() {
             earliest(
-                self.timers.get(Timer::Exchange),
-                self.timers.get(Timer::Deadline),
+                earliest(
+                    self.timers.get(Timer::Exchange),
+                    self.timers.get(Timer::Deadline),
+                ),
+                self.timers.get(Timer::Echo),
             )
         } else {
             self.timers.next()
@@ -196,6 +206,24 @@ impl Session {
             Some(at) if self.run.is_some() && at > now => self.timers.set(Timer::Boot, at),
             _ => self.timers.stop(Timer::Boot),
         }
+        match self.echo_quiet_at() {
+            Some(at) if at > now => self.timers.set(Timer::Echo, at),
+            _ => self.timers.stop(Timer::Echo),
+        }
+    }
+
+    /// While typed data may still be echoed: when its echo counts as over (nothing came
+    /// for [`ECHO_QUIET`] since the data was typed or the last byte arrived; the module
+    /// echoes as it receives, so a pause means the echo stopped).
+    pub(super) fn echo_quiet_at(&self) -> Option<Instant> {
+        if !self.framer.echo_open() {
+            return None;
+        }
+        let from = match (self.typed_at, self.last_rx) {
+            (Some(t), Some(r)) => t.max(r),
+            (t, r) => t.or(r)?,
+        };
+        Some(later(from, ECHO_QUIET))
     }
 
     /// `Some(interval override)` while an MQTT wait runs.
@@ -237,7 +265,7 @@ impl Session {
             }
             Frame::Prompt => {
                 self.events.push_back(Event::Prompt);
-                self.on_prompt();
+                self.on_prompt(now);
             }
             Frame::Data(data) => {
                 for m in self.link.on_received(data.clone()) {
@@ -256,7 +284,7 @@ impl Session {
         }
     }
 
-    fn on_prompt(&mut self) {
+    fn on_prompt(&mut self, now: Instant) {
         let Some(ex) = self.exchange.as_mut() else {
             return;
         };

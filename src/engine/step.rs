@@ -210,6 +210,12 @@ impl Session {
             self.deadline_passed(now);
             return true;
         }
+        if self.echo_quiet_at().is_some_and(|t| now >= t) {
+            // The echo of the typed data stopped: what comes now is the modem's.
+            self.framer.clear_echo();
+            self.timers.stop(Timer::Echo);
+            return true;
+        }
         if self.exchange.is_some() && self.timers.expired(Timer::Exchange, now) {
             self.exchange_timed_out(now);
             return true;

@@ -21,9 +21,11 @@ pub enum Timer {
     KeepAlive,
     /// The power-on (or `AT+CFUN=…,1`) boot window closes.
     Boot,
+    /// The echo of typed data paused long enough to be over.
+    Echo,
 }
 
-const COUNT: usize = 7;
+const COUNT: usize = 8;
 
 impl Timer {
     fn index(self) -> usize {
@@ -35,6 +37,7 @@ impl Timer {
             Timer::MqttWait => 4,
             Timer::KeepAlive => 5,
             Timer::Boot => 6,
+            Timer::Echo => 7,
         }
     }
 }

@@ -57,6 +57,72 @@ impl Drive {
         panic!("step never finished: {:?}", self.session);
     }
 
+    /// Go on with a step already started on the session (modem silent).
+    fn run_continue(&mut self) -> StepOutcome {
+        self.run_continue_with(|_, _| Vec::new())
+    }
+
+    /// Go on with a step already started on the session.
+    fn run_continue_with(&mut self, mut reply: impl FnMut(usize, &[u8]) -> Vec<u8>) -> StepOutcome {
+        for _ in 0..10_000 {
+            match self.session.poll(self.now) {
+                Action::Write(bytes) => {
+                    let idx = self.writes.len();
+                    self.writes.push(bytes.clone());
+                    let answer = reply(idx, &bytes);
+                    if !answer.is_empty() {
+                        self.session.feed(&answer, self.now);
+                    }
+                }
+                Action::Wait(t) => {
+                    assert!(t >= self.now, "engine asked to wait in the past");
+                    self.now = t;
+                }
+                Action::Done(o) => return o,
+            }
+        }
+        panic!("step never finished: {:?}", self.session);
+    }
+
+    /// Like [`Drive::run`], but the modem's bytes leave it one every `per_byte` (a slow
+    /// UART): they are fed as the clock reaches them. `at(t)` may add bytes the modem
+    /// sends on its own at instants of the run (`None`: nothing).
+    fn run_timed(
+        &mut self,
+        plan: StepPlan,
+        per_byte: Duration,
+        mut reply: impl FnMut(usize, &[u8]) -> Vec<u8>,
+    ) -> StepOutcome {
+        self.session.start(plan, self.now, None);
+        let mut pending: std::collections::VecDeque<(Instant, u8)> = Default::default();
+        for _ in 0..200_000 {
+            match self.session.poll(self.now) {
+                Action::Write(bytes) => {
+                    let idx = self.writes.len();
+                    self.writes.push(bytes.clone());
+                    let mut t = pending.back().map_or(self.now, |p| p.0.max(self.now));
+                    for b in reply(idx, &bytes) {
+                        t += per_byte;
+                        pending.push_back((t, b));
+                    }
+                }
+                Action::Wait(t) => {
+                    assert!(t >= self.now, "engine asked to wait in the past");
+                    match pending.front().copied() {
+                        Some((bt, b)) if bt <= t => {
+                            pending.pop_front();
+                            self.now = bt.max(self.now);
+                            self.session.feed(&[b], self.now);
+                        }
+                        _ => self.now = t,
+                    }
+                }
+                Action::Done(o) => return o,
+            }
+        }
+        panic!("step never finished: {:?}", self.session);
+    }
+
     fn events(&mut self) -> Vec<Event> {
         self.session.drain_events().collect()
     }
@@ -126,6 +192,16 @@ fn enc(p: Packet) -> Vec<u8> {
     p.encode(Protocol::V311).unwrap()
 }
 
+/// A modem that accepts sends and answers every PINGREQ with a pushed PINGRESP
+/// (`+IPD` header mode).
+fn sender_with_pong(i: usize, w: &[u8]) -> Vec<u8> {
+    let mut r = sender(i, w);
+    if w == [0xC0, 0x00] {
+        r.extend_from_slice(b"\r\n+IPD,2:\xd0\x00");
+    }
+    r
+}
+
 /// Connect the session's link: a mode command, CIPSTART, and our CONNECT sent.
 fn connected(d: &mut Drive, mode_cmd: &str, keep_alive: u16) {
     assert!(
@@ -147,4 +223,8 @@ fn connected(d: &mut Drive, mode_cmd: &str, keep_alive: u16) {
 mod boot;
 mod commands;
 mod data;
+mod echo;
+mod keepalive;
 mod mqtt;
+mod push;
+mod silence;
