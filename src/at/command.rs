@@ -133,12 +133,11 @@ impl Command {
 /// SIM7080 `AT+CASEND=<cid>,<len>` and Quectel `AT+QISEND=…` for the other socket
 /// dialects. Mode setters such as `AT+CIPSENDHEX=1` or `AT+SMPUBHEX=1` do not prompt.
 pub fn prompts_for_data(part: &Part) -> bool {
-    match (part.name.as_str(), &part.form) {
-        ("+CIPSEND", Form::Exec | Form::Write(_)) => true,
-        ("+CMGW", Form::Exec | Form::Write(_)) => true,
-        ("+SMPUB" | "+CMGS" | "+CASEND" | "+QISEND", Form::Write(_)) => true,
-        _ => false,
-    }
+    matches!(
+        (part.name.as_str(), &part.form),
+        ("+CIPSEND" | "+CMGW", Form::Exec | Form::Write(_))
+            | ("+SMPUB" | "+CMGS" | "+CASEND" | "+QISEND", Form::Write(_))
+    )
 }
 
 fn shape_of(part: &Part) -> Shape {

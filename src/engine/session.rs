@@ -297,6 +297,7 @@ impl Session {
             // modules), and must never be read as modem lines.
             self.framer
                 .open_echo(typed.data.clone(), typed.range.clone());
+            self.typed_at = Some(now);
             self.events.push_back(Event::SentData(typed.range.len()));
             self.outbox.push_back(typed.bytes().to_vec());
         }

@@ -401,11 +401,10 @@ impl Session {
             }
             0
         } else {
-            let run_silent = self.run.as_mut().map_or(1, |r| {
+            self.run.as_mut().map_or(1, |r| {
                 r.silent += 1;
                 r.silent
-            });
-            run_silent
+            })
         };
         let no_reply = |s: &Session, times: u32| Failure::NoReply {
             command: ex.cmd.text.clone(),
