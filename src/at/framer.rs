@@ -194,6 +194,19 @@ impl Framer {
         self.undecided.as_deref()
     }
 
+    /// The modem paused: settle a pushed packet that waits for what follows it (see
+    /// [`PushPacket::settle`]).
+    pub fn settle(&mut self) {
+        if let Mode::Push(packet) = &mut self.mode {
+            let outcome = packet.settle();
+            self.undecided = packet.undecided();
+            self.on_pushed(outcome);
+            while let Some(r) = self.replay.pop_front() {
+                self.push_byte(r);
+            }
+        }
+    }
+
     /// Report `> ` at the start of a line as [`Frame::Prompt`] (set after sending a
     /// command that prompts for data; cleared once the prompt was seen).
     pub fn expect_prompt(&mut self, on: bool) {

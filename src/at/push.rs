@@ -18,10 +18,13 @@
 //! 1460 data bytes of the block; a break required once the block holds 1460; a URC line
 //! only after a break) and checks what follows the packet in each reading (a line break,
 //! or the start of a plausible MQTT packet). The packet is delivered when exactly one
-//! reading is left. When several readings stay possible (a CR LF in the payload that may
-//! as well be a block break), or none does, the bytes cannot be proven intact and the
-//! framer reports [`Pushed::Garbled`] naming why; the remedy is a length-framed receive
-//! mode: `AT+CIPHEAD=1` (`+IPD,<len>:` headers) or `AT+CIPRXGET=1` (manual reads).
+//! reading is left. Because a block is written whole, a pause in the stream falls between
+//! blocks ([`PushPacket::settle`]): a reading followed by a packet start cut short by the
+//! pause is refuted. When several readings stay possible (a CR LF in the payload that may
+//! as well be a block break, URC text that may as well be payload), or none does, the bytes
+//! cannot be proven intact and the framer reports [`Pushed::Garbled`] naming why; the
+//! remedy is a length-framed receive mode: `AT+CIPHEAD=1` (`+IPD,<len>:` headers) or
+//! `AT+CIPRXGET=1` (manual reads).
 
 use std::ops::Range;
 
@@ -194,6 +197,25 @@ impl PushPacket {
         if self.raw.len() > MAX_PUSHED_PACKET + MAX_PUSHED_PACKET / 8 {
             return self.garbled("the packet is larger than sim7k accepts".into());
         }
+        self.decide()
+    }
+
+    /// The stream paused (the module writes each block and each URC line whole, so a pause
+    /// falls between them): a reading that is inside a break or a URC line, or whose packet
+    /// is complete but followed by the beginning of another packet that stops mid-way (a
+    /// block cut short), is refuted.
+    pub fn settle(&mut self) -> Pushed {
+        let raw = &self.raw;
+        self.readings.retain(|r| match r.state {
+            St::Done { end } => {
+                let after = raw.get(end..).unwrap_or_default();
+                after.is_empty() || follow(after) != Follow::Pending
+            }
+            // Between blocks: the packet goes on in the next block, or a URC line ended.
+            St::Data | St::NeedBreak => true,
+            // Within a break or a URC line: the module writes those whole.
+            St::BreakCr(_) | St::AfterBreak(_) | St::Urc(_) | St::UrcCr(_) => false,
+        });
         self.decide()
     }
 
@@ -708,6 +730,29 @@ mod tests {
         stream.extend_from_slice(b"\r\nDST: 1\r\n\r\n");
         stream.extend_from_slice(&[0x30, 0x05, 0x00, 0x01, b'a', b'b', b'c']);
         match run(&stream) {
+            Pushed::Packet { data, .. } => assert_eq!(data, packet),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pause_refutes_a_reading_followed_by_a_cut_packet_start() {
+        // Blocks 1000 + 300: the reading taking the break as data ends 2 bytes early, and
+        // its last bytes `05` look like a PUBLISH start: only a pause tells.
+        let mut body = payload(1290);
+        let n = body.len();
+        body[n - 2] = 0x30;
+        body[n - 1] = 0x05;
+        let packet = publish(&body);
+        let stream = pushed(&packet, &[1000, packet.len() - 1000]);
+        let mut p = PushPacket::start(stream[2], 0);
+        assert_eq!(p.first_outcome(), Pushed::Pending);
+        let mut last = Pushed::Pending;
+        for &b in &stream[3..] {
+            last = p.push(b);
+        }
+        assert_eq!(last, Pushed::Pending);
+        match p.settle() {
             Pushed::Packet { data, .. } => assert_eq!(data, packet),
             other => panic!("{other:?}"),
         }

@@ -52,8 +52,11 @@ pub struct Exchange {
     pub deadline: Instant,
     /// The latest the deadline may be moved to.
     pub limit: Instant,
-    /// Bytes received before it was sent (anything more: the modem answered something).
+    /// Bytes received before it was sent (anything more: the modem sent something).
     pub rx_at_start: u64,
+    /// A reply came: a response line, a prompt or data (its own echo and URCs are no
+    /// reply).
+    pub replied: bool,
     /// Its echo was seen.
     pub echo_seen: bool,
     /// The first phase ended OK (two-phase commands wait for the second).

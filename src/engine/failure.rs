@@ -37,6 +37,8 @@ pub enum Failure {
         waited: Duration,
         /// Unanswered sends in a row.
         times: u32,
+        /// The modem echoed the command but answered nothing.
+        echo_only: bool,
         /// When the modem last answered anything, if ever in this run.
         last_answer: Option<LastAnswer>,
     },
@@ -202,12 +204,15 @@ impl std::fmt::Display for Failure {
                 command,
                 waited,
                 times,
+                echo_only,
                 last_answer,
             } => {
-                write!(
-                    f,
-                    "timed out: the modem did not answer `{command}` (sent nothing at all"
-                )?;
+                write!(f, "timed out: the modem did not answer `{command}` (")?;
+                f.write_str(if *echo_only {
+                    "it only echoed the command"
+                } else {
+                    "no reply at all"
+                })?;
                 if *times > 1 {
                     write!(f, " {times} times in a row, {} each", dur(*waited))?;
                 } else {
@@ -305,6 +310,7 @@ mod tests {
             command: "AT+CEREG?".into(),
             waited: Duration::from_secs(5),
             times: 2,
+            echo_only: false,
             last_answer: Some(LastAnswer {
                 command: "AT+CSQ".into(),
                 ago: Duration::from_millis(12_300),

@@ -34,6 +34,9 @@ pub struct UrcRule {
 
 /// Most unsolicited lines kept between steps for a `wait` step that starts next.
 const BACKLOG: usize = 64;
+/// A pause this long in pushed data falls between the module's blocks (it writes each
+/// block whole): a pushed packet waiting for what follows it is settled.
+pub const PUSH_SETTLE: Duration = Duration::from_millis(300);
 /// A pause this long in the echo of typed data means the echo stopped: the window closes
 /// and what comes next is read as modem lines.
 pub const ECHO_QUIET: Duration = Duration::from_secs(1);
@@ -74,6 +77,8 @@ pub struct Session {
     pub(super) last_answer: Option<(Instant, String)>,
     /// When data was last typed after a prompt.
     pub(super) typed_at: Option<Instant>,
+    /// `rx_total` when a pushed packet was last settled (no new bytes: nothing to settle).
+    pub(super) settled_rx: Option<u64>,
 }
 
 impl Default for Session {
@@ -106,6 +111,7 @@ impl Session {
             last_line: None,
             last_answer: None,
             typed_at: None,
+            settled_rx: None,
         }
     }
 
@@ -171,7 +177,7 @@ impl Session {
                     self.timers.get(Timer::Exchange),
                     self.timers.get(Timer::Deadline),
                 ),
-                self.timers.get(Timer::Echo),
+                earliest(self.timers.get(Timer::Echo), self.timers.get(Timer::Settle)),
             )
         } else {
             self.timers.next()
@@ -210,6 +216,29 @@ impl Session {
             Some(at) if at > now => self.timers.set(Timer::Echo, at),
             _ => self.timers.stop(Timer::Echo),
         }
+        match self.settle_at() {
+            Some(at) if at > now => self.timers.set(Timer::Settle, at),
+            _ => self.timers.stop(Timer::Settle),
+        }
+    }
+
+    /// While a pushed packet waits for what follows it: when a pause settles it.
+    pub(super) fn settle_at(&self) -> Option<Instant> {
+        self.framer.undecided_push()?;
+        if self.settled_rx == Some(self.rx_total) {
+            return None;
+        }
+        Some(later(self.last_rx?, PUSH_SETTLE))
+    }
+
+    /// Settle a pushed packet after a pause; its frames are handled now.
+    pub(super) fn settle_push(&mut self, now: Instant) {
+        self.settled_rx = Some(self.rx_total);
+        self.framer.settle();
+        while let Some(frame) = self.framer.next_frame() {
+            self.on_frame(frame, now);
+        }
+        self.sync_framer();
     }
 
     /// While typed data may still be echoed: when its echo counts as over (nothing came
@@ -288,6 +317,7 @@ impl Session {
         let Some(ex) = self.exchange.as_mut() else {
             return;
         };
+        ex.replied = true;
         if ex.payload_sent {
             return;
         }
@@ -373,6 +403,7 @@ impl Session {
         let Some(ex) = self.exchange.as_mut() else {
             return;
         };
+        ex.replied = true;
         let code = result_code(&line);
         match ex.purpose {
             Purpose::Step | Purpose::Chunk => {

@@ -26,7 +26,7 @@ use crate::util::time::{earliest, later};
 /// Longest pause between retries, whatever the backoff.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 /// A reply is still arriving when its last byte came less than this long ago.
-pub const QUIET_GAP: Duration = Duration::from_millis(500);
+pub const QUIET_GAP: Duration = Duration::from_millis(200);
 /// A timeout may be moved by at least this much while a reply is arriving.
 pub const MIN_EXTENSION: Duration = Duration::from_secs(2);
 /// Bound on one exchange the link makes in the background (acks, PINGREQ, reads).
@@ -210,6 +210,11 @@ impl Session {
             self.deadline_passed(now);
             return true;
         }
+        if self.settle_at().is_some_and(|t| now >= t) {
+            self.timers.stop(Timer::Settle);
+            self.settle_push(now);
+            return true;
+        }
         if self.echo_quiet_at().is_some_and(|t| now >= t) {
             // The echo of the typed data stopped: what comes now is the modem's.
             self.framer.clear_echo();
@@ -347,6 +352,7 @@ impl Session {
             deadline: until,
             limit,
             rx_at_start: self.rx_total,
+            replied: false,
             echo_seen: false,
             first_ok: false,
         });
@@ -359,6 +365,10 @@ impl Session {
             return;
         };
         let heard = self.rx_total > ex.rx_at_start;
+        // Bytes still being framed (a line without its end, a data block) are an answer of
+        // sorts too: not silence.
+        let replied = ex.replied || self.framer.busy();
+        let echo_only = ex.echo_seen && !replied;
         // A reply still arriving (slow UART): give it time to finish.
         let arriving = self.framer.busy()
             || self
@@ -395,7 +405,7 @@ impl Session {
             waited,
             waiting_for: waiting_for(&ex, expect),
         };
-        let silent = if heard {
+        let silent = if replied {
             if let Some(run) = self.run.as_mut() {
                 run.silent = 0;
             }
@@ -410,6 +420,7 @@ impl Session {
             command: ex.cmd.text.clone(),
             waited,
             times,
+            echo_only,
             last_answer: s.last_answer(now),
         };
         match ex.purpose {
@@ -418,8 +429,8 @@ impl Session {
                 self.pause_until(now);
             }
             Purpose::Probe => {
-                if heard {
-                    self.wait_alive("the modem is alive: it sent bytes after `AT`".into(), now);
+                if replied {
+                    self.wait_alive("the modem is alive: it answered `AT`".into(), now);
                 } else {
                     let f = no_reply(self, 1);
                     self.finish(Some(f), now);
@@ -427,7 +438,7 @@ impl Session {
             }
             Purpose::Background | Purpose::Read => {
                 self.background = None;
-                let f = if heard {
+                let f = if replied {
                     timeout
                 } else {
                     no_reply(self, silent)
@@ -447,7 +458,7 @@ impl Session {
                 if let Some(d) = self.run.as_mut().and_then(|r| r.data.as_mut()) {
                     d.chunk_failed();
                 }
-                let f = if heard {
+                let f = if replied {
                     timeout
                 } else {
                     no_reply(self, silent)
@@ -492,7 +503,7 @@ impl Session {
                 .then(|| describe_expect(&run.plan));
             (
                 waiting_for(ex, expect),
-                self.rx_total > ex.rx_at_start,
+                ex.replied,
                 ex.cmd.text.clone(),
                 now.saturating_duration_since(ex.started),
                 ex.cmd.shape == Shape::Prompt && ex.payload_sent,
@@ -510,6 +521,7 @@ impl Session {
                     command: command.clone(),
                     waited: *waited,
                     times: run.silent + 1,
+                    echo_only: false,
                     last_answer: self.last_answer(now),
                 },
                 _ => Failure::UntilNotMet {

@@ -23,9 +23,11 @@ pub enum Timer {
     Boot,
     /// The echo of typed data paused long enough to be over.
     Echo,
+    /// Pushed data paused long enough to settle a packet waiting for what follows it.
+    Settle,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 
 impl Timer {
     fn index(self) -> usize {
@@ -38,6 +40,7 @@ impl Timer {
             Timer::KeepAlive => 5,
             Timer::Boot => 6,
             Timer::Echo => 7,
+            Timer::Settle => 8,
         }
     }
 }

@@ -63,7 +63,7 @@ impl Socket {
                 self.rx_waiting = false;
                 return SocketChange::Opened;
             }
-            Effect::SocketClose | Effect::BearerDown => return self.close(),
+            Effect::SocketClose | Effect::BearerDown => return self.close(true),
             Effect::Reboot | Effect::FactoryDefaults => {
                 // The module starts over: power-on modes, no connection.
                 let was = self.connected;
@@ -85,15 +85,19 @@ impl Socket {
                 self.rx_waiting = true;
                 SocketChange::None
             }
-            SocketUrc::Closed | SocketUrc::BearerLost => self.close(),
+            // Data the module received before the peer closed can still be read.
+            SocketUrc::Closed => self.close(false),
+            SocketUrc::BearerLost => self.close(true),
         };
         Some((urc, change))
     }
 
-    fn close(&mut self) -> SocketChange {
+    fn close(&mut self, drop_data: bool) -> SocketChange {
         let was = self.connected;
         self.connected = false;
-        self.rx_waiting = false;
+        if drop_data {
+            self.rx_waiting = false;
+        }
         if was {
             SocketChange::Closed
         } else {

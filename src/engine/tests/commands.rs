@@ -263,6 +263,7 @@ fn timeout_when_silent() {
             command: "AT".into(),
             waited: Duration::from_millis(300),
             times: 1,
+            echo_only: false,
             last_answer: None,
         })
     );
@@ -511,4 +512,22 @@ fn a_bogus_length_header_does_not_swallow_the_next_command() {
     let o = d.run(p, |_, _| b"\r\n+RECEIVE,0,2000:\r\nabc".to_vec());
     assert!(matches!(o.failure, Some(Failure::Timeout { .. })));
     assert!(d.run(plan("AT"), |_, _| b"\r\nOK\r\n".to_vec()).passed());
+}
+
+/// A modem stuck echoing (it echoes every command and answers nothing) did not answer.
+#[test]
+fn an_echo_alone_is_no_reply() {
+    let mut d = Drive::new();
+    let mut p = plan("AT+CEREG?");
+    p.until = vec![m("+CEREG: 0,1")];
+    p.timeout = Duration::from_millis(300);
+    p.deadline = Some(Duration::from_secs(60));
+    let o = d.run(p, |_, w| w.to_vec());
+    match &o.failure {
+        Some(f @ Failure::NoReply { echo_only, .. }) => {
+            assert!(*echo_only);
+            assert!(f.to_string().contains("only echoed"), "{f}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
