@@ -232,6 +232,52 @@ proptest! {
         }
     }
 
+    /// Issue 10 point 3: an `until` poll the modem answers `answered` times (never matching,
+    /// URCs mixed in) and then stops answering ends after exactly two silent polls as "no
+    /// reply" (a timeout), never as "no line matched".
+    #[test]
+    fn a_poll_that_goes_silent_is_no_reply(answered in 0usize..5, urc: bool, echo: bool) {
+        let mut session = Session::new(Vec::new());
+        let mut now = Instant::now();
+        let mut p = StepPlan::command("AT+CEREG?", Duration::from_millis(300));
+        p.until = vec![m("+CEREG: 0,1")];
+        p.interval = Duration::from_millis(200);
+        p.deadline = Some(Duration::from_secs(600));
+        session.start(p, now, None);
+        let mut polls = 0;
+        let outcome = loop {
+            match session.poll(now) {
+                Action::Write(w) => {
+                    polls += 1;
+                    let mut r = Vec::new();
+                    if echo {
+                        r.extend_from_slice(&w);
+                    }
+                    if polls <= answered {
+                        if urc {
+                            r.extend_from_slice(b"\r\nDST: 1\r\n");
+                        }
+                        r.extend_from_slice(b"\r\n+CEREG: 0,2\r\n\r\nOK\r\n");
+                    }
+                    session.feed(&r, now);
+                }
+                Action::Wait(t) => {
+                    prop_assert!(t >= now);
+                    now = t;
+                }
+                Action::Done(o) => break o,
+            }
+            prop_assert!(polls < 100, "kept polling");
+        };
+        prop_assert_eq!(polls, answered + 2);
+        match outcome.failure {
+            Some(f @ sim7k::engine::Failure::NoReply { times: 2, .. }) => {
+                prop_assert_eq!(f.kind(), sim7k::exit::Exit::Timeout);
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+
     /// Random bytes (not lines) as the modem's output: no panic, every step ends.
     #[test]
     fn random_bytes_never_hang_a_step(

@@ -328,7 +328,9 @@ impl Framer {
             }
             Mode::Push(packet) => {
                 let outcome = packet.push(b);
-                self.undecided = packet.undecided();
+                if outcome == Pushed::Pending {
+                    self.undecided = packet.undecided();
+                }
                 self.on_pushed(outcome);
             }
             Mode::Line | Mode::HexLine => {

@@ -114,6 +114,8 @@ enum Follow {
 pub struct PushPacket {
     raw: Vec<u8>,
     readings: Vec<Reading>,
+    /// Spare storage for the next byte's readings.
+    scratch: Vec<Reading>,
     /// The packet passed the header and topic checks: failing now is an error, not a line.
     confirmed: bool,
 }
@@ -134,6 +136,7 @@ impl PushPacket {
         let mut p = PushPacket {
             raw: vec![first],
             readings: Vec::new(),
+            scratch: Vec::new(),
             confirmed: false,
         };
         if r.block >= MAX_PUSH_BLOCK {
@@ -178,11 +181,29 @@ impl PushPacket {
     pub fn push(&mut self, b: u8) -> Pushed {
         let i = self.raw.len();
         self.raw.push(b);
-        let mut next = Vec::with_capacity(self.readings.len() + 2);
-        for r in std::mem::take(&mut self.readings) {
+        // The common case: one reading inside a block, a byte that cannot start a break.
+        if b != b'\r'
+            && self.confirmed
+            && let [r] = self.readings.as_mut_slice()
+            && r.state == St::Data
+            && r.block < MAX_PUSH_BLOCK
+        {
+            if !r.add_data(b) {
+                self.readings.clear();
+            } else if r.state == (St::Done { end: 0 }) {
+                r.state = St::Done { end: i + 1 };
+            }
+            return self.decide();
+        }
+        let mut next = std::mem::take(&mut self.scratch);
+        next.clear();
+        for r in self.readings.drain(..) {
             step(r, b, i, &self.raw, &mut next);
         }
-        self.readings = merge(next);
+        if next.len() > 1 {
+            merge(&mut next);
+        }
+        self.scratch = std::mem::replace(&mut self.readings, next);
         if !self.confirmed
             && self
                 .readings
@@ -416,17 +437,24 @@ impl Reading {
 
 /// Readings in the same state (data so far, block fill, where they are) have the same
 /// future: keep one, marked as having a twin (its bytes are then ambiguous).
-fn merge(readings: Vec<Reading>) -> Vec<Reading> {
-    let mut out: Vec<Reading> = Vec::with_capacity(readings.len());
-    for r in readings {
-        match out.iter_mut().find(|o| {
-            o.data == r.data && o.block == r.block && o.total == r.total && o.state == r.state
-        }) {
-            Some(o) => o.twins = true,
-            None => out.push(r),
+fn merge(readings: &mut Vec<Reading>) {
+    let mut k = 0;
+    while k < readings.len() {
+        let same = readings.iter().take(k).position(|o| {
+            readings.get(k).is_some_and(|r| {
+                o.data == r.data && o.block == r.block && o.total == r.total && o.state == r.state
+            })
+        });
+        match same {
+            Some(j) => {
+                readings.remove(k);
+                if let Some(o) = readings.get_mut(j) {
+                    o.twins = true;
+                }
+            }
+            None => k += 1,
         }
     }
-    out
 }
 
 /// Advance one reading by the byte `b` at raw index `i`; surviving readings go to `out`.

@@ -52,16 +52,27 @@ pub enum Phase {
 /// The step in progress.
 #[derive(Debug)]
 pub struct StepRun {
+    /// What the step does.
     pub plan: StepPlan,
+    /// When it started.
     pub started: Instant,
+    /// The attempt in progress (1-based).
     pub attempt: u32,
+    /// `until` polls sent so far.
     pub polls: u32,
+    /// Pause before the next retry (grows with `backoff`).
     pub retry_delay: Duration,
+    /// What it is doing.
     pub phase: Phase,
+    /// Captures of the attempt in progress.
     pub captures: Vec<(String, String)>,
+    /// Response lines of the attempt in progress.
     pub lines: Vec<String>,
+    /// A line matched `expect`.
     pub expect_matched: bool,
+    /// A line matched `until`.
     pub until_matched: bool,
+    /// The data send in progress (`send_data` steps).
     pub data: Option<DataSend>,
     /// Next `recover` command to send before the retry (`None`: none pending).
     pub recover_next: Option<usize>,

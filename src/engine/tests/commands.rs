@@ -390,6 +390,23 @@ fn deadline_bounds_retries() {
     assert!(o.failure.as_ref().is_some_and(Failure::is_timeout));
     assert!(d.now - start <= Duration::from_secs(5));
 }
+
+/// Issue 11 point 15 (engine side): no wait inside a step outlives the step's or the
+/// recipe's deadline, whatever the command's own timeout.
+#[test]
+fn no_exchange_outlives_the_tightest_deadline() {
+    let mut d = Drive::new();
+    let mut p = plan("AT+CIPSTART=\"TCP\",\"b\",1883");
+    p.timeout = Duration::from_secs(75);
+    p.deadline = Some(Duration::from_secs(20));
+    let start = d.now;
+    d.session
+        .start(p, start, Some(start + Duration::from_secs(5)));
+    let o = d.run_continue();
+    assert!(matches!(o.failure, Some(Failure::Deadline { .. })), "{o:?}");
+    assert_eq!(d.now - start, Duration::from_secs(5));
+}
+
 #[test]
 fn an_unanswered_poll_is_polled_again() {
     let mut d = Drive::new();
