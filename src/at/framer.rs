@@ -310,6 +310,7 @@ impl Framer {
                 self.line = std::mem::take(&mut self.echo_line);
                 self.line_echo_prefix = self.line.len();
                 self.line_echo_start = self.echo_line_start;
+                self.echo_line_start = self.echo.as_ref().map_or(0, |w| w.next);
             }
         }
         match &mut self.mode {
@@ -403,8 +404,10 @@ impl Framer {
                 taken = true;
                 break;
             }
-            if !is_printable(p) {
-                k += 1; // this byte may have been dropped by the echo
+            // This byte may have been dropped by the echo (but a line end from the modem
+            // matches only where the echo stands: it may as well end a URC line).
+            if !is_printable(p) && b != b'\r' && b != b'\n' {
+                k += 1;
                 continue;
             }
             break;
@@ -576,8 +579,7 @@ fn is_printable(b: u8) -> bool {
 fn looks_like_modem_line(line: &[u8]) -> bool {
     let text = String::from_utf8_lossy(line);
     let t = text.trim();
-    t.starts_with('+')
-        || t.starts_with('*')
+    ((t.starts_with('+') || t.starts_with('*')) && t.contains(':'))
         || super::line::result_code(t).is_some()
         || super::line::known_urc(t).is_some()
 }
