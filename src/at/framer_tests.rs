@@ -315,3 +315,21 @@ fn a_pushed_packet_that_cannot_be_proven_intact_is_reported() {
         "{got:?}"
     );
 }
+
+/// Cases the `payload_echo_is_never_a_modem_line` property found.
+#[test]
+fn a_urc_around_an_echo_that_stops_early() {
+    let payload = b"\x00\x00\x7f\nCLOSED\r\n";
+    let mut modem = b"\r\n+CIPRXGET: 1\r\n\x00\x00\x7f\nC".to_vec();
+    modem.extend_from_slice(b"\r\nSEND OK\r\n");
+    assert_eq!(
+        lines_of(&echoed(payload, &modem)),
+        vec!["+CIPRXGET: 1", "SEND OK"]
+    );
+    let payload = b" +PDP: DEACT\r\n";
+    let modem = b" \r\n+CIPRXGET: 1\r\n+\r\nSEND OK\r\n";
+    assert_eq!(
+        lines_of(&echoed(payload, modem)),
+        vec!["+CIPRXGET: 1", "SEND OK"]
+    );
+}
