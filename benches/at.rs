@@ -55,7 +55,13 @@ fn framer(c: &mut Criterion) {
     let mut rxget = b"AT+CIPRXGET=2,1460\r\r\n+CIPRXGET: 2,1460,0\r\n".to_vec();
     rxget.extend_from_slice(&data);
     rxget.extend_from_slice(b"\r\nOK\r\n");
-    let cases: [(&str, Vec<u8>, bool); 4] = [
+    // A 100 KB PUBLISH pushed raw as the module writes it: CR LF + blocks of 1460 bytes.
+    let mut push_100k = Vec::new();
+    for piece in push_packet(100 << 10).chunks(1460) {
+        push_100k.extend_from_slice(b"\r\n");
+        push_100k.extend_from_slice(piece);
+    }
+    let cases: [(&str, Vec<u8>, bool); 5] = [
         (
             "replies",
             repeat_to_64k(b"AT+CSQ\r\r\n+CSQ: 24,99\r\n\r\nOK\r\n"),
@@ -63,8 +69,14 @@ fn framer(c: &mut Criterion) {
         ),
         ("ipd_1460", repeat_to_64k(&ipd), false),
         ("ciprxget2_1460", repeat_to_64k(&rxget), false),
-        // Pushed PUBLISH packets as `AT+CIPRXGET=0` delivers them (no header line).
-        ("mqtt_push_1400", repeat_to_64k(&push_packet(1400)), true),
+        // Pushed PUBLISH packets as `AT+CIPRXGET=0` delivers them (no header line, each
+        // block after a line break).
+        (
+            "mqtt_push_1400",
+            repeat_to_64k(&[&b"\r\n"[..], &push_packet(1400)].concat()),
+            true,
+        ),
+        ("mqtt_push_100k_blocks", push_100k, true),
     ];
     for (name, input, mqtt) in cases {
         g.throughput(Throughput::Bytes(input.len() as u64));
@@ -129,11 +141,9 @@ fn session(c: &mut Criterion) {
         b.iter(|| assert!(one_step(&mut s, capture.clone(), &reply)))
     });
     let mut data = StepPlan::command("send", Duration::from_secs(5));
-    data.action = PlanAction::Data(DataPlan {
-        payload: block(1460),
-        chunk: Some(1460),
-        hex: false,
-    });
+    let mut plan = DataPlan::new(block(1460));
+    plan.chunk = Some(1460);
+    data.action = PlanAction::Data(plan);
     g.throughput(Throughput::Bytes(1460));
     g.bench_function("send_data_1460", |b| {
         let mut s = Session::new(Vec::new());

@@ -396,7 +396,7 @@ impl<'a> Runner<'a> {
     /// MQTT set by an accepted CONNACK and cleared by a DISCONNECT we sent or a closed
     /// connection.
     fn refresh_link(&mut self) {
-        let tcp = self.session.link().connected;
+        let tcp = self.session.link().socket.connected;
         let link = self.vars.link();
         self.vars.set_link(LinkState {
             tcp,
@@ -435,10 +435,21 @@ impl<'a> Runner<'a> {
         self.observer.step_finished(&record);
         self.records.push(record);
         if let Some(f) = outcome.failure {
-            let reason = format!(
-                "the modem did not answer `AT` with `OK` within {} ({f}); is it powered, on this port, at this baud rate?",
-                humantime::format_duration(s.within)
-            );
+            // Say what was seen: silence, bytes that were no answer, or answers without OK.
+            let within = humantime::format_duration(s.within);
+            let seen: Vec<String> = outcome.lines.iter().map(|l| self.vars.redact(l)).collect();
+            let reason = match &f {
+                Failure::NoReply { .. } => format!(
+                    "the modem did not answer `AT` within {within} ({f}); is it powered, on this port, at this baud rate?"
+                ),
+                _ if seen.is_empty() => format!(
+                    "the modem did not answer `AT` with `OK` within {within} ({f}); it sent bytes that were no answer: is the baud rate right?"
+                ),
+                _ => format!(
+                    "the modem answered `AT`, but not with `OK`, within {within} ({f}); its last reply: {}",
+                    seen.join(" | ")
+                ),
+            };
             let verdict = if f.is_timeout() {
                 Verdict::Timeout
             } else {
@@ -816,6 +827,7 @@ impl<'a> Runner<'a> {
                 }
                 Event::Poll { polls } => format!("poll {polls}: not yet"),
                 Event::Boot(l) => format!("! {l} (modem finished booting)"),
+                Event::Note(n) => format!("note: {n}"),
             };
             match self.held_traffic.as_mut() {
                 Some(held) => held.push(line),

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use sim7k::at::{Command, Urc, known_urc};
 use sim7k::engine::{
-    Action, DataPlan, Matcher, MqttPlan, MqttWant, PlanAction, Session, StepOutcome, StepPlan,
-    UrcRule, compile,
+    Action, DataPlan, Matcher, MqttParams, MqttPlan, MqttWant, PlanAction, Session, StepOutcome,
+    StepPlan, UrcRule, compile,
 };
 use sim7k::mqtt::PacketType;
 
@@ -29,7 +29,8 @@ fn plan(pick: u8) -> StepPlan {
     let cmd = |line: &str| StepPlan::command(line, Duration::from_secs(2));
     let data = |payload: Vec<u8>, hex: bool| {
         PlanAction::Data(DataPlan {
-            payload,
+            session: MqttParams::of_connect(&payload),
+            payload: payload.into(),
             chunk: None,
             hex,
         })
@@ -228,6 +229,52 @@ proptest! {
             let p = plan(pick);
             let outcome = drive(&mut session, p.clone(), &mut now, &mut input)?;
             check_captures(&p, &outcome)?;
+        }
+    }
+
+    /// Issue 10 point 3: an `until` poll the modem answers `answered` times (never matching,
+    /// URCs mixed in) and then stops answering ends after exactly two silent polls as "no
+    /// reply" (a timeout), never as "no line matched".
+    #[test]
+    fn a_poll_that_goes_silent_is_no_reply(answered in 0usize..5, urc: bool, echo: bool) {
+        let mut session = Session::new(Vec::new());
+        let mut now = Instant::now();
+        let mut p = StepPlan::command("AT+CEREG?", Duration::from_millis(300));
+        p.until = vec![m("+CEREG: 0,1")];
+        p.interval = Duration::from_millis(200);
+        p.deadline = Some(Duration::from_secs(600));
+        session.start(p, now, None);
+        let mut polls = 0;
+        let outcome = loop {
+            match session.poll(now) {
+                Action::Write(w) => {
+                    polls += 1;
+                    let mut r = Vec::new();
+                    if echo {
+                        r.extend_from_slice(&w);
+                    }
+                    if polls <= answered {
+                        if urc {
+                            r.extend_from_slice(b"\r\nDST: 1\r\n");
+                        }
+                        r.extend_from_slice(b"\r\n+CEREG: 0,2\r\n\r\nOK\r\n");
+                    }
+                    session.feed(&r, now);
+                }
+                Action::Wait(t) => {
+                    prop_assert!(t >= now);
+                    now = t;
+                }
+                Action::Done(o) => break o,
+            }
+            prop_assert!(polls < 100, "kept polling");
+        };
+        prop_assert_eq!(polls, answered + 2);
+        match outcome.failure {
+            Some(f @ sim7k::engine::Failure::NoReply { times: 2, .. }) => {
+                prop_assert_eq!(f.kind(), sim7k::exit::Exit::Timeout);
+            }
+            other => prop_assert!(false, "{:?}", other),
         }
     }
 

@@ -192,6 +192,7 @@ proptest! {
                 .map(|f| match f {
                     Frame::Line(b) | Frame::Data(b) | Frame::Echo(b) => b.len(),
                     Frame::Prompt => 1,
+                    Frame::Garbled(_) => 0,
                 })
                 .sum();
             prop_assert!(out <= input.len());
@@ -208,13 +209,14 @@ proptest! {
     }
 
     /// Pushed MQTT packets (`AT+CIPRXGET=0`, no header) between result lines come out as one
-    /// data frame each, payload bytes untouched.
+    /// data frame each, payload bytes untouched (payloads without CR: nothing in them can be
+    /// a block break, see `pushed_packets_are_intact_or_reported` for the rest).
     #[test]
     fn pushed_mqtt_packets_are_preserved(
         items in prop::collection::vec(
             prop_oneof![
                 ("[A-OQ-Z+][A-Z ]{0,20}", line_end()).prop_map(|(s, e)| Err((s, e))),
-                ("[a-z/]{1,20}", prop::collection::vec(any::<u8>(), 0..400))
+                ("[a-z/]{1,20}", prop::collection::vec(any::<u8>().prop_filter("no CR", |b| *b != b'\r'), 0..400))
                     .prop_map(|(topic, payload)| Ok((topic, payload))),
             ],
             0..10,
@@ -234,6 +236,8 @@ proptest! {
                     let packet = sim7k::mqtt::Packet::Publish(sim7k::mqtt::Publish::new(topic, payload))
                         .encode(sim7k::mqtt::Protocol::V311)
                         .expect("valid PUBLISH");
+                    // The module writes each block of pushed data after a line break.
+                    input.extend_from_slice(b"\r\n");
                     input.extend_from_slice(&packet);
                     expected.push(Frame::Data(packet));
                 }
@@ -250,9 +254,118 @@ proptest! {
         let mut got = frames(f, b"AT+CIPSEND=9\r\r\n> ", &[64]);
         prop_assert_eq!(&got, &vec![line("AT+CIPSEND=9"), Frame::Prompt]);
         let mut f = Framer::new();
-        f.expect_echo(&payload);
+        f.open_echo(payload.clone().into(), 0..payload.len());
         let input = [payload.as_slice(), b"\r\nSEND OK\r\n"].concat();
         got = frames(f, &input, &cut);
         prop_assert_eq!(got, vec![Frame::Echo(payload), line("SEND OK")]);
+    }
+
+    /// Issue 10 point 11: whatever the echo of typed data does (drops control bytes, stops
+    /// early, is interrupted by a URC), no payload line is ever a modem line: the lines out
+    /// are the URC and the real result only (the result may be swallowed only when the echo
+    /// stopped exactly before a payload line spelling the same result: a timeout, never a
+    /// false pass).
+    #[test]
+    fn payload_echo_is_never_a_modem_line(
+        lines in prop::collection::vec(prop_oneof![
+            Just("SEND OK".to_string()),
+            Just("+PDP: DEACT".to_string()),
+            Just("CLOSED".to_string()),
+            Just("ERROR".to_string()),
+            "[a-z ]{1,12}",
+        ], 1..6),
+        binary in prop::collection::vec(any::<u8>(), 0..6),
+        drop_controls: bool,
+        stop in any::<prop::sample::Index>(),
+        urc_at in any::<prop::sample::Index>(),
+        with_urc: bool,
+        result in prop_oneof![Just("SEND OK"), Just("SEND FAIL")],
+        cut in chunks(),
+    ) {
+        let mut payload = binary.clone();
+        for l in &lines {
+            payload.extend_from_slice(l.as_bytes());
+            payload.extend_from_slice(b"\r\n");
+        }
+        let mut echo: Vec<u8> = if drop_controls {
+            payload.iter().copied().filter(|b| (0x20..0x7f).contains(b)).collect()
+        } else {
+            payload.clone()
+        };
+        echo.truncate(stop.index(echo.len() + 1));
+        if with_urc {
+            let at = urc_at.index(echo.len() + 1);
+            echo.splice(at..at, b"\r\n+CIPRXGET: 1\r\n".iter().copied());
+        }
+        let mut input = echo;
+        input.extend_from_slice(format!("\r\n{result}\r\n").as_bytes());
+        let mut f = Framer::new();
+        f.open_echo(payload.clone().into(), 0..payload.len());
+        let got: Vec<String> = frames(f, &input, &cut)
+            .into_iter()
+            .filter_map(|fr| match fr {
+                Frame::Line(l) => Some(String::from_utf8_lossy(&l).into_owned()),
+                _ => None,
+            })
+            .collect();
+        for l in &got {
+            prop_assert!(l == result || l == "+CIPRXGET: 1", "payload read as a line: {l:?} in {got:?}");
+        }
+        if !lines.iter().any(|l| l.starts_with("SEND")) {
+            prop_assert!(got.iter().any(|l| l == result), "result lost: {got:?}");
+        }
+    }
+
+    /// Issue 10 point 10: packets pushed raw as the module does (CR LF + blocks of at most
+    /// 1460 bytes, cut anywhere by network reads, URC lines between blocks), whatever their
+    /// payload: every data frame before a `Garbled` report is the next packet, byte for
+    /// byte. Nothing corrupted is ever delivered.
+    #[test]
+    fn pushed_packets_are_intact_or_reported(
+        packets in prop::collection::vec(
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..3000),
+                prop::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), Just(0x30u8)], 0..40),
+            ],
+            1..4,
+        ),
+        splits in prop::collection::vec(1usize..1461, 1..8),
+        urcs in prop::collection::vec(any::<bool>(), 8),
+        cut in chunks(),
+    ) {
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        let mut k = 0;
+        for payload in packets {
+            let packet = sim7k::mqtt::Packet::Publish(sim7k::mqtt::Publish::new("t/x", payload))
+                .encode(sim7k::mqtt::Protocol::V311)
+                .expect("valid PUBLISH");
+            let mut at = 0;
+            while at < packet.len() {
+                let n = splits[k % splits.len()].min(packet.len() - at);
+                if urcs[k % urcs.len()] {
+                    input.extend_from_slice(b"\r\nDST: 1\r\n");
+                }
+                input.extend_from_slice(b"\r\n");
+                input.extend_from_slice(&packet[at..at + n]);
+                at += n;
+                k += 1;
+            }
+            expected.push(packet);
+        }
+        input.extend_from_slice(b"\r\nOK\r\n");
+        let got = frames(framer(true), &input, &cut);
+        let mut delivered = Vec::new();
+        for f in got {
+            match f {
+                Frame::Data(d) => delivered.push(d),
+                Frame::Garbled(_) => break,
+                _ => {}
+            }
+        }
+        prop_assert!(delivered.len() <= expected.len());
+        for (d, e) in delivered.iter().zip(&expected) {
+            prop_assert_eq!(d, e);
+        }
     }
 }

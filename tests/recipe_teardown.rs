@@ -214,8 +214,9 @@ fn the_teardown_runs_after_an_interrupt() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130));
     let log = peer.stop();
-    assert_eq!(log.commands, ["AT", "AT+CSQ", "AT+CIPSHUT"]);
     let t = std::fs::read_to_string(&transcript).unwrap_or_default();
+    eprintln!("TRANSCRIPT\n{t}");
+    assert_eq!(log.commands, ["AT", "AT+CSQ", "AT+CIPSHUT"]);
     assert!(t.contains("teardown step"), "{t}");
 }
 

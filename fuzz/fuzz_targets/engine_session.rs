@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use sim7k::at::{Command, Urc, known_urc};
 use sim7k::engine::{
-    Action, DataPlan, Matcher, MqttPlan, MqttWant, PlanAction, Session, StepPlan, UrcRule, compile,
+    Action, DataPlan, Matcher, MqttParams, MqttPlan, MqttWant, PlanAction, Session, StepPlan, UrcRule, compile,
 };
 use sim7k::mqtt::PacketType;
 
@@ -53,7 +53,8 @@ fn plan(pick: u8) -> StepPlan {
     let pat = &*PATTERNS;
     let data = |payload: Vec<u8>, hex: bool| {
         PlanAction::Data(DataPlan {
-            payload,
+            session: MqttParams::of_connect(&payload),
+            payload: payload.into(),
             chunk: None,
             hex,
         })

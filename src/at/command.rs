@@ -1,7 +1,12 @@
 //! What a command line sent to the modem makes the modem answer: its response prefix and
-//! the shape of its reply (see `sim7000-behaviour.md` §2).
+//! the shape of its reply (SIM7000 Series AT Command Manual V1.06 §8.2, TCPIP Application
+//! Note V1.01; see docs/sim7000.md), what it changes ([`Command::effects`]) and whether it
+//! prompts for data ([`prompts_for_data`]).
 
+use super::dialect::{Sim7000Cip, SocketDialect};
+use super::effects::{Effect, effects_of};
 use super::line::ResultCode;
+use super::split::{Form, Part, split};
 
 /// How the SIM7000 ends its reply to a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,35 +53,48 @@ pub struct Command {
     pub prefix: Option<String>,
     /// The reply's shape.
     pub shape: Shape,
+    /// The line's commands ([`split`]); empty when the line is not valid AT syntax.
+    pub parts: Vec<Part>,
 }
 
 impl Command {
     /// Parse a command line.
     pub fn parse(text: &str) -> Command {
         let text = text.trim_end_matches(['\r', '\n']).to_string();
-        let upper = text.trim().to_ascii_uppercase();
-        let body = upper.strip_prefix("AT").unwrap_or(&upper);
-        // `AT+CIFSR;E0` and other chained lines end with the final code of the last part.
-        let chained = body.contains(';');
-        let first = body.split(';').next().unwrap_or("");
-        let name_end = first.find(['=', '?']).unwrap_or(first.len());
-        let name = &first[..name_end];
-        let args = &first[name_end..];
-        let prefix = if name.starts_with('+') || name.starts_with('*') {
-            Some(format!("{name}:"))
-        } else {
-            None
-        };
-        let shape = if chained {
-            Shape::Standard
-        } else {
-            shape_of(name, args)
+        let parts = split(&text).unwrap_or_default();
+        let prefix = parts
+            .first()
+            .filter(|p| p.is_extended())
+            .map(|p| format!("{}:", p.name));
+        let shape = match parts.as_slice() {
+            // `AT+CIFSR;E0` and other chained lines end with the final code of the last part.
+            [one] => shape_of(one),
+            _ => Shape::Standard,
         };
         Command {
             text,
             prefix,
             shape,
+            parts,
         }
+    }
+
+    /// What this line changes in the module when it succeeds, in order (echo, result
+    /// format, receive mode, hex sends, socket, reset), as the SIM7000 `AT+CIP` dialect
+    /// understands socket commands.
+    pub fn effects(&self) -> Vec<Effect> {
+        self.effects_in(&Sim7000Cip)
+    }
+
+    /// [`effects`](Self::effects) with another socket dialect.
+    pub fn effects_in(&self, dialect: &dyn SocketDialect) -> Vec<Effect> {
+        effects_of(&self.parts, dialect)
+    }
+
+    /// True when the modem answers this line with a `> ` prompt for data (see
+    /// [`prompts_for_data`]).
+    pub fn prompts(&self) -> bool {
+        self.shape == Shape::Prompt
     }
 
     /// True when `line` is this command's own information line (prefix match).
@@ -107,15 +125,31 @@ impl Command {
     }
 }
 
-fn shape_of(name: &str, args: &str) -> Shape {
-    match name {
-        "+CIFSR" if args.is_empty() => Shape::BareLine,
-        "+CIPSTART" if args.starts_with('=') => Shape::TwoPhase(SecondPhase::Connect),
-        "+CIPSTATUS" if args.is_empty() => Shape::TwoPhase(SecondPhase::State),
-        "+CIPSHUT" if args.is_empty() => Shape::Own(OwnResult::Shut),
-        "+CIPCLOSE" if !args.starts_with('?') => Shape::Own(OwnResult::Close),
-        "+CIPSEND" if args.is_empty() || (args.starts_with('=') && args != "=?") => Shape::Prompt,
-        "+SMPUB" if args.starts_with('=') && args != "=?" => Shape::Prompt,
+/// The one list of commands that answer with a `> ` prompt and wait for data typed after
+/// it. Used by the loader (a `send:` of such a command needs data), the engine (expect the
+/// prompt) and the emulator. Sources: SIM7000 Series AT Command Manual V1.06 §8.2.3
+/// (`AT+CIPSEND`, `AT+CIPSEND=<len>`; not `AT+CIPSEND?` / `=?`), §4.2 (`AT+CMGS`,
+/// `AT+CMGW`, 3GPP TS 27.005); MQTT(S) Application Note V1.02 §3.2.5 (`AT+SMPUB=…`);
+/// SIM7080 `AT+CASEND=<cid>,<len>` and Quectel `AT+QISEND=…` for the other socket
+/// dialects. Mode setters such as `AT+CIPSENDHEX=1` or `AT+SMPUBHEX=1` do not prompt.
+pub fn prompts_for_data(part: &Part) -> bool {
+    matches!(
+        (part.name.as_str(), &part.form),
+        ("+CIPSEND" | "+CMGW", Form::Exec | Form::Write(_))
+            | ("+SMPUB" | "+CMGS" | "+CASEND" | "+QISEND", Form::Write(_))
+    )
+}
+
+fn shape_of(part: &Part) -> Shape {
+    if prompts_for_data(part) {
+        return Shape::Prompt;
+    }
+    match (part.name.as_str(), &part.form) {
+        ("+CIFSR", Form::Exec) => Shape::BareLine,
+        ("+CIPSTART", Form::Write(_)) => Shape::TwoPhase(SecondPhase::Connect),
+        ("+CIPSTATUS", Form::Exec) => Shape::TwoPhase(SecondPhase::State),
+        ("+CIPSHUT", Form::Exec) => Shape::Own(OwnResult::Shut),
+        ("+CIPCLOSE", Form::Exec | Form::Write(_)) => Shape::Own(OwnResult::Close),
         _ => Shape::Standard,
     }
 }
@@ -159,6 +193,36 @@ mod tests {
         assert_eq!(Command::parse("AT+CIPSEND=12").shape, Shape::Prompt);
         assert_eq!(Command::parse("AT+CIPSEND?").shape, Shape::Standard);
         assert_eq!(Command::parse("AT+CSQ").shape, Shape::Standard);
+        assert_eq!(Command::parse("AT+CIPSTATUS=0").shape, Shape::Standard);
+    }
+
+    /// Issue 10 point 9: only commands that really show `> ` prompt.
+    #[test]
+    fn only_real_prompting_commands_prompt() {
+        for line in [
+            "AT+CIPSEND",
+            "AT+CIPSEND=12",
+            "at+cipsend=0,12",
+            "AT+SMPUB=\"t\",5,1,0",
+            "AT+CMGS=\"+886912345678\"",
+            "AT+CMGW",
+            "AT+CASEND=0,5",
+        ] {
+            assert!(Command::parse(line).prompts(), "{line}");
+        }
+        for line in [
+            "AT+CIPSENDHEX=1",
+            "AT+CIPSENDHEX=0",
+            "AT+CIPSENDHEX?",
+            "AT+CIPSEND?",
+            "AT+CIPSEND=?",
+            "AT+SMPUB=?",
+            "AT+SMPUBHEX=1",
+            "AT+CMGS=?",
+            "AT+CIPQSEND=1",
+        ] {
+            assert!(!Command::parse(line).prompts(), "{line}");
+        }
     }
 
     #[test]

@@ -3,13 +3,24 @@
 //! The SIM7000 wraps every information line and result code as `\r\n<text>\r\n`, echoes
 //! commands as `AT...\r`, prints the data prompt `> ` with no line end, and frames received
 //! TCP data by length (`+IPD,<len>:<bytes>`, `+CIPRXGET: 2,<len>,<rest>\r\n<bytes>`,
-//! `+RECEIVE,<n>,<len>:\r\n<bytes>`). The framer turns that into lines, prompts and data
-//! blocks. It splits lines on CR or LF (either alone ends a line; empty lines are dropped),
-//! so echoes (`AT+CSQ\r`), `ATV0`-style `0\r` codes and ordinary `\r\n` lines all come out
-//! as clean lines. What a line *means* (echo, final result, URC, information) is decided
-//! by [`crate::at::line`] with the context of the command in flight.
+//! `+RECEIVE,<n>,<len>:\r\n<bytes>`; which headers exist is the socket dialect's business,
+//! [`crate::at::dialect`]). The framer turns that into lines, prompts and data blocks. It
+//! splits lines on CR or LF (either alone ends a line; empty lines are dropped), so echoes
+//! (`AT+CSQ\r`), `ATV0`-style `0\r` codes and ordinary `\r\n` lines all come out as clean
+//! lines. What a line *means* (echo, final result, URC, information) is decided by
+//! [`crate::at::line`] with the context of the command in flight.
+//!
+//! Two things need more than line splitting:
+//! * the echo of data typed after a `> ` prompt ([`Framer::open_echo`]): payload bytes must
+//!   never be read as modem lines, whatever the module does to the echo;
+//! * MQTT packets pushed with no header ([`Framer::set_mqtt_push`], [`crate::at::push`]).
 
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::dialect::{DataHeader, SocketDialect, default_dialect};
+use super::push::{PushPacket, Pushed, is_mqtt_server_first_byte};
 
 /// Longest line kept; longer input is cut into pieces of this size (a modem never prints
 /// lines this long, so this only bounds memory against garbage).
@@ -23,38 +34,50 @@ pub enum Frame {
     /// The data prompt `> ` (only reported while a prompt is expected).
     Prompt,
     /// A length-framed block of received data, after its header line (which is reported
-    /// first as a [`Frame::Line`]).
+    /// first as a [`Frame::Line`]), or a whole pushed MQTT packet.
     Data(Vec<u8>),
-    /// Bytes that came back identical to data just written (payload echo with ATE1).
+    /// Bytes that came back as the echo of data typed after a prompt.
     Echo(Vec<u8>),
+    /// Pushed data that cannot be framed intact (see [`crate::at::push`]): why.
+    Garbled(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Mode {
     /// Assembling a line.
     Line,
     /// Collecting `remaining` bytes of a data block. `skip_lf`: the header line ended
     /// with CR, so a LF right after it is still part of the header's terminator.
     Raw { remaining: usize, skip_lf: bool },
-    /// The next line is hex text of a `+CIPRXGET: 3` block.
+    /// The next line is hex text of a read in hex mode.
     HexLine,
-    /// Reading the remaining-length bytes of a pushed MQTT packet (`raw` holds them).
-    MqttHeader,
-    /// Reading the body of a pushed MQTT packet: `remaining` bytes to go, `len` in all.
-    MqttBody { remaining: usize, len: usize },
+    /// Reassembling a pushed MQTT packet.
+    Push(Box<PushPacket>),
 }
 
-/// Largest length-framed block accepted from a `+IPD`, `+RECEIVE` or `+CIPRXGET: 2`
-/// header (the SIM7000's receive buffer is about 2920 bytes; one read returns ≤ 1460).
-/// A larger announced length is not a header: the line is kept as a line.
-pub const MAX_BLOCK: usize = 2920;
-/// Largest MQTT packet framed from pushed data.
-pub const MAX_PUSHED_PACKET: usize = 16 << 20;
+/// The echo window of data typed after a prompt. The module echoes it (with `ATE1`), but
+/// not always byte for byte: the rule sim7k follows is that printable bytes (0x20–0x7E)
+/// come back as typed and in order, while any other byte (controls, CR, LF, bytes ≥ 0x80)
+/// may be echoed, dropped or replaced by one other such byte; the echo may stop at any point;
+/// and complete lines (URCs) may interrupt it. Bytes that fit this rule are echo, whatever
+/// they spell (a payload line `SEND OK` or `+PDP: DEACT` is never a modem line). A line
+/// that does not fit is a modem line when it looks like one (a result code, a URC, a `+…`
+/// response); any other line is taken for an altered echo of the current payload line and
+/// the window moves past it.
+#[derive(Debug)]
+struct EchoWindow {
+    data: Arc<[u8]>,
+    /// The typed bytes within `data`.
+    range: Range<usize>,
+    /// Next byte of `data` the echo should show.
+    next: usize,
+}
 
 /// Splits modem output into [`Frame`]s. Feed bytes with [`Framer::push`], take frames with
 /// [`Framer::next_frame`].
 #[derive(Debug)]
 pub struct Framer {
+    dialect: &'static dyn SocketDialect,
     mode: Mode,
     line: Vec<u8>,
     raw: Vec<u8>,
@@ -64,15 +87,28 @@ pub struct Framer {
     prompt_expected: bool,
     /// A `>` prompt was reported; swallow one following space.
     after_prompt: bool,
-    /// Bytes we wrote that a modem with echo on may send back.
-    echo: VecDeque<u8>,
+    echo: Option<EchoWindow>,
     echo_seen: Vec<u8>,
+    /// Echo bytes of the current echoed line (since the last CR/LF taken as echo).
+    echo_line: Vec<u8>,
+    /// The window's position where that line began.
+    echo_line_start: usize,
+    /// The line being assembled begins with this many bytes first taken as echo.
+    line_echo_prefix: usize,
+    /// The window's position where those bytes began.
+    line_echo_start: usize,
     /// Received TCP data is pushed without a header: frame MQTT packets at line starts.
     mqtt_push: bool,
     /// MQTT framing paused (an ordinary command's reply is expected).
     mqtt_suspended: bool,
-    /// The next byte is replayed line data: do not take it for an MQTT packet start.
+    /// Data bytes in the current pushed block (a block starts after a line break).
+    block_used: usize,
+    /// The next bytes are handed back from a failed packet start: line framing only.
     replaying: bool,
+    /// Why the last pushed packet could not be delivered, while it is still undecided.
+    undecided: Option<String>,
+    /// Bytes handed back by the push reassembler, framed again before the next input.
+    replay: VecDeque<u8>,
 }
 
 impl Default for Framer {
@@ -82,9 +118,15 @@ impl Default for Framer {
 }
 
 impl Framer {
-    /// A framer in line mode.
+    /// A framer in line mode for the SIM7000 `AT+CIP` dialect.
     pub fn new() -> Framer {
+        Self::with_dialect(default_dialect())
+    }
+
+    /// A framer that knows the data headers of `dialect`.
+    pub fn with_dialect(dialect: &'static dyn SocketDialect) -> Framer {
         Framer {
+            dialect,
             mode: Mode::Line,
             line: Vec::new(),
             raw: Vec::new(),
@@ -92,11 +134,18 @@ impl Framer {
             after_cr: false,
             prompt_expected: false,
             after_prompt: false,
-            echo: VecDeque::new(),
+            echo: None,
             echo_seen: Vec::new(),
+            echo_line: Vec::new(),
+            echo_line_start: 0,
+            line_echo_prefix: 0,
+            line_echo_start: 0,
             mqtt_push: false,
             mqtt_suspended: false,
+            block_used: 0,
             replaying: false,
+            undecided: None,
+            replay: VecDeque::new(),
         }
     }
 
@@ -115,17 +164,47 @@ impl Framer {
         self.after_cr = false;
         self.prompt_expected = false;
         self.after_prompt = false;
-        self.echo.clear();
+        self.echo = None;
         self.echo_seen.clear();
+        self.echo_line.clear();
+        self.line_echo_prefix = 0;
+        self.undecided = None;
+        self.replaying = false;
     }
 
     /// Frame headerless pushed data as MQTT packets (`AT+CIPRXGET=0`, `AT+CIPHEAD=0`): a
     /// byte that can only start a broker-to-client MQTT packet, at the start of a line,
-    /// begins a packet whose remaining length is then read; the packet comes out as one
-    /// [`Frame::Data`]. Lines that start with a digit would be misread, so do not query
-    /// numeric-only values (IMEI, IP) while an MQTT session is pushed this way.
+    /// begins a packet reassembled by [`crate::at::push`]; it comes out as one
+    /// [`Frame::Data`], or as [`Frame::Garbled`] when its bytes cannot be proven intact.
     pub fn set_mqtt_push(&mut self, on: bool) {
         self.mqtt_push = on;
+        if !on && matches!(self.mode, Mode::Push(_)) {
+            self.mode = Mode::Line;
+        }
+    }
+
+    /// True while pushed MQTT framing is on.
+    pub fn mqtt_push(&self) -> bool {
+        self.mqtt_push
+    }
+
+    /// Why a pushed packet is complete in one reading but not delivered yet (other
+    /// readings of its bytes are still possible), if that is the case.
+    pub fn undecided_push(&self) -> Option<&str> {
+        self.undecided.as_deref()
+    }
+
+    /// The modem paused: settle a pushed packet that waits for what follows it (see
+    /// [`PushPacket::settle`]).
+    pub fn settle(&mut self) {
+        if let Mode::Push(packet) = &mut self.mode {
+            let outcome = packet.settle();
+            self.undecided = packet.undecided();
+            self.on_pushed(outcome);
+            while let Some(r) = self.replay.pop_front() {
+                self.push_byte(r);
+            }
+        }
     }
 
     /// Report `> ` at the start of a line as [`Frame::Prompt`] (set after sending a
@@ -142,18 +221,32 @@ impl Framer {
         self.prompt_expected
     }
 
-    /// Data just written after a prompt: if the modem echoes it back byte for byte, those
-    /// bytes are reported as one [`Frame::Echo`] instead of being framed as lines.
-    pub fn expect_echo(&mut self, data: &[u8]) {
-        self.echo.clear();
-        self.echo.extend(data.iter().copied());
-        self.echo_seen.clear();
+    /// Data `data[range]` was just typed after a prompt: open its echo window (see
+    /// [`EchoWindow`]). Bytes the rule takes for echo come out as [`Frame::Echo`].
+    pub fn open_echo(&mut self, data: Arc<[u8]>, range: Range<usize>) {
+        self.flush_echo();
+        let range = range.start.min(data.len())..range.end.min(data.len());
+        self.echo_line.clear();
+        self.echo_line_start = range.start;
+        self.line_echo_prefix = 0;
+        self.echo = Some(EchoWindow {
+            next: range.start,
+            data,
+            range,
+        });
     }
 
-    /// Stop waiting for a data echo (reports what was echoed so far, if anything).
+    /// Close the echo window (the exchange ended); reports what was echoed, if anything.
     pub fn clear_echo(&mut self) {
-        self.echo.clear();
+        self.echo = None;
+        self.echo_line.clear();
+        self.line_echo_prefix = 0;
         self.flush_echo();
+    }
+
+    /// True while an echo window is open and not fully echoed.
+    pub fn echo_open(&self) -> bool {
+        self.echo.is_some()
     }
 
     /// Bytes of an incomplete line (for diagnostics).
@@ -161,16 +254,36 @@ impl Framer {
         &self.line
     }
 
+    /// True while a line, a data block or a pushed packet is being assembled.
+    pub fn busy(&self) -> bool {
+        !self.line.is_empty() || !matches!(self.mode, Mode::Line)
+    }
+
     /// Feed bytes from the modem.
     pub fn push(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.push_byte(b);
+            while let Some(r) = self.replay.pop_front() {
+                self.push_byte(r);
+            }
+        }
+    }
+
+    /// Frame these bytes again, before any further input.
+    fn replay_front(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().rev() {
+            self.replay.push_front(b);
         }
     }
 
     /// Take the next complete frame, if any.
     pub fn next_frame(&mut self) -> Option<Frame> {
         self.out.pop_front()
+    }
+
+    fn emit(&mut self, frame: Frame) {
+        self.flush_echo();
+        self.out.push_back(frame);
     }
 
     fn flush_echo(&mut self) {
@@ -187,99 +300,53 @@ impl Framer {
                 return;
             }
         }
-        if let Some(&want) = self.echo.front() {
-            // Only an echo that starts at a line boundary counts.
-            if self.mode == Mode::Line && self.line.is_empty() && b == want {
-                self.echo.pop_front();
-                self.echo_seen.push(b);
-                if self.echo.is_empty() {
-                    self.flush_echo();
-                }
-                self.after_cr = false;
+        if matches!(self.mode, Mode::Line) && self.line.is_empty() {
+            if self.take_echo(b) {
                 return;
             }
-            // Mismatch: the modem is not echoing (any more).
-            self.echo.clear();
-            self.flush_echo();
+            if !self.echo_line.is_empty() {
+                // The echo of this line stopped here: what it took so far begins the line
+                // (judged when the line ends, see `echo_line`).
+                self.line = std::mem::take(&mut self.echo_line);
+                self.line_echo_prefix = self.line.len();
+                self.line_echo_start = self.echo_line_start;
+                self.echo_line_start = self.echo.as_ref().map_or(0, |w| w.next);
+            }
         }
-        match self.mode {
+        match &mut self.mode {
             Mode::Raw { remaining, skip_lf } => {
-                // A pushed MQTT packet keeps its header: `raw` already holds it.
-                if skip_lf {
-                    self.mode = Mode::Raw {
-                        remaining,
-                        skip_lf: false,
-                    };
-                    if b == b'\n' {
-                        return;
-                    }
+                if std::mem::take(skip_lf) && b == b'\n' {
+                    return;
                 }
                 self.raw.push(b);
-                if remaining <= 1 {
+                *remaining -= 1;
+                if *remaining == 0 {
                     self.mode = Mode::Line;
                     self.after_cr = false;
                     let data = std::mem::take(&mut self.raw);
-                    self.out.push_back(Frame::Data(data));
-                } else {
-                    self.mode = Mode::Raw {
-                        remaining: remaining - 1,
-                        skip_lf: false,
-                    };
+                    self.emit(Frame::Data(data));
                 }
             }
-            Mode::MqttHeader => {
-                self.raw.push(b);
-                // raw = [first byte, remaining-length bytes…]
-                if b & 0x80 == 0 {
-                    let mut len: usize = 0;
-                    for (i, lb) in self.raw.iter().skip(1).enumerate() {
-                        len |= usize::from(lb & 0x7f) << (7 * i);
-                    }
-                    let first = self.raw.first().copied().unwrap_or(0);
-                    if !plausible_mqtt(first, len) {
-                        self.replay_as_line();
-                    } else if len == 0 {
-                        self.mode = Mode::Line;
-                        let data = std::mem::take(&mut self.raw);
-                        self.out.push_back(Frame::Data(data));
-                    } else {
-                        self.mode = Mode::MqttBody {
-                            remaining: len,
-                            len,
-                        };
-                    }
-                } else if self.raw.len() >= 5 {
-                    // Not a valid remaining length: these bytes were a line.
-                    self.replay_as_line();
+            Mode::Push(packet) => {
+                let outcome = packet.push(b);
+                if outcome == Pushed::Pending {
+                    self.undecided = packet.undecided();
                 }
-            }
-            Mode::MqttBody { remaining, len } => {
-                self.raw.push(b);
-                if !plausible_publish_start(&self.raw, len) {
-                    self.replay_as_line();
-                } else if remaining <= 1 {
-                    self.mode = Mode::Line;
-                    self.after_cr = false;
-                    let data = std::mem::take(&mut self.raw);
-                    self.out.push_back(Frame::Data(data));
-                } else {
-                    self.mode = Mode::MqttBody {
-                        remaining: remaining - 1,
-                        len,
-                    };
-                }
+                self.on_pushed(outcome);
             }
             Mode::Line | Mode::HexLine => {
                 let replaying = std::mem::take(&mut self.replaying);
                 if self.mqtt_push
                     && !self.mqtt_suspended
                     && !replaying
-                    && self.mode == Mode::Line
+                    && matches!(self.mode, Mode::Line)
                     && self.line.is_empty()
                     && is_mqtt_server_first_byte(b)
                 {
-                    self.raw = vec![b];
-                    self.mode = Mode::MqttHeader;
+                    let mut packet = Box::new(PushPacket::start(b, self.block_used));
+                    let outcome = packet.first_outcome();
+                    self.mode = Mode::Push(packet);
+                    self.on_pushed(outcome);
                     return;
                 }
                 self.push_line_byte(b)
@@ -287,16 +354,137 @@ impl Framer {
         }
     }
 
-    /// What looked like the start of a pushed MQTT packet was not one: hand the bytes back
-    /// to line framing.
-    fn replay_as_line(&mut self) {
-        self.mode = Mode::Line;
-        let bytes = std::mem::take(&mut self.raw);
-        self.replaying = true;
-        for b in bytes {
-            self.push_byte(b);
+    fn on_pushed(&mut self, outcome: Pushed) {
+        match outcome {
+            Pushed::Pending => {}
+            Pushed::NotMqtt(bytes) => {
+                self.mode = Mode::Line;
+                self.undecided = None;
+                // The first byte goes to line framing; the rest is framed afresh.
+                self.replaying = true;
+                self.replay_front(&bytes);
+            }
+            Pushed::Packet {
+                urcs,
+                data,
+                rest,
+                block,
+            } => {
+                self.mode = Mode::Line;
+                self.undecided = None;
+                self.after_cr = false;
+                for u in urcs {
+                    self.emit(Frame::Line(u));
+                }
+                self.emit(Frame::Data(data));
+                self.block_used = block;
+                self.replay_front(&rest);
+            }
+            Pushed::Garbled { reason, rest } => {
+                self.mode = Mode::Line;
+                self.undecided = None;
+                self.emit(Frame::Garbled(reason));
+                self.replaying = true;
+                self.replay_front(&rest);
+            }
         }
-        self.replaying = false;
+    }
+
+    /// At a line start with an echo window open: is `b` echo? (See [`EchoWindow`].)
+    fn take_echo(&mut self, b: u8) -> bool {
+        let Some(w) = self.echo.as_mut() else {
+            return false;
+        };
+        let end = w.range.end;
+        let mut k = w.next;
+        let mut taken = false;
+        while let Some(&p) = w.data.get(k).filter(|_| k < end) {
+            if p == b {
+                w.next = k + 1;
+                taken = true;
+                break;
+            }
+            // This byte may have been dropped by the echo (but a line end from the modem
+            // matches only where the echo stands: it may as well end a URC line).
+            if !is_printable(p) && b != b'\r' && b != b'\n' {
+                k += 1;
+                continue;
+            }
+            break;
+        }
+        if !taken
+            && let Some(&p) = w.data.get(w.next).filter(|_| w.next < end)
+            && !is_printable(p)
+            && !is_printable(b)
+            && b != b'\r'
+            && b != b'\n'
+        {
+            // A control byte echoed as another one.
+            w.next += 1;
+            taken = true;
+        }
+        if !taken {
+            return false;
+        }
+        self.echo_seen.push(b);
+        self.after_cr = false;
+        if b == b'\r' || b == b'\n' {
+            self.echo_line.clear();
+            self.echo_line_start = w.next;
+        } else {
+            self.echo_line.push(b);
+        }
+        if w.next >= end {
+            self.echo = None;
+            self.echo_line.clear();
+            self.flush_echo();
+        }
+        true
+    }
+
+    /// A line that arrived inside the echo window without fitting the echo (it may begin
+    /// with bytes first taken as echo): a modem line, the end of an echo that stopped, or
+    /// an altered echo (then the window moves to the next payload line). True when it is
+    /// echo.
+    fn echo_line(&mut self, line: &[u8]) -> bool {
+        let prefix = std::mem::take(&mut self.line_echo_prefix);
+        let Some(w) = self.echo.as_mut() else {
+            return false;
+        };
+        if prefix >= line.len() {
+            // Only echo, then a line break: the echo stopped or was interrupted here.
+            return true;
+        }
+        if looks_like_modem_line(line) {
+            if prefix > 0 {
+                // Its first bytes matched the payload by chance: they were no echo.
+                w.next = self.line_echo_start;
+                let keep = self.echo_seen.len().saturating_sub(prefix);
+                self.echo_seen.truncate(keep);
+            }
+            return false;
+        }
+        let end = w.range.end;
+        let mut k = if prefix > 0 {
+            self.line_echo_start
+        } else {
+            w.next
+        };
+        while w.data.get(k).is_some_and(|p| *p != b'\r' && *p != b'\n') && k < end {
+            k += 1;
+        }
+        while w.data.get(k).is_some_and(|p| *p == b'\r' || *p == b'\n') && k < end {
+            k += 1;
+        }
+        w.next = k;
+        self.echo_line_start = k;
+        if k >= end {
+            self.echo = None;
+        }
+        self.echo_seen
+            .extend_from_slice(line.get(prefix..).unwrap_or_default());
+        self.flush_echo();
+        true
     }
 
     fn push_line_byte(&mut self, b: u8) {
@@ -306,6 +494,7 @@ impl Framer {
             }
             b'\r' | b'\n' => {
                 self.after_cr = b == b'\r';
+                self.block_used = 0;
                 self.end_line();
             }
             _ => {
@@ -316,35 +505,35 @@ impl Framer {
                     return;
                 }
                 self.check_prompt();
-                self.check_ipd();
+                self.check_inline_header();
             }
         }
     }
 
     fn check_prompt(&mut self) {
-        if self.prompt_expected && self.mode == Mode::Line && self.line.as_slice() == b">" {
+        if self.prompt_expected && matches!(self.mode, Mode::Line) && self.line.as_slice() == b">" {
             self.line.clear();
             self.prompt_expected = false;
             self.after_prompt = true;
-            self.out.push_back(Frame::Prompt);
+            self.emit(Frame::Prompt);
         }
     }
 
-    /// `+IPD,<len>:` (optionally `+IPD,<len>,TCP:`) has no line end: data follows the colon.
-    fn check_ipd(&mut self) {
-        if self.mode != Mode::Line || self.line.last() != Some(&b':') {
+    /// A header with no line end (`+IPD,<len>:`): data follows directly.
+    fn check_inline_header(&mut self) {
+        if !matches!(self.mode, Mode::Line) {
             return;
         }
-        if let Some(len) = parse_ipd_header(&self.line).filter(|n| *n <= MAX_BLOCK) {
+        if let Some(len) = self.dialect.inline_header(&self.line) {
             let header = std::mem::take(&mut self.line);
-            self.out.push_back(Frame::Line(header));
+            self.emit(Frame::Line(header));
             self.start_raw(len, false);
         }
     }
 
     fn start_raw(&mut self, len: usize, skip_lf: bool) {
         if len == 0 {
-            self.out.push_back(Frame::Data(Vec::new()));
+            self.emit(Frame::Data(Vec::new()));
         } else {
             self.raw = Vec::with_capacity(len.min(1 << 16));
             self.mode = Mode::Raw {
@@ -359,172 +548,43 @@ impl Framer {
             return;
         }
         let line = std::mem::take(&mut self.line);
-        if self.mode == Mode::HexLine {
+        if matches!(self.mode, Mode::HexLine) {
             self.mode = Mode::Line;
             match decode_hex(&line) {
-                Some(data) => {
-                    self.out.push_back(Frame::Data(data));
-                    return;
-                }
-                None => {
-                    // Not hex after all: report it as a line.
-                    self.out.push_back(Frame::Line(line));
-                    return;
-                }
+                Some(data) => self.emit(Frame::Data(data)),
+                // Not hex after all: report it as a line.
+                None => self.emit(Frame::Line(line)),
             }
+            return;
         }
-        let header = classify_data_header(&line);
-        self.out.push_back(Frame::Line(line));
+        if self.echo_line(&line) {
+            return;
+        }
+        let header = self.dialect.data_header(&line);
+        self.emit(Frame::Line(line));
         match header {
             // The header's line end may be CR LF: the LF belongs to the header.
-            Some(DataHeader::Raw(len)) if len <= MAX_BLOCK => self.start_raw(len, self.after_cr),
-            Some(DataHeader::Raw(_)) => {}
+            Some(DataHeader::Raw(len)) => self.start_raw(len, self.after_cr),
             Some(DataHeader::HexLine) => self.mode = Mode::HexLine,
             None => {}
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DataHeader {
-    Raw(usize),
-    HexLine,
+fn is_printable(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
 }
 
-/// Could a packet with this first byte and remaining length come from a broker? (Rejects
-/// lines that merely start with a digit or a space.)
-fn plausible_mqtt(first: u8, len: usize) -> bool {
-    match first {
-        0x20 => (2..=255).contains(&len), // CONNACK
-        0x40 | 0x50 | 0x62 | 0x70 | 0xb0 => (2..=1024).contains(&len), // acks, UNSUBACK
-        0x90 => (3..=4096).contains(&len), // SUBACK
-        0xd0 => len == 0,                 // PINGRESP
-        0xe0 | 0xf0 => len <= 1024,       // DISCONNECT, AUTH
-        0x30..=0x3d => (3..=MAX_PUSHED_PACKET).contains(&len), // PUBLISH
-        _ => false,
-    }
+/// Lines a modem prints while data is echoed: result codes, URCs, `+…`/`*…` responses.
+fn looks_like_modem_line(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line);
+    let t = text.trim();
+    ((t.starts_with('+') || t.starts_with('*')) && t.contains(':'))
+        || super::line::result_code(t).is_some()
+        || super::line::known_urc(t).is_some()
 }
 
-/// For a PUBLISH being framed (`raw` = header + body so far): its topic length must fit
-/// the packet and its topic must be text.
-fn plausible_publish_start(raw: &[u8], len: usize) -> bool {
-    let Some(&first) = raw.first() else {
-        return true;
-    };
-    let header = raw
-        .iter()
-        .skip(1)
-        .position(|b| b & 0x80 == 0)
-        .map_or(raw.len(), |i| i + 2);
-    let body = raw.get(header..).unwrap_or_default();
-    if first == 0x20 {
-        // CONNACK: the acknowledge flags are 0 or 1 (session present).
-        return body.first().is_none_or(|f| *f <= 1);
-    }
-    if !(0x30..=0x3d).contains(&first) {
-        return true;
-    }
-    if body.len() < 2 {
-        return true;
-    }
-    let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
-    let id_len = if first & 0x06 != 0 { 2 } else { 0 };
-    if topic_len == 0 || topic_len + 2 + id_len > len {
-        return false;
-    }
-    if body.len() > topic_len + 3 {
-        return true; // the topic was checked when it arrived
-    }
-    // The topic bytes seen so far must be printable text (no CR, LF or NUL).
-    body.iter()
-        .skip(2)
-        .take(topic_len)
-        .all(|&c| c >= 0x20 && c != 0x7f)
-}
-
-/// First bytes of packets a broker sends: CONNACK, PUBLISH (QoS 0-2, DUP, retain), PUBACK,
-/// PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP, DISCONNECT, AUTH.
-fn is_mqtt_server_first_byte(b: u8) -> bool {
-    matches!(
-        b,
-        0x20 | 0x30..=0x35 | 0x3a..=0x3d | 0x40 | 0x50 | 0x62 | 0x70 | 0x90 | 0xb0 | 0xd0 | 0xe0 | 0xf0
-    )
-}
-
-/// A `+CIPRXGET: …` reply to a read (`AT+CIPRXGET=2/3,<len>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RxGet {
-    /// 2 (raw) or 3 (hex).
-    pub mode: u8,
-    /// Bytes that follow now.
-    pub len: usize,
-    /// Bytes still buffered in the modem.
-    pub remaining: usize,
-}
-
-/// Parse `+CIPRXGET: 2,<n>,<rest>` (single connection), `+CIPRXGET: 2,<id>,<n>,<rest>`
-/// (multi), each optionally followed by `,"<ip>:<port>"` (`AT+CIPSRIP=1`); spaces are
-/// optional. `None` for anything else (mode 1 and 4 reports included).
-pub fn parse_rxget(line: &str) -> Option<RxGet> {
-    let rest = line.trim().strip_prefix("+CIPRXGET:")?;
-    let mut fields: Vec<&str> = rest
-        .split(',')
-        .map(|f| f.trim().trim_matches('"'))
-        .collect();
-    // A trailing remote address (`1.2.3.4:1883`) is not a count.
-    if fields
-        .last()
-        .is_some_and(|f| f.contains(':') || f.contains('.'))
-    {
-        fields.pop();
-    }
-    let mode: u8 = fields.first()?.parse().ok()?;
-    if mode != 2 && mode != 3 {
-        return None;
-    }
-    let (n, rem) = match fields.len() {
-        3 => (fields.get(1)?, fields.get(2)?),
-        4 => (fields.get(2)?, fields.get(3)?),
-        _ => return None,
-    };
-    Some(RxGet {
-        mode,
-        len: n.parse().ok()?,
-        remaining: rem.parse().ok()?,
-    })
-}
-
-/// `+CIPRXGET: 2,…` announces raw bytes; mode 3 announces a hex line;
-/// `+RECEIVE,<id>,<len>:` announces `len` bytes.
-fn classify_data_header(line: &[u8]) -> Option<DataHeader> {
-    let text = std::str::from_utf8(line).ok()?.trim();
-    if text.starts_with("+CIPRXGET:") {
-        let r = parse_rxget(text)?;
-        return match r.mode {
-            2 => Some(DataHeader::Raw(r.len)),
-            3 if r.len > 0 => Some(DataHeader::HexLine),
-            _ => None,
-        };
-    }
-    if let Some(rest) = text.strip_prefix("+RECEIVE,") {
-        let rest = rest.strip_suffix(':')?;
-        let (_, len) = rest.split_once(',')?;
-        return Some(DataHeader::Raw(len.trim().parse().ok()?));
-    }
-    None
-}
-
-fn parse_ipd_header(line: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(line).ok()?;
-    let rest = text.strip_prefix("+IPD,")?.strip_suffix(':')?;
-    let len = rest.split(',').next()?;
-    if len.is_empty() || !len.bytes().all(|b| b.is_ascii_digit()) || len.len() > 7 {
-        return None;
-    }
-    len.parse().ok()
-}
-
-/// Decode hex text (no separators); `None` when it is not hex.
+/// Decode hex text (spaces allowed between digits); `None` when it is not hex.
 pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
     let text: Vec<u8> = text.iter().copied().filter(|b| *b != b' ').collect();
     if !text.len().is_multiple_of(2) {
@@ -532,245 +592,13 @@ pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
     }
     text.chunks(2)
         .map(|pair| {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            Some((hi * 16 + lo) as u8)
+            let hi = char::from(*pair.first()?).to_digit(16)?;
+            let lo = char::from(*pair.get(1)?).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
         })
         .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frames(f: &mut Framer) -> Vec<Frame> {
-        std::iter::from_fn(|| f.next_frame()).collect()
-    }
-
-    fn line(s: &str) -> Frame {
-        Frame::Line(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn lines_with_echo_and_empty_lines() {
-        let mut f = Framer::new();
-        f.push(b"AT+CSQ\r\r\n+CSQ: 24,99\r\n\r\nOK\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![line("AT+CSQ"), line("+CSQ: 24,99"), line("OK")]
-        );
-    }
-
-    #[test]
-    fn one_byte_at_a_time_gives_the_same_frames() {
-        let input = b"\r\n+CIPRXGET: 2,5,0\r\nhe\r\nl\r\nOK\r\n+IPD,3:\x00\x1a\rDST: 1\r\n";
-        let mut whole = Framer::new();
-        whole.push(input);
-        let mut drip = Framer::new();
-        let mut got = Vec::new();
-        for b in input {
-            drip.push(&[*b]);
-            got.extend(frames(&mut drip));
-        }
-        let expected = vec![
-            line("+CIPRXGET: 2,5,0"),
-            Frame::Data(b"he\r\nl".to_vec()),
-            line("OK"),
-            line("+IPD,3:"),
-            Frame::Data(vec![0, 0x1a, b'\r']),
-            line("DST: 1"),
-        ];
-        assert_eq!(frames(&mut whole), expected);
-        assert_eq!(got, expected);
-    }
-
-    #[test]
-    fn prompt_only_when_expected() {
-        let mut f = Framer::new();
-        f.push(b"\r\n> ");
-        assert!(frames(&mut f).is_empty());
-        assert_eq!(f.partial_line(), b"> ");
-        let mut f = Framer::new();
-        f.expect_prompt(true);
-        f.push(b"AT+CIPSEND=3\r\r\n> ");
-        assert_eq!(frames(&mut f), vec![line("AT+CIPSEND=3"), Frame::Prompt]);
-        assert!(!f.prompt_expected());
-        // The space after '>' is swallowed even when it arrives later; then a data echo.
-        let mut f = Framer::new();
-        f.expect_prompt(true);
-        f.push(b"\r\n>");
-        assert_eq!(frames(&mut f), vec![Frame::Prompt]);
-        f.expect_echo(b"\x1a\r\nA");
-        f.push(b" \x1a\r\nA\r\nSEND OK\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![Frame::Echo(b"\x1a\r\nA".to_vec()), line("SEND OK")]
-        );
-    }
-
-    #[test]
-    fn echo_mismatch_falls_back_to_lines() {
-        let mut f = Framer::new();
-        f.expect_echo(b"xyz");
-        f.push(b"\r\nSEND OK\r\n");
-        assert_eq!(frames(&mut f), vec![line("SEND OK")]);
-        // A partial echo followed by other output is reported, then framing resumes.
-        let mut f = Framer::new();
-        f.expect_echo(b"abcd");
-        f.push(b"ab\r\nSEND FAIL\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![Frame::Echo(b"ab".to_vec()), line("SEND FAIL")]
-        );
-    }
-
-    #[test]
-    fn receive_headers() {
-        let mut f = Framer::new();
-        f.push(b"+RECEIVE,0,4:\r\n\r\nab\r\nOK\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![
-                line("+RECEIVE,0,4:"),
-                Frame::Data(b"\r\nab".to_vec()),
-                line("OK")
-            ]
-        );
-        let mut f = Framer::new();
-        f.push(b"+CIPRXGET: 3,2,0\r\n0A1B\r\nOK\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![
-                line("+CIPRXGET: 3,2,0"),
-                Frame::Data(vec![0x0a, 0x1b]),
-                line("OK")
-            ]
-        );
-        // Multi-connection form of mode 2, and a zero-length read.
-        let mut f = Framer::new();
-        f.push(b"+CIPRXGET: 2,0,2,0\r\nhi\r\nOK\r\n+CIPRXGET: 2,0,0\r\nOK\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![
-                line("+CIPRXGET: 2,0,2,0"),
-                Frame::Data(b"hi".to_vec()),
-                line("OK"),
-                line("+CIPRXGET: 2,0,0"),
-                Frame::Data(Vec::new()),
-                line("OK"),
-            ]
-        );
-    }
-
-    #[test]
-    fn garbage_is_bounded() {
-        let mut f = Framer::new();
-        f.push(&vec![b'x'; MAX_LINE * 2 + 5]);
-        let got = frames(&mut f);
-        assert_eq!(got.len(), 2);
-        assert_eq!(f.partial_line().len(), 5);
-        // An absurd +IPD length is not taken as a header.
-        let mut f = Framer::new();
-        f.push(b"+IPD,99999999999:abc\r\n");
-        assert_eq!(frames(&mut f), vec![line("+IPD,99999999999:abc")]);
-    }
-
-    #[test]
-    fn pushed_mqtt_packets_are_framed_by_length() {
-        let mut input = b"\r\nSEND OK\r\n\r\n".to_vec();
-        input.extend_from_slice(&[0x20, 0x02, 0x00, 0x00]);
-        input.extend_from_slice(b"\r\n");
-        input.extend_from_slice(&[
-            0x30, 0x09, 0x00, 0x03, b'a', b'/', b'b', b'h', b'\r', b'\n', b'i',
-        ]);
-        input.extend_from_slice(b"\r\nCLOSED\r\n");
-        for drip in [false, true] {
-            let mut f = Framer::new();
-            f.set_mqtt_push(true);
-            let mut got = Vec::new();
-            if drip {
-                for b in &input {
-                    f.push(&[*b]);
-                    got.extend(frames(&mut f));
-                }
-            } else {
-                f.push(&input);
-                got = frames(&mut f);
-            }
-            assert_eq!(
-                got,
-                vec![
-                    line("SEND OK"),
-                    Frame::Data(vec![0x20, 0x02, 0x00, 0x00]),
-                    Frame::Data(vec![
-                        0x30, 0x09, 0x00, 0x03, b'a', b'/', b'b', b'h', b'\r', b'\n', b'i'
-                    ]),
-                    line("CLOSED"),
-                ]
-            );
-        }
-        // PINGRESP has remaining length 0.
-        let mut f = Framer::new();
-        f.set_mqtt_push(true);
-        f.push(&[0xd0, 0x00]);
-        assert_eq!(frames(&mut f), vec![Frame::Data(vec![0xd0, 0x00])]);
-    }
-
-    #[test]
-    fn implausible_mqtt_starts_are_lines() {
-        let mut f = Framer::new();
-        f.set_mqtt_push(true);
-        // '1' is a PUBLISH first byte, '0' a length of 48, but ".6" is no topic length.
-        f.push(b"10.64.12.7\r\n\r\nOK\r\n");
-        assert_eq!(frames(&mut f), vec![line("10.64.12.7"), line("OK")]);
-        // A space is CONNACK's first byte, but `  x` has no plausible length.
-        f.push(b" 3x\r\n");
-        assert_eq!(frames(&mut f), vec![line(" 3x")]);
-    }
-
-    #[test]
-    fn rxget_headers_with_addresses_and_without_spaces() {
-        assert_eq!(
-            parse_rxget("+CIPRXGET: 2,5,0,\"1.2.3.4:1883\""),
-            Some(RxGet {
-                mode: 2,
-                len: 5,
-                remaining: 0
-            })
-        );
-        assert_eq!(
-            parse_rxget("+CIPRXGET:2,3,7"),
-            Some(RxGet {
-                mode: 2,
-                len: 3,
-                remaining: 7
-            })
-        );
-        assert_eq!(
-            parse_rxget("+CIPRXGET: 2,1,4,0"),
-            Some(RxGet {
-                mode: 2,
-                len: 4,
-                remaining: 0
-            })
-        );
-        assert_eq!(parse_rxget("+CIPRXGET: 1"), None);
-        let mut f = Framer::new();
-        f.push(b"+CIPRXGET: 2,2,0,\"1.2.3.4:1883\"\r\nhi\r\nOK\r\n");
-        assert_eq!(
-            frames(&mut f),
-            vec![
-                line("+CIPRXGET: 2,2,0,\"1.2.3.4:1883\""),
-                Frame::Data(b"hi".to_vec()),
-                line("OK")
-            ]
-        );
-    }
-
-    #[test]
-    fn lone_cr_and_lf_end_lines() {
-        let mut f = Framer::new();
-        f.push(b"0\rRING\nOK\r\n");
-        assert_eq!(frames(&mut f), vec![line("0"), line("RING"), line("OK")]);
-    }
-}
+#[path = "framer_tests.rs"]
+mod tests;

@@ -1,134 +1,75 @@
-//! The step engine: a sans-IO state machine that runs one recipe step at a time.
+//! The step engine: a sans-IO state machine that runs one recipe step at a time over a
+//! layered connection to the modem.
 //!
-//! The engine never touches a port or a clock. The runner feeds it the bytes the modem
+//! The engine never touches a port or a clock. The driver feeds it the bytes the modem
 //! sent and the current [`Instant`]; the engine answers with [`Action`]s: bytes to write,
 //! a time to wake up at, or the step's [`StepOutcome`]. Everything the engine saw is also
 //! reported as [`Event`]s for transcripts and progress output.
 //!
 //! ```text
-//!   runner ──bytes, now──▶ Session::feed / Session::poll ──▶ Action::Write / Wait / Done
+//!   driver ──bytes, now──▶ Session::feed / Session::poll ──▶ Action::Write / Wait / Done
 //! ```
+//!
+//! # Call contract
+//!
+//! [`Session`] methods sort into:
+//! * **getters**: [`Session::busy`], [`Session::echo`], [`Session::link`];
+//! * **mutators**: [`Session::start`] begins a step (only when not [`busy`](Session::busy));
+//! * **handle**: [`Session::feed`] takes bytes from the modem, whenever they arrive;
+//! * **poll**: [`Session::poll`] says what to do next, and
+//!   [`Session::drain_events`] hands over what happened.
+//!
+//! A driver runs each step so: `start(plan, now, recipe_deadline)`, then loop on
+//! `poll(now)`: on [`Action::Write`] write the bytes and poll again at once; on
+//! [`Action::Wait`]`(t)` read from the modem until `t` (or until bytes arrive), `feed`
+//! them, and poll again; on [`Action::Done`] the step is over (drain the events). Bytes
+//! read between steps are fed too: they are unsolicited lines (a `wait` step that starts
+//! next sees them).
+//!
+//! **Time.** `now` is a monotonic [`Instant`] (never wall-clock time), never earlier than
+//! the `now` of a previous call on the same session. The engine never asks to wait in the
+//! past: [`Action::Wait`] carries an instant `>= now`. Waking early is harmless (poll again);
+//! waking late only delays what was due. Every wait inside a step (exchange timeouts,
+//! pauses, keep-alive, probes) ends no later than the step's and the recipe's deadline.
+//!
+//! # Layers
+//!
+//! * [`session`](Session): owns the AT framer and the modem's modes, routes lines;
+//! * `step`: attempts, retries, `until` polls, `recover`, data sends ([`DataPlan`]);
+//! * `wait`: `wait` steps, MQTT waits, background link work (keep-alive between steps);
+//! * `boot`: start-up and restart detection;
+//! * `timers`: one table of every wake-up;
+//! * [`link`]: socket (through the AT socket dialect), byte stream (a transform slot for
+//!   TLS), MQTT session (told its protocol version and keep-alive by the plan).
 
+mod boot;
+mod data;
+mod exchange;
+mod failure;
+pub mod link;
 mod matcher;
-pub mod mqtt;
+mod modes;
+mod plan;
 mod session;
+mod step;
+mod timers;
+mod wait;
 
+pub use boot::{BOOT_GRACE, REBOOT_GRACE};
+pub use failure::{Failure, LastAnswer, MqttFailure};
+pub use link::mqtt;
 pub use matcher::{Matcher, REGEX_SIZE_LIMIT, captures, compile};
-pub use session::{Echo, Session, UrcRule};
+pub use modes::Echo;
+pub use plan::{DataPlan, MqttParams, MqttPlan, MqttWant, PlanAction, StepPlan};
+pub use session::{ECHO_QUIET, Session, UrcRule};
+pub use step::{MAX_RETRY_DELAY, MIN_EXTENSION, PROBE_TIMEOUT, QUIET_GAP};
+pub use timers::{Timer, TimerTable};
 
 use std::time::{Duration, Instant};
 
 use crate::at::line::Urc;
 
-/// What one step does, fully expanded (no `{{vars}}` left) and compiled.
-#[derive(Debug, Clone)]
-pub struct StepPlan {
-    /// Name for messages.
-    pub name: String,
-    /// What to send.
-    pub action: PlanAction,
-    /// Any of these completes the step (empty: success on `OK`).
-    pub expect: Vec<Matcher>,
-    /// Any of these fails the attempt at once.
-    pub abort: Vec<Matcher>,
-    /// Poll until one of these matches (empty: no polling).
-    pub until: Vec<Matcher>,
-    /// Regexes with named groups applied to response lines.
-    pub capture: Vec<regex::Regex>,
-    /// Per-attempt timeout.
-    pub timeout: Duration,
-    /// Bound on the whole step (all attempts and polls).
-    pub deadline: Option<Duration>,
-    /// Extra attempts after a failed one.
-    pub retries: u32,
-    /// Commands sent (results ignored) before each retry.
-    pub recover: Vec<String>,
-    /// Bytes typed after the command's `> ` prompt.
-    pub prompt_data: Option<Vec<u8>>,
-    /// Pause before a retry.
-    pub retry_delay: Duration,
-    /// Factor applied to `retry_delay` after each retry.
-    pub backoff: f64,
-    /// Pause between `until` polls.
-    pub interval: Duration,
-    /// Pause before the first attempt.
-    pub delay: Duration,
-}
-
-impl StepPlan {
-    /// A plan that sends one command line and waits for `OK`, with defaults.
-    pub fn command(line: &str, timeout: Duration) -> StepPlan {
-        StepPlan {
-            name: line.to_string(),
-            action: PlanAction::Command(line.to_string()),
-            expect: Vec::new(),
-            abort: Vec::new(),
-            until: Vec::new(),
-            capture: Vec::new(),
-            timeout,
-            deadline: None,
-            retries: 0,
-            recover: Vec::new(),
-            prompt_data: None,
-            retry_delay: Duration::from_secs(1),
-            backoff: 1.0,
-            interval: Duration::from_secs(1),
-            delay: Duration::ZERO,
-        }
-    }
-}
-
-/// The IO a step performs.
-#[derive(Debug, Clone)]
-pub enum PlanAction {
-    /// Send a command line (CR is appended).
-    Command(String),
-    /// Send bytes through `AT+CIPSEND`.
-    Data(DataPlan),
-    /// Wait this long, handling URCs; `expect` may match any line, URCs included.
-    Wait(Duration),
-    /// Wait for MQTT packets from the broker, reading and acknowledging as needed.
-    Mqtt(MqttPlan),
-}
-
-/// An MQTT wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttPlan {
-    /// What ends the wait.
-    pub want: MqttWant,
-    /// Only an acknowledgement with this packet id counts.
-    pub packet_id: Option<u16>,
-    /// Listen this long for messages (the wait then ends successfully).
-    pub duration: Option<Duration>,
-    /// PINGREQ interval while waiting (default: the keep-alive of our CONNECT).
-    pub keep_alive: Option<Duration>,
-}
-
-/// What an MQTT wait waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MqttWant {
-    /// One packet of this type (CONNACK, SUBACK, PUBACK…), whose result is checked.
-    Packet(crate::mqtt::PacketType),
-    /// Incoming PUBLISH messages: `count` of them (or as many as come in `duration`).
-    Messages {
-        /// How many.
-        count: Option<u64>,
-    },
-}
-
-/// A binary-safe send through the modem's TCP connection.
-#[derive(Debug, Clone)]
-pub struct DataPlan {
-    /// The bytes.
-    pub payload: Vec<u8>,
-    /// Largest chunk per `AT+CIPSEND`; `None`: ask the modem (`AT+CIPSEND?`), else 1460.
-    pub chunk: Option<usize>,
-    /// Hex mode (`AT+CIPSENDHEX=1` set by the recipe): variable-length `AT+CIPSEND`, hex
-    /// text, `1A` terminator. Cannot carry a 0x1A byte.
-    pub hex: bool,
-}
-
-/// What the runner must do next.
+/// What the driver must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Write these bytes to the modem.
@@ -163,139 +104,6 @@ impl StepOutcome {
     }
 }
 
-/// Why a step (or one attempt of it) failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Nothing conclusive arrived within the attempt's timeout.
-    Timeout {
-        /// How long the attempt waited.
-        waited: Duration,
-        /// What it was waiting for.
-        waiting_for: String,
-    },
-    /// The step's or the recipe's deadline passed.
-    Deadline {
-        /// What it was waiting for.
-        waiting_for: String,
-    },
-    /// The modem answered with an error result (`ERROR`, `+CME ERROR: …`, `SEND FAIL`…).
-    ErrorResult {
-        /// The result line.
-        line: String,
-    },
-    /// An abort pattern matched.
-    Aborted {
-        /// The pattern.
-        pattern: String,
-        /// The line it matched.
-        line: String,
-    },
-    /// The command finished but no line matched `expect`.
-    NotMatched {
-        /// The patterns.
-        expected: Vec<String>,
-    },
-    /// `until` never matched within the step's deadline.
-    UntilNotMet {
-        /// The patterns.
-        patterns: Vec<String>,
-        /// How many times the command was sent.
-        polls: u32,
-    },
-    /// A URC handler with `action: fail` matched.
-    Urc {
-        /// The URC line.
-        line: String,
-        /// The handler's message.
-        message: String,
-    },
-    /// The modem restarted mid-run (`SMS Ready`/`RDY` after the start-up).
-    Rebooted {
-        /// The URC line.
-        line: String,
-    },
-    /// A `send_data` step cannot be done as asked.
-    Data {
-        /// Why.
-        message: String,
-    },
-    /// A captured value failed its `validate:` check (the message shows the value).
-    Validation {
-        /// What failed.
-        message: String,
-    },
-    /// The MQTT session failed: refused CONNECT/SUBSCRIBE, dead broker, garbled stream.
-    Mqtt {
-        /// Why.
-        message: String,
-    },
-}
-
-impl Failure {
-    /// True for timeouts and deadlines (exit code 3).
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, Failure::Timeout { .. } | Failure::Deadline { .. })
-    }
-
-    /// True for failures that end the run even for `on_fail: continue` steps and are not
-    /// retried (URC handlers, reboots).
-    pub fn is_fatal(&self) -> bool {
-        matches!(self, Failure::Urc { .. } | Failure::Rebooted { .. })
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Timeout {
-                waited,
-                waiting_for,
-            } => write!(
-                f,
-                "timed out after {} waiting for {waiting_for}",
-                humantime::format_duration(round_ms(*waited))
-            ),
-            Failure::Deadline { waiting_for } => {
-                write!(f, "deadline reached while waiting for {waiting_for}")
-            }
-            Failure::ErrorResult { line } => write!(f, "modem answered `{line}`"),
-            Failure::Aborted { pattern, line } => {
-                write!(f, "abort pattern `{pattern}` matched `{line}`")
-            }
-            Failure::NotMatched { expected } => write!(
-                f,
-                "the command finished but no line matched {}",
-                list(expected)
-            ),
-            Failure::UntilNotMet { patterns, polls } => write!(
-                f,
-                "no line matched {} after {polls} poll{}",
-                list(patterns),
-                if *polls == 1 { "" } else { "s" }
-            ),
-            Failure::Urc { line, message } => write!(f, "{message} (`{line}`)"),
-            Failure::Rebooted { line } => {
-                write!(f, "the modem restarted mid-run (`{line}`)")
-            }
-            Failure::Data { message }
-            | Failure::Validation { message }
-            | Failure::Mqtt { message } => f.write_str(message),
-        }
-    }
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
-}
-
-fn list(items: &[String]) -> String {
-    items
-        .iter()
-        .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(" or ")
-}
-
 /// Something the engine saw or did, for transcripts and progress output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -303,7 +111,7 @@ pub enum Event {
     Sent(String),
     /// Data bytes were written after a prompt.
     SentData(usize),
-    /// The echo of our command.
+    /// The echo of our command, or of data typed after a prompt.
     Echo(String),
     /// A line of the reply to the command in flight.
     Response(String),
@@ -318,7 +126,7 @@ pub enum Event {
     Prompt,
     /// A block of received TCP data (`+IPD`, `+CIPRXGET: 2`, `+RECEIVE`, pushed MQTT).
     Data(Vec<u8>),
-    /// An MQTT application message from the broker.
+    /// An MQTT application message from the broker (whatever step runs).
     Message(mqtt::Message),
     /// An attempt failed and will be retried.
     Retry {
@@ -334,6 +142,9 @@ pub enum Event {
     },
     /// The modem booted (power-on sequence).
     Boot(String),
+    /// Something the user should know that does not end the step (a suspected restart, an
+    /// MQTT session lost between steps, pushed data that cannot be proven intact).
+    Note(String),
 }
 
 #[cfg(test)]

@@ -166,12 +166,20 @@ impl Follower {
             text: e.stamp,
             seconds: e.seconds,
         };
+        // A pause in the transcript is a pause on the line: a pushed packet waiting for
+        // what follows it settles, as in the engine.
+        let paused = e.seconds - self.last.seconds >= crate::at::push::PUSH_SETTLE.as_secs_f64();
         self.last = at.clone();
-        let events = match &e.kind {
+        let mut events = if paused {
+            self.modem.settle()
+        } else {
+            Vec::new()
+        };
+        events.extend(match &e.kind {
             Kind::Written(b) => self.modem.written(b),
             Kind::Read(b) => self.modem.read(b),
             Kind::Note => Vec::new(),
-        };
+        });
         let mut out = Vec::new();
         for ev in events {
             self.event(ev, &at, &mut out);
@@ -183,6 +191,10 @@ impl Follower {
     pub fn finish(&mut self) -> Vec<Item> {
         let at = self.last.clone();
         let mut out = Vec::new();
+        // The line is quiet after the last entry: a pushed packet still waiting settles.
+        for ev in self.modem.finish() {
+            self.event(ev, &at, &mut out);
+        }
         let links: Vec<u8> = self.links.keys().copied().collect();
         for link in links {
             self.close(link, "the transcript ends", &at, &mut out);
@@ -252,6 +264,19 @@ impl Follower {
                     }
                     self.close(l, "the connection closed", at, out);
                 }
+            }
+            Event::Garbled { reason } => {
+                // The engine fails its step on such bytes; the follower says so too.
+                let number = self.links.values().last().map_or(0, |c| c.number);
+                out.push(Item::Undecodable {
+                    at: at.clone(),
+                    direction: Direction::Received,
+                    connection: number,
+                    offset: 0,
+                    length: 0,
+                    reason: format!("pushed bytes that cannot be proven intact: {reason}"),
+                    redacted: false,
+                });
             }
             Event::Sent { link, chunk } => {
                 let c = self.connection(link, at, out);

@@ -10,7 +10,7 @@
 //! reads them (see `send.rs`).
 
 use super::send::{Chunk, Outcome, Send};
-use crate::at::framer::parse_rxget;
+use crate::at::dialect::parse_rxget;
 use crate::at::{Command, Frame, Framer, ResultCode, Shape, result_code};
 use crate::redact::REDACTED;
 
@@ -46,6 +46,11 @@ pub(crate) enum Event {
         bytes: Vec<u8>,
         /// The transcript hid something in the entries these bytes came from.
         redacted: bool,
+    },
+    /// Pushed bytes that cannot be framed intact (the engine fails its step on them too).
+    Garbled {
+        /// Why.
+        reason: String,
     },
 }
 
@@ -108,7 +113,9 @@ impl Modem {
             };
             let (link, tcp) = (send.link, send.tcp);
             if self.echo != Echo::Off {
-                self.framer.expect_echo(send.written());
+                let echoed: std::sync::Arc<[u8]> = std::sync::Arc::from(send.written());
+                let len = echoed.len();
+                self.framer.open_echo(echoed, 0..len);
             }
             self.send = None;
             return match outcome {
@@ -199,6 +206,24 @@ impl Modem {
         (0, written)
     }
 
+    /// The line paused: settle a pushed packet that waits for what follows it.
+    pub(crate) fn settle(&mut self) -> Vec<Event> {
+        self.framer.settle();
+        self.frames()
+    }
+
+    /// The transcript ended: a pushed packet still undecided cannot be proven intact.
+    pub(crate) fn finish(&mut self) -> Vec<Event> {
+        let mut out = self.settle();
+        if let Some(reason) = self.framer.undecided_push() {
+            out.push(Event::Garbled {
+                reason: reason.to_string(),
+            });
+            self.framer.reset();
+        }
+        out
+    }
+
     /// Bytes the modem sent (one transcript entry).
     pub(crate) fn read(&mut self, bytes: &[u8]) -> Vec<Event> {
         if bytes
@@ -208,6 +233,11 @@ impl Modem {
             self.redacted = true;
         }
         self.framer.push(bytes);
+        self.frames()
+    }
+
+    /// The frames the framer has ready, as events.
+    fn frames(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         while let Some(frame) = self.framer.next_frame() {
             match frame {
@@ -228,6 +258,7 @@ impl Modem {
                     });
                 }
                 Frame::Echo(_) => {}
+                Frame::Garbled(reason) => out.push(Event::Garbled { reason }),
             }
         }
         out
@@ -283,6 +314,9 @@ impl Modem {
         }
         // A send still open is over: never prompted (ERROR), or ended by the modem before
         // the bytes it announced were all written (what was written is what it sent).
+        // The command is over: so is the echo of what was typed after its prompt (the
+        // engine closes the window when the exchange ends, too).
+        self.framer.clear_echo();
         if let Some(send) = self.send.take() {
             self.framer.expect_prompt(false);
             if send.prompted

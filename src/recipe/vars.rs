@@ -89,6 +89,15 @@ impl VarValue {
         }
     }
 
+    /// The bytes as a shared buffer: the var's own buffer for bytes (no copy), a new one
+    /// holding the UTF-8 of a text.
+    pub fn shared_bytes(&self) -> Arc<[u8]> {
+        match self {
+            VarValue::Text(t) => Arc::from(t.as_bytes()),
+            VarValue::Bytes(b) => Arc::clone(b),
+        }
+    }
+
     /// True for the empty text and for zero bytes.
     pub fn is_empty(&self) -> bool {
         self.as_bytes().is_empty()

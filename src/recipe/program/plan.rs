@@ -27,11 +27,10 @@ pub fn engine_plan(
             })
             .collect()
     };
-    let bytes_of = |what: &str, var: &str| -> Result<Vec<u8>, String> {
+    let bytes_of = |what: &str, var: &str| -> Result<std::sync::Arc<[u8]>, String> {
         match vars.get(var) {
-            // The engine's plan still takes a `Vec`; shared bytes go through as they
-            // are once it takes `Arc<[u8]>`.
-            Some(v) => Ok(v.as_bytes().to_vec()),
+            // Bytes a script built go to the engine without a copy.
+            Some(v) => Ok(v.shared_bytes()),
             None => Err(format!(
                 "{what}: var `{var}` is not set (a script step must build it first)"
             )),
@@ -79,8 +78,12 @@ pub fn engine_plan(
             retry(&mut plan, &send.retry)?;
         }
         StepAction::SendData(data) => {
+            let payload = bytes_of("send_data", &data.var)?;
             plan.action = PlanAction::Data(DataPlan {
-                payload: bytes_of("send_data", &data.var)?,
+                // The one place the MQTT session's parameters are learned: the CONNECT the
+                // recipe sends, decoded once when its send is planned.
+                session: crate::engine::MqttParams::of_connect(&payload),
+                payload,
                 chunk: data.chunk,
                 hex: data.hex,
             });

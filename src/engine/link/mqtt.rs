@@ -1,17 +1,21 @@
-//! The MQTT session seen through the modem, sans-IO: reassembles broker bytes (from any
-//! receive mode, whatever the read boundaries) into packets, answers what the protocol
-//! requires (PUBACK, PUBREC/PUBREL/PUBCOMP, PINGREQ on keep-alive), and keeps the packets a
-//! recipe waits for.
+//! The MQTT session over the byte stream, sans-IO: reassembles the broker's bytes into
+//! packets, answers what the protocol requires (PUBACK, PUBREC/PUBREL/PUBCOMP, PINGREQ on
+//! keep-alive), and keeps the packets a recipe waits for. It is told the protocol version
+//! and keep-alive by the plan ([`MqttParams`]); it never decodes our own outgoing bytes.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::engine::failure::MqttFailure;
+use crate::engine::plan::MqttParams;
 use crate::mqtt::{
     Packet, PacketType, Protocol, PubAck, PubComp, PubRec, PubRel, QoS, StreamDecoder,
 };
 
 /// Most packets kept unconsumed (older ones are dropped first).
 pub const INBOX_LIMIT: usize = 1024;
+/// Largest packet accepted from the broker (as the embedded broker's limit).
+pub const MAX_PACKET: usize = 16 << 20;
 
 /// An incoming application message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,106 +30,85 @@ pub struct Message {
     pub retain: bool,
 }
 
-/// How received TCP data reaches the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RxMode {
-    /// Pushed as it arrives (`AT+CIPRXGET=0`), with or without a `+IPD` header.
-    #[default]
-    Push,
-    /// Kept by the modem until read with `AT+CIPRXGET=2` (`AT+CIPRXGET=1`).
-    Manual,
+fn decoder(protocol: Protocol) -> StreamDecoder {
+    StreamDecoder::new(protocol).with_max_packet_size(MAX_PACKET)
 }
 
-/// MQTT state of the connection.
+/// The MQTT state of one connection.
 #[derive(Debug)]
-pub struct MqttLink {
+pub struct MqttSession {
     incoming: StreamDecoder,
-    outgoing: StreamDecoder,
-    outgoing_broken: bool,
-    protocol: Protocol,
+    params: Option<MqttParams>,
     inbox: VecDeque<Packet>,
     replies: VecDeque<Packet>,
     inbound_qos2: BTreeSet<u16>,
-    keep_alive: Option<Duration>,
     last_tx: Option<Instant>,
     ping_sent: Option<Instant>,
-    error: Option<String>,
-    /// TCP connection is up (between `CONNECT OK` and `CLOSED`/close/shut).
-    pub connected: bool,
-    /// Manual receive: the modem says data is waiting.
-    pub rx_waiting: bool,
-    /// Receive mode in force.
-    pub rx_mode: RxMode,
-    /// `+IPD,<len>:` headers on pushed data (`AT+CIPHEAD=1`).
-    pub header: bool,
-    /// Messages received so far.
+    error: Option<MqttFailure>,
+    /// Messages received so far on this connection.
     pub messages: u64,
     /// Messages already counted by finished message waits.
     pub consumed: u64,
 }
 
-impl Default for MqttLink {
+impl Default for MqttSession {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// Largest packet accepted from the broker (as the embedded broker's limit).
-pub const MAX_PACKET: usize = 16 << 20;
-
-fn decoder(protocol: Protocol) -> StreamDecoder {
-    StreamDecoder::new(protocol).with_max_packet_size(MAX_PACKET)
-}
-
-impl MqttLink {
-    /// A link with no connection.
-    pub fn new() -> MqttLink {
-        MqttLink {
+impl MqttSession {
+    /// No session: the broker's bytes decode as MQTT 3.1.1 until told otherwise.
+    pub fn new() -> MqttSession {
+        MqttSession {
             incoming: decoder(Protocol::V311),
-            outgoing: decoder(Protocol::V311),
-            outgoing_broken: false,
-            protocol: Protocol::V311,
+            params: None,
             inbox: VecDeque::new(),
             replies: VecDeque::new(),
             inbound_qos2: BTreeSet::new(),
-            keep_alive: None,
             last_tx: None,
             ping_sent: None,
             error: None,
-            connected: false,
-            rx_waiting: false,
-            rx_mode: RxMode::Push,
-            header: false,
             messages: 0,
             consumed: 0,
         }
     }
 
-    /// A new TCP connection: forget the previous session's bytes and state.
-    pub fn reset_connection(&mut self, connected: bool) {
-        let (mode, header) = (self.rx_mode, self.header);
-        *self = MqttLink::new();
-        self.rx_mode = mode;
-        self.header = header;
-        self.connected = connected;
+    /// Our CONNECT with these parameters was sent: the session is active (kept alive,
+    /// read in the background).
+    pub fn begin(&mut self, params: MqttParams, now: Instant) {
+        self.params = Some(params);
+        self.incoming.set_protocol(params.protocol);
+        self.last_tx = Some(now);
+        self.ping_sent = None;
     }
 
-    /// The protocol version in use (learned from our CONNECT).
+    /// True once a CONNECT was sent on this connection (and it was not lost).
+    pub fn active(&self) -> bool {
+        self.params.is_some() && self.error.is_none()
+    }
+
+    /// The protocol version in use.
     pub fn protocol(&self) -> Protocol {
-        self.protocol
+        self.params.map_or(Protocol::V311, |p| p.protocol)
     }
 
-    /// Keep-alive interval (learned from our CONNECT), if any.
+    /// Keep-alive interval of the session, if any.
     pub fn keep_alive(&self) -> Option<Duration> {
-        self.keep_alive
+        self.params.and_then(|p| p.keep_alive)
     }
 
-    /// A decoding error on the incoming stream, if one happened.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+    /// The failure that ended the session, if one did.
+    pub fn error(&self) -> Option<&MqttFailure> {
+        self.error.as_ref()
     }
 
-    /// Bytes from the broker. Returns the application messages they completed.
+    /// Record a failure of the session (the first one is kept).
+    pub fn fail(&mut self, failure: MqttFailure) {
+        self.error.get_or_insert(failure);
+    }
+
+    /// Bytes from the broker (plaintext). Returns the application messages they completed.
     pub fn on_data(&mut self, bytes: &[u8]) -> Vec<Message> {
         if self.error.is_some() {
             return Vec::new();
@@ -141,7 +124,9 @@ impl MqttLink {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.error = Some(format!("the broker's bytes do not decode as MQTT: {e}"));
+                    self.fail(MqttFailure::Garbled {
+                        reason: format!("the broker's bytes do not decode as MQTT: {e}"),
+                    });
                     break;
                 }
             }
@@ -194,88 +179,80 @@ impl MqttLink {
         message
     }
 
-    /// Bytes we sent through the modem: learn the protocol and keep-alive from our CONNECT.
-    pub fn on_sent(&mut self, bytes: &[u8], now: Instant) {
+    /// Bytes went out on the connection (anything counts for keep-alive).
+    pub fn on_sent(&mut self, now: Instant) {
         self.last_tx = Some(now);
-        if self.outgoing_broken {
-            return;
-        }
-        self.outgoing.push(bytes);
-        loop {
-            match self.outgoing.next_packet() {
-                Ok(Some(Packet::Connect(c))) => {
-                    self.protocol = c.protocol;
-                    self.incoming.set_protocol(c.protocol);
-                    self.keep_alive =
-                        (c.keep_alive > 0).then(|| Duration::from_secs(u64::from(c.keep_alive)));
-                }
-                Ok(Some(Packet::PingReq)) => {
-                    self.ping_sent.get_or_insert(now);
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) => {
-                    // Not MQTT (a raw TCP recipe): stop looking.
-                    self.outgoing_broken = true;
-                    break;
-                }
-            }
-        }
     }
 
     /// Encoded replies the protocol requires, if any (taken).
     pub fn take_replies(&mut self) -> Option<Vec<u8>> {
+        let protocol = self.protocol();
         let mut out = Vec::new();
         while let Some(p) = self.replies.pop_front() {
-            match p.encode(self.protocol) {
+            match p.encode(protocol) {
                 Ok(b) => out.extend_from_slice(&b),
-                Err(e) => {
-                    self.error = Some(format!("cannot encode {}: {e}", p.packet_type().name()));
-                }
+                Err(e) => self.fail(MqttFailure::Encode {
+                    packet: p.packet_type().name(),
+                    error: e.to_string(),
+                }),
             }
         }
         (!out.is_empty()).then_some(out)
     }
 
-    /// Queue a PINGREQ when the keep-alive interval has passed since the last send.
-    /// `Err` when an earlier PINGREQ went unanswered for a whole interval.
-    pub fn keep_alive_due(
+    /// True when replies are waiting to be sent.
+    pub fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
+    }
+
+    /// The keep-alive interval in force: `wait_override` (an MQTT wait's own) or the
+    /// session's.
+    pub fn interval(&self, wait_override: Option<Duration>) -> Option<Duration> {
+        wait_override.or(self.keep_alive()).filter(|d| !d.is_zero())
+    }
+
+    /// When keep-alive next needs attention: the PINGREQ due time, or the instant the
+    /// PINGRESP we wait for is late.
+    pub fn keep_alive_at(&self, wait_override: Option<Duration>) -> Option<Instant> {
+        if !self.active() {
+            return None;
+        }
+        let interval = self.interval(wait_override)?;
+        match self.ping_sent {
+            Some(sent) => Some(crate::util::time::later(sent, interval)),
+            None => self.last_tx.map(|t| crate::util::time::later(t, interval)),
+        }
+    }
+
+    /// Queue a PINGREQ when the interval has passed since the last send; `Err` when the
+    /// last PINGREQ went unanswered for a whole interval (the session is then lost).
+    pub fn poll_keep_alive(
         &mut self,
         now: Instant,
-        interval: Option<Duration>,
-    ) -> Result<Option<Instant>, String> {
-        let Some(interval) = interval.or(self.keep_alive) else {
-            return Ok(None);
+        wait_override: Option<Duration>,
+    ) -> Result<(), MqttFailure> {
+        let Some(at) = self.keep_alive_at(wait_override) else {
+            return Ok(());
         };
-        if let Some(sent) = self.ping_sent {
-            let deadline = crate::util::time::later(sent, interval);
-            if now >= deadline {
-                return Err(format!(
-                    "the broker did not answer PINGREQ within {}: the connection is dead",
-                    humantime::format_duration(interval)
-                ));
-            }
-            return Ok(Some(deadline));
+        if now < at {
+            return Ok(());
         }
-        let due = self
-            .last_tx
-            .map_or(now, |t| crate::util::time::later(t, interval));
-        if now >= due {
-            self.replies.push_back(Packet::PingReq);
-            return Ok(None);
+        if self.ping_sent.is_some() {
+            let failure = MqttFailure::PingUnanswered {
+                interval: self.interval(wait_override).unwrap_or_default(),
+            };
+            self.fail(failure.clone());
+            return Err(failure);
         }
-        Ok(Some(due))
+        self.replies.push_back(Packet::PingReq);
+        self.ping_sent = Some(now);
+        Ok(())
     }
 
     /// True while an incoming QoS 2 message waits for the broker's PUBREL (our PUBCOMP is
     /// owed once it comes).
     pub fn qos2_in_flight(&self) -> bool {
         !self.inbound_qos2.is_empty()
-    }
-
-    /// True when replies are waiting to be sent.
-    pub fn has_replies(&self) -> bool {
-        !self.replies.is_empty()
     }
 
     /// Take the first kept packet of type `want` (and packet id, if given).
@@ -304,21 +281,30 @@ pub fn packet_id_of(p: &Packet) -> Option<u16> {
 }
 
 /// Check an awaited packet: `Err` names why the broker refused.
-pub fn check_result(p: &Packet, protocol: Protocol) -> Result<(), String> {
+pub fn check_result(p: &Packet, protocol: Protocol) -> Result<(), MqttFailure> {
+    let refused = |packet, code, reason| {
+        Err(MqttFailure::Refused {
+            packet,
+            code,
+            reason,
+        })
+    };
     match p {
-        Packet::ConnAck(c) if !c.is_success() => Err(format!(
-            "the broker refused the connection: {} (CONNACK code 0x{:02X})",
-            c.reason_text(protocol),
-            c.code
-        )),
+        Packet::ConnAck(c) if !c.is_success() => {
+            refused(PacketType::ConnAck, c.code, c.reason_text(protocol))
+        }
         Packet::SubAck(s) if !s.is_success() => {
             let texts = s.reason_texts(protocol);
-            let refused: Vec<String> = s
+            let mut first = 0;
+            let refused_filters: Vec<String> = s
                 .codes
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| crate::mqtt::SubAck::is_failure_code(**c))
                 .map(|(i, c)| {
+                    if first == 0 {
+                        first = *c;
+                    }
                     format!(
                         "filter {} refused: {} (0x{c:02X})",
                         i + 1,
@@ -326,28 +312,47 @@ pub fn check_result(p: &Packet, protocol: Protocol) -> Result<(), String> {
                     )
                 })
                 .collect();
-            Err(format!("SUBACK: {}", refused.join("; ")))
+            refused(
+                PacketType::SubAck,
+                first,
+                format!("SUBACK: {}", refused_filters.join("; ")),
+            )
         }
-        Packet::PubAck(a) if a.code >= 0x80 => Err(format!(
-            "PUBACK for packet {} refused the message (reason 0x{:02X})",
-            a.packet_id, a.code
-        )),
-        Packet::PubRec(a) if a.code >= 0x80 => Err(format!(
-            "PUBREC for packet {} refused the message (reason 0x{:02X})",
-            a.packet_id, a.code
-        )),
-        Packet::PubComp(a) if a.code >= 0x80 => Err(format!(
-            "PUBCOMP for packet {} reports an error (reason 0x{:02X})",
-            a.packet_id, a.code
-        )),
-        Packet::UnsubAck(a) if a.codes.iter().any(|c| *c >= 0x80) => Err(format!(
-            "UNSUBACK for packet {} refused a filter (codes {:02X?})",
-            a.packet_id, a.codes
-        )),
-        Packet::Disconnect(d) => Err(format!(
-            "the broker disconnected: {}",
-            d.reason_text(protocol)
-        )),
+        Packet::PubAck(a) if a.code >= 0x80 => refused(
+            PacketType::PubAck,
+            a.code,
+            format!(
+                "PUBACK for packet {} refused the message (reason 0x{:02X})",
+                a.packet_id, a.code
+            ),
+        ),
+        Packet::PubRec(a) if a.code >= 0x80 => refused(
+            PacketType::PubRec,
+            a.code,
+            format!(
+                "PUBREC for packet {} refused the message (reason 0x{:02X})",
+                a.packet_id, a.code
+            ),
+        ),
+        Packet::PubComp(a) if a.code >= 0x80 => refused(
+            PacketType::PubComp,
+            a.code,
+            format!(
+                "PUBCOMP for packet {} reports an error (reason 0x{:02X})",
+                a.packet_id, a.code
+            ),
+        ),
+        Packet::UnsubAck(a) if a.codes.iter().any(|c| *c >= 0x80) => refused(
+            PacketType::UnsubAck,
+            a.codes.iter().copied().find(|c| *c >= 0x80).unwrap_or(0x80),
+            format!(
+                "UNSUBACK for packet {} refused a filter (codes {:02X?})",
+                a.packet_id, a.codes
+            ),
+        ),
+        Packet::Disconnect(d) => Err(MqttFailure::Disconnected {
+            reason: d.reason_text(protocol),
+        }),
         _ => Ok(()),
     }
 }

@@ -1,0 +1,820 @@
+//! Reassembly of MQTT packets pushed raw (SIM7000 `AT+CIPRXGET=0` with `AT+CIPHEAD=0`),
+//! where nothing but the MQTT length frames the data.
+//!
+//! # The rule, and where it comes from
+//!
+//! In this mode the SIM7000 writes the TCP data it receives to the UART as it arrives, with
+//! no header (SIM7000 Series TCPIP Application Note V1.01 §2.1.1: the data simply appears;
+//! AT Command Manual V1.06 §8.2.16 `AT+CIPHEAD=0`). The module hands data over in blocks of
+//! at most 1460 bytes (its receive size: `AT+CIPCCFG` RxSize 1460, Manual §8.2.24; one
+//! `AT+CIPRXGET=2` read is at most 1460 too, §8.2.27), and each block is written after a
+//! line break, CR LF, as sim7k's emulator does (whether the real module writes that CR LF
+//! is not documented; see docs/sim7000.md). Unsolicited lines (`DST: 1`, `+PDP: DEACT`) may
+//! come between blocks, never inside one; after `CLOSED` no more data comes.
+//!
+//! So inside a pushed packet every CR LF is either two data bytes or a block break (after
+//! which a URC line may follow), and a packet longer than the rest of its block must
+//! contain a break. sim7k follows every reading the rule allows (a break only after 1 to
+//! 1460 data bytes of the block; a break required once the block holds 1460; a URC line
+//! only after a break) and checks what follows the packet in each reading (a line break,
+//! or the start of a plausible MQTT packet). The packet is delivered when exactly one
+//! reading is left. Because a block is written whole, a pause in the stream falls between
+//! blocks ([`PushPacket::settle`]): a reading followed by a packet start cut short by the
+//! pause is refuted. When several readings stay possible (a CR LF in the payload that may
+//! as well be a block break, URC text that may as well be payload), or none does, the bytes
+//! cannot be proven intact and the framer reports [`Pushed::Garbled`] naming why; the
+//! remedy is a length-framed receive mode: `AT+CIPHEAD=1` (`+IPD,<len>:` headers) or
+//! `AT+CIPRXGET=1` (manual reads).
+
+use std::ops::Range;
+
+use crate::at::limits::MAX_SEND;
+
+/// Largest block the module pushes at once.
+pub const MAX_PUSH_BLOCK: usize = MAX_SEND;
+/// A pause this long in pushed data falls between the module's blocks (it writes each
+/// block whole): a pushed packet waiting for what follows it is settled.
+pub const PUSH_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
+/// Largest MQTT packet framed from pushed data.
+pub const MAX_PUSHED_PACKET: usize = 16 << 20;
+/// Most readings followed at once; more means the bytes cannot be told apart.
+pub const MAX_READINGS: usize = 64;
+/// Longest URC line accepted between two blocks.
+const MAX_URC: usize = 160;
+/// Data bytes kept per reading for the header and topic checks.
+const HEAD: usize = 2 + 5 + 2 + 256;
+
+/// What the reassembler says after a byte.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Still collecting.
+    Pending,
+    /// These bytes were no MQTT packet after all: hand them back to line framing.
+    NotMqtt(Vec<u8>),
+    /// A packet: the URC lines found between its blocks, its bytes, the bytes that follow
+    /// it (to be framed again), and how full its last block is.
+    Packet {
+        /// URC lines found between the packet's blocks.
+        urcs: Vec<Vec<u8>>,
+        /// The packet.
+        data: Vec<u8>,
+        /// Bytes after the packet.
+        rest: Vec<u8>,
+        /// Data bytes in the block the packet ended in.
+        block: usize,
+    },
+    /// An MQTT packet whose bytes cannot be proven intact.
+    Garbled {
+        /// Why.
+        reason: String,
+        /// Bytes after the point of failure, to be framed again.
+        rest: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum St {
+    /// Reading data bytes.
+    Data,
+    /// A CR that may begin a block break (at this raw index).
+    BreakCr(usize),
+    /// A break (CR LF at this raw index) just ended: a block or a URC line follows.
+    AfterBreak(usize),
+    /// A URC line starting at this raw index.
+    Urc(usize),
+    /// The CR ending a URC line.
+    UrcCr(usize),
+    /// After a URC line: the next block's break must follow.
+    NeedBreak,
+    /// Complete; checking the bytes that follow (`cont` of them seen).
+    Done { end: usize },
+}
+
+#[derive(Debug, Clone)]
+struct Reading {
+    /// Another reading with different bytes reached the same state: whatever follows
+    /// cannot tell them apart.
+    twins: bool,
+    skips: Vec<Range<usize>>,
+    urcs: Vec<Range<usize>>,
+    head: Vec<u8>,
+    total: Option<usize>,
+    data: usize,
+    block: usize,
+    state: St,
+}
+
+/// The check of what follows a complete reading.
+#[derive(Debug, PartialEq, Eq)]
+enum Follow {
+    Valid,
+    Pending,
+    Invalid,
+}
+
+/// One packet being reassembled from pushed bytes.
+#[derive(Debug)]
+pub struct PushPacket {
+    raw: Vec<u8>,
+    readings: Vec<Reading>,
+    /// Spare storage for the next byte's readings.
+    scratch: Vec<Reading>,
+    /// The packet passed the header and topic checks: failing now is an error, not a line.
+    confirmed: bool,
+}
+
+impl PushPacket {
+    /// A packet starting with `first`, at `block_used` data bytes into the current block.
+    pub fn start(first: u8, block_used: usize) -> PushPacket {
+        let mut r = Reading {
+            twins: false,
+            skips: Vec::new(),
+            urcs: Vec::new(),
+            head: Vec::new(),
+            total: None,
+            data: 0,
+            block: block_used.min(MAX_PUSH_BLOCK),
+            state: St::Data,
+        };
+        let mut p = PushPacket {
+            raw: vec![first],
+            readings: Vec::new(),
+            scratch: Vec::new(),
+            confirmed: false,
+        };
+        if r.block >= MAX_PUSH_BLOCK {
+            // The block is full: this byte cannot be data of it.
+            return p;
+        }
+        if r.add_data(first) {
+            p.readings.push(r);
+        }
+        p
+    }
+
+    /// Bytes collected so far.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// True before any byte (never, in practice: a packet starts with its first byte).
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Why no reading was delivered yet, when one is complete but others are still open.
+    pub fn undecided(&self) -> Option<String> {
+        let complete = self
+            .readings
+            .iter()
+            .filter(|r| matches!(r.state, St::Done { .. }))
+            .count();
+        (complete > 0).then(|| ambiguity(self.readings.len()))
+    }
+
+    /// The first outcome, before any other byte: a packet cannot be judged on one byte.
+    pub fn first_outcome(&mut self) -> Pushed {
+        if self.readings.is_empty() {
+            return Pushed::NotMqtt(std::mem::take(&mut self.raw));
+        }
+        self.decide()
+    }
+
+    /// Feed the next byte.
+    pub fn push(&mut self, b: u8) -> Pushed {
+        let i = self.raw.len();
+        self.raw.push(b);
+        // The common case: one reading inside a block, a byte that cannot start a break.
+        if b != b'\r'
+            && self.confirmed
+            && let [r] = self.readings.as_mut_slice()
+            && r.state == St::Data
+            && r.block < MAX_PUSH_BLOCK
+        {
+            if !r.add_data(b) {
+                self.readings.clear();
+            } else if r.state == (St::Done { end: 0 }) {
+                r.state = St::Done { end: i + 1 };
+            }
+            return self.decide();
+        }
+        let mut next = std::mem::take(&mut self.scratch);
+        next.clear();
+        for r in self.readings.drain(..) {
+            step(r, b, i, &self.raw, &mut next);
+        }
+        if next.len() > 1 {
+            merge(&mut next);
+        }
+        self.scratch = std::mem::replace(&mut self.readings, next);
+        if !self.confirmed
+            && self
+                .readings
+                .iter()
+                .any(|r| r.head.len() >= confirm_len(&r.head))
+        {
+            self.confirmed = true;
+        }
+        if self.readings.len() > MAX_READINGS {
+            return self.garbled(ambiguity(self.readings.len()));
+        }
+        if self.raw.len() > MAX_PUSHED_PACKET + MAX_PUSHED_PACKET / 8 {
+            return self.garbled("the packet is larger than sim7k accepts".into());
+        }
+        self.decide()
+    }
+
+    /// The stream paused (the module writes each block and each URC line whole, so a pause
+    /// falls between them): a reading that is inside a break or a URC line, or whose packet
+    /// is complete but followed by the beginning of another packet that stops mid-way (a
+    /// block cut short), is refuted.
+    pub fn settle(&mut self) -> Pushed {
+        let raw = &self.raw;
+        self.readings.retain(|r| match r.state {
+            St::Done { end } => {
+                let after = raw.get(end..).unwrap_or_default();
+                after.is_empty() || follow(after) != Follow::Pending
+            }
+            // Between blocks: the packet goes on in the next block, or a URC line ended.
+            St::Data | St::NeedBreak => true,
+            // Within a break or a URC line: the module writes those whole.
+            St::BreakCr(_) | St::AfterBreak(_) | St::Urc(_) | St::UrcCr(_) => false,
+        });
+        self.decide()
+    }
+
+    fn decide(&mut self) -> Pushed {
+        if self.readings.is_empty() {
+            if self.confirmed {
+                return self.garbled(
+                    "its bytes fit no reading of the module's block framing (a CR LF break \
+                     is required after every 1460 data bytes)"
+                        .into(),
+                );
+            }
+            return Pushed::NotMqtt(std::mem::take(&mut self.raw));
+        }
+        if self.readings.len() == 1 {
+            if let Some(r) = self.readings.first()
+                && let St::Done { end } = r.state
+            {
+                if r.twins {
+                    return self.garbled(ambiguity(2));
+                }
+                let r = r.clone();
+                return self.deliver(&r, end);
+            }
+            return Pushed::Pending;
+        }
+        // Several readings: decide only when every one is complete and all but one are
+        // refuted by what follows them.
+        if self
+            .readings
+            .iter()
+            .any(|r| !matches!(r.state, St::Done { .. }))
+        {
+            return Pushed::Pending;
+        }
+        let follows: Vec<Follow> = self
+            .readings
+            .iter()
+            .map(|r| match r.state {
+                St::Done { end } => follow(self.raw.get(end..).unwrap_or_default()),
+                _ => Follow::Pending,
+            })
+            .collect();
+        let alive: Vec<usize> = (0..self.readings.len())
+            .filter(|i| follows.get(*i) != Some(&Follow::Invalid))
+            .collect();
+        match alive.as_slice() {
+            [] => self.garbled("no reading of its bytes is followed by a plausible line".into()),
+            [one] => {
+                if follows.get(*one) == Some(&Follow::Pending) {
+                    return Pushed::Pending;
+                }
+                let Some(r) = self.readings.get(*one).cloned() else {
+                    return Pushed::Pending;
+                };
+                let St::Done { end } = r.state else {
+                    return Pushed::Pending;
+                };
+                if r.twins {
+                    return self.garbled(ambiguity(2));
+                }
+                self.deliver(&r, end)
+            }
+            many => {
+                if many
+                    .iter()
+                    .filter(|i| follows.get(**i) == Some(&Follow::Valid))
+                    .count()
+                    >= 2
+                {
+                    self.garbled(ambiguity(many.len()))
+                } else {
+                    Pushed::Pending
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, r: &Reading, end: usize) -> Pushed {
+        let raw = std::mem::take(&mut self.raw);
+        let mut data = Vec::with_capacity(r.data);
+        let mut at = 0;
+        for s in &r.skips {
+            if let Some(piece) = raw.get(at..s.start.min(end)) {
+                data.extend_from_slice(piece);
+            }
+            at = s.end;
+        }
+        if let Some(piece) = raw.get(at..end) {
+            data.extend_from_slice(piece);
+        }
+        let urcs = r
+            .urcs
+            .iter()
+            .filter_map(|u| raw.get(u.clone()).map(<[u8]>::to_vec))
+            .collect();
+        Pushed::Packet {
+            urcs,
+            data,
+            rest: raw.get(end..).unwrap_or_default().to_vec(),
+            block: r.block,
+        }
+    }
+
+    fn garbled(&mut self, why: String) -> Pushed {
+        let first = self.raw.first().copied().unwrap_or(0);
+        let reason = format!(
+            "a pushed MQTT {} of {} bytes cannot be proven intact: {why}; in raw push mode \
+             (AT+CIPRXGET=0 with AT+CIPHEAD=0) only the packet length frames the data, so use \
+             AT+CIPHEAD=1 (+IPD length headers) or AT+CIPRXGET=1 (manual reads)",
+            packet_name(first),
+            self.raw.len()
+        );
+        // The first byte was taken as a packet start; what follows is framed again.
+        let rest = self.raw.get(1..).unwrap_or_default().to_vec();
+        self.raw.clear();
+        self.readings.clear();
+        Pushed::Garbled { reason, rest }
+    }
+}
+
+fn ambiguity(n: usize) -> String {
+    format!(
+        "{n} readings fit its bytes (a CR LF in the payload may also be a break between \
+         the module's 1460-byte blocks)"
+    )
+}
+
+fn packet_name(first: u8) -> &'static str {
+    match first >> 4 {
+        2 => "CONNACK",
+        3 => "PUBLISH",
+        9 => "SUBACK",
+        _ => "packet",
+    }
+}
+
+/// How many data bytes confirm that the bytes are an MQTT packet (header, and for a
+/// PUBLISH its topic length and the first topic bytes).
+fn confirm_len(head: &[u8]) -> usize {
+    let hdr = header_len(head).unwrap_or(5);
+    match head.first() {
+        Some(0x30..=0x3d) => hdr + 2 + 4,
+        _ => hdr + 1,
+    }
+}
+
+/// Length of the fixed header (first byte + remaining length), once complete.
+fn header_len(head: &[u8]) -> Option<usize> {
+    head.iter()
+        .skip(1)
+        .take(4)
+        .position(|b| b & 0x80 == 0)
+        .map(|i| i + 2)
+}
+
+fn remaining_len(head: &[u8]) -> Option<usize> {
+    let n = header_len(head)?;
+    let mut len = 0usize;
+    for (i, b) in head.get(1..n)?.iter().enumerate() {
+        len |= usize::from(b & 0x7f) << (7 * i);
+    }
+    Some(len)
+}
+
+impl Reading {
+    /// Take `b` as a data byte. False when the reading is refuted.
+    fn add_data(&mut self, b: u8) -> bool {
+        self.data += 1;
+        self.block += 1;
+        if self.head.len() < HEAD {
+            self.head.push(b);
+            if self.total.is_none() {
+                if self.head.len() >= 2 && header_len(&self.head).is_none() {
+                    if self.head.len() >= 5 {
+                        return false;
+                    }
+                } else if let (Some(h), Some(len)) =
+                    (header_len(&self.head), remaining_len(&self.head))
+                {
+                    let first = self.head.first().copied().unwrap_or(0);
+                    if !plausible_mqtt(first, len) {
+                        return false;
+                    }
+                    self.total = Some(h + len);
+                }
+            }
+            if self.total.is_some() && !plausible_publish_start(&self.head, self.total) {
+                return false;
+            }
+        }
+        if self.total.is_some_and(|t| self.data >= t) {
+            self.state = St::Done { end: 0 };
+        }
+        true
+    }
+}
+
+/// Readings in the same state (data so far, block fill, where they are) have the same
+/// future: keep one, marked as having a twin (its bytes are then ambiguous).
+fn merge(readings: &mut Vec<Reading>) {
+    let mut k = 0;
+    while k < readings.len() {
+        let same = readings.iter().take(k).position(|o| {
+            readings.get(k).is_some_and(|r| {
+                o.data == r.data && o.block == r.block && o.total == r.total && o.state == r.state
+            })
+        });
+        match same {
+            Some(j) => {
+                readings.remove(k);
+                if let Some(o) = readings.get_mut(j) {
+                    o.twins = true;
+                }
+            }
+            None => k += 1,
+        }
+    }
+}
+
+/// Advance one reading by the byte `b` at raw index `i`; surviving readings go to `out`.
+fn step(mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
+    match r.state.clone() {
+        St::Data => {
+            let full = r.block >= MAX_PUSH_BLOCK;
+            if b == b'\r' && r.block >= 1 {
+                // Either data, or the start of a block break.
+                let mut brk = r.clone();
+                brk.state = St::BreakCr(i);
+                out.push(brk);
+            }
+            if full {
+                return;
+            }
+            if r.add_data(b) {
+                if r.state == (St::Done { end: 0 }) {
+                    r.state = St::Done { end: i + 1 };
+                }
+                out.push(r);
+            }
+        }
+        St::BreakCr(s) => {
+            if b == b'\n' {
+                r.state = St::AfterBreak(s);
+                out.push(r);
+            }
+        }
+        St::AfterBreak(s) => {
+            r.skips.push(s..i);
+            r.block = 0;
+            if (0x20..0x7f).contains(&b) {
+                // Perhaps a URC line between two blocks.
+                let mut urc = r.clone();
+                urc.state = St::Urc(i);
+                out.push(urc);
+            }
+            r.state = St::Data;
+            if r.add_data(b) {
+                if r.state == (St::Done { end: 0 }) {
+                    r.state = St::Done { end: i + 1 };
+                }
+                out.push(r);
+            }
+        }
+        St::Urc(start) => {
+            if b == b'\r' {
+                use crate::at::line::{Urc, known_urc};
+                let text = String::from_utf8_lossy(raw.get(start..i).unwrap_or_default());
+                // After `CLOSED` or `+PDP: DEACT` no more data of this packet can come.
+                let urc = known_urc(&text);
+                if urc.is_some_and(|u| !matches!(u, Urc::Closed | Urc::PdpDeact)) {
+                    r.state = St::UrcCr(start);
+                    out.push(r);
+                }
+            } else if (0x20..0x7f).contains(&b) && i - start < MAX_URC {
+                out.push(r);
+            }
+        }
+        St::UrcCr(start) => {
+            if b == b'\n' {
+                r.urcs.push(start..i - 1);
+                r.skips.push(start..i + 1);
+                r.state = St::NeedBreak;
+                out.push(r);
+            }
+        }
+        St::NeedBreak => {
+            if b == b'\r' {
+                r.state = St::BreakCr(i);
+                out.push(r);
+            }
+        }
+        St::Done { end } => {
+            if follow(raw.get(end..).unwrap_or_default()) != Follow::Invalid {
+                out.push(r);
+            }
+        }
+    }
+}
+
+/// Is `after` (the bytes after a complete reading) a plausible continuation: a line break,
+/// or the start of a plausible MQTT packet?
+fn follow(after: &[u8]) -> Follow {
+    let Some(&first) = after.first() else {
+        return Follow::Pending;
+    };
+    if first == b'\r' || first == b'\n' {
+        return Follow::Valid;
+    }
+    if !is_mqtt_server_first_byte(first) {
+        return Follow::Invalid;
+    }
+    let head = after.get(..after.len().min(HEAD)).unwrap_or_default();
+    let Some(len) = remaining_len(head) else {
+        return if head.len() >= 5 {
+            Follow::Invalid
+        } else {
+            Follow::Pending
+        };
+    };
+    let total = header_len(head).map(|h| h + len);
+    if !plausible_mqtt(first, len) || !plausible_publish_start(head, total) {
+        return Follow::Invalid;
+    }
+    if head.len() >= confirm_len(head) || total.is_some_and(|t| head.len() >= t) {
+        Follow::Valid
+    } else {
+        Follow::Pending
+    }
+}
+
+/// Could a packet with this first byte and remaining length come from a broker? (Rejects
+/// lines that merely start with a digit or a space.)
+pub fn plausible_mqtt(first: u8, len: usize) -> bool {
+    match first {
+        0x20 => (2..=255).contains(&len), // CONNACK
+        0x40 | 0x50 | 0x62 | 0x70 | 0xb0 => (2..=1024).contains(&len), // acks, UNSUBACK
+        0x90 => (3..=4096).contains(&len), // SUBACK
+        0xd0 => len == 0,                 // PINGRESP
+        0xe0 | 0xf0 => len <= 1024,       // DISCONNECT, AUTH
+        0x30..=0x3d => (3..=MAX_PUSHED_PACKET).contains(&len), // PUBLISH
+        _ => false,
+    }
+}
+
+/// For a packet being framed (`head` = its first data bytes): a CONNACK's flags are 0 or 1;
+/// a PUBLISH's topic length fits the packet and its topic is text.
+fn plausible_publish_start(head: &[u8], total: Option<usize>) -> bool {
+    let (Some(&first), Some(h)) = (head.first(), header_len(head)) else {
+        return true;
+    };
+    let body = head.get(h..).unwrap_or_default();
+    if first == 0x20 {
+        return body.first().is_none_or(|f| *f <= 1);
+    }
+    if !(0x30..=0x3d).contains(&first) {
+        return true;
+    }
+    let (Some(&a), Some(&b)) = (body.first(), body.get(1)) else {
+        return true;
+    };
+    let topic_len = usize::from(u16::from_be_bytes([a, b]));
+    let id_len = if first & 0x06 != 0 { 2 } else { 0 };
+    let len = total.unwrap_or(usize::MAX).saturating_sub(h);
+    if topic_len == 0 || topic_len + 2 + id_len > len {
+        return false;
+    }
+    // The topic bytes seen so far must be printable text (no CR, LF or NUL).
+    body.iter()
+        .skip(2)
+        .take(topic_len)
+        .all(|&c| c >= 0x20 && c != 0x7f)
+}
+
+/// First bytes of packets a broker sends: CONNACK, PUBLISH (QoS 0-2, DUP, retain), PUBACK,
+/// PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP, DISCONNECT, AUTH.
+pub fn is_mqtt_server_first_byte(b: u8) -> bool {
+    matches!(
+        b,
+        0x20 | 0x30..=0x35 | 0x3a..=0x3d | 0x40 | 0x50 | 0x62 | 0x70 | 0x90 | 0xb0 | 0xd0 | 0xe0 | 0xf0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A QoS 0 PUBLISH on `t/x` carrying `payload`.
+    fn publish(payload: &[u8]) -> Vec<u8> {
+        let mut body = vec![0x00, 0x03, b't', b'/', b'x'];
+        body.extend_from_slice(payload);
+        let mut p = vec![0x30];
+        let mut n = body.len();
+        loop {
+            let mut b = (n % 128) as u8;
+            n /= 128;
+            if n > 0 {
+                b |= 0x80;
+            }
+            p.push(b);
+            if n == 0 {
+                break;
+            }
+        }
+        p.extend_from_slice(&body);
+        p
+    }
+
+    /// `\r\n` + blocks of the given sizes, as the module pushes them.
+    fn pushed(packet: &[u8], blocks: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &n in blocks {
+            out.extend_from_slice(b"\r\n");
+            let end = (at + n).min(packet.len());
+            out.extend_from_slice(&packet[at..end]);
+            at = end;
+        }
+        assert_eq!(at, packet.len(), "blocks cover the packet");
+        out
+    }
+
+    /// Feed `stream` (which starts at a line start) through the reassembler.
+    fn run(stream: &[u8]) -> Pushed {
+        let mut i = 0;
+        while stream.get(i) == Some(&b'\r') || stream.get(i) == Some(&b'\n') {
+            i += 1;
+        }
+        let mut p = PushPacket::start(stream[i], 0);
+        let mut out = p.first_outcome();
+        for &b in &stream[i + 1..] {
+            if out != Pushed::Pending {
+                break;
+            }
+            out = p.push(b);
+        }
+        out
+    }
+
+    fn payload(n: usize) -> Vec<u8> {
+        (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+    }
+
+    #[test]
+    fn full_blocks_and_a_short_tail() {
+        let packet = publish(&payload(3000));
+        let mut stream = pushed(&packet, &[1460, 1460, packet.len() - 2920]);
+        stream.extend_from_slice(b"\r\nDST: 1\r\n");
+        match run(&stream) {
+            Pushed::Packet { data, rest, .. } => {
+                assert_eq!(data, packet);
+                assert!(b"\r\nDST: 1\r\n".starts_with(&rest), "{rest:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_blocks_from_network_reads() {
+        // 4096-byte network reads: blocks of 1460, 1460, 1176, then the rest.
+        let packet = publish(&payload(5000));
+        let blocks = [1460, 1460, 1176, packet.len() - 4096];
+        let mut stream = pushed(&packet, &blocks);
+        stream.extend_from_slice(b"\r\n");
+        match run(&stream) {
+            Pushed::Packet { data, .. } => assert_eq!(data, packet),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_urc_between_blocks_is_reported_not_delivered() {
+        let packet = publish(&payload(2000));
+        let mut stream = b"\r\n".to_vec();
+        stream.extend_from_slice(&packet[..1460]);
+        stream.extend_from_slice(b"\r\n+CIPRXGET: 1\r\n\r\n");
+        stream.extend_from_slice(&packet[1460..]);
+        stream.extend_from_slice(b"\r\nOK\r\n");
+        match run(&stream) {
+            Pushed::Packet { data, urcs, .. } => {
+                assert_eq!(data, packet);
+                assert_eq!(urcs, vec![b"+CIPRXGET: 1".to_vec()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_crlf_in_the_payload_that_may_be_a_break_is_garbled() {
+        // The stream reads as `a\r\nb` in one block, or `a` + break + `b…` + the next
+        // block's CR LF as data: both end in a plausible line.
+        let packet = publish(b"hello\r\nworld");
+        let mut stream = pushed(&packet, &[packet.len()]);
+        stream.extend_from_slice(b"\r\n");
+        stream.extend_from_slice(&publish(b"next"));
+        match run(&stream) {
+            Pushed::Garbled { reason, .. } => {
+                assert!(reason.contains("cannot be proven intact"), "{reason}");
+                assert!(reason.contains("AT+CIPHEAD=1"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_crlf_in_the_payload_is_resolved_by_what_follows() {
+        // Followed by nothing yet: one reading is complete, others are open.
+        let packet = publish(b"hello\r\nworld");
+        let mut p = PushPacket::start(packet[0], 0);
+        assert_eq!(p.first_outcome(), Pushed::Pending);
+        for &b in &packet[1..] {
+            assert_eq!(p.push(b), Pushed::Pending);
+        }
+        assert!(p.undecided().is_some());
+        // Followed by a URC and a packet: the reading with a break after `hello` (and the
+        // URC between blocks) would take the packet's first two bytes as its last data and
+        // then be followed by `0x00`, which starts nothing: refuted.
+        let mut stream = pushed(&packet, &[packet.len()]);
+        stream.extend_from_slice(b"\r\nDST: 1\r\n\r\n");
+        stream.extend_from_slice(&[0x30, 0x05, 0x00, 0x01, b'a', b'b', b'c']);
+        match run(&stream) {
+            Pushed::Packet { data, .. } => assert_eq!(data, packet),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pause_refutes_a_reading_followed_by_a_cut_packet_start() {
+        // Blocks 1000 + 300: the reading taking the break as data ends 2 bytes early, and
+        // its last bytes `05` look like a PUBLISH start: only a pause tells.
+        let mut body = payload(1290);
+        let n = body.len();
+        body[n - 2] = 0x30;
+        body[n - 1] = 0x05;
+        let packet = publish(&body);
+        let stream = pushed(&packet, &[1000, packet.len() - 1000]);
+        let mut p = PushPacket::start(stream[2], 0);
+        assert_eq!(p.first_outcome(), Pushed::Pending);
+        let mut last = Pushed::Pending;
+        for &b in &stream[3..] {
+            last = p.push(b);
+        }
+        assert_eq!(last, Pushed::Pending);
+        match p.settle() {
+            Pushed::Packet { data, .. } => assert_eq!(data, packet),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn more_than_1460_bytes_without_a_break_is_garbled() {
+        let packet = publish(&payload(2000));
+        let mut stream = b"\r\n".to_vec();
+        stream.extend_from_slice(&packet);
+        match run(&stream) {
+            Pushed::Garbled { reason, .. } => assert!(reason.contains("1460"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_that_only_look_like_packets_go_back() {
+        assert!(matches!(run(b"10.64.12.7\r\n"), Pushed::NotMqtt(_)));
+        assert!(matches!(run(b" 3x\r\n"), Pushed::NotMqtt(_)));
+    }
+
+    #[test]
+    fn pingresp_and_connack() {
+        assert!(matches!(
+            run(&[0xd0, 0x00]),
+            Pushed::Packet { ref data, .. } if data == &[0xd0, 0x00]
+        ));
+        assert!(matches!(
+            run(&[0x20, 0x02, 0x00, 0x00, b'\r', b'\n']),
+            Pushed::Packet { ref data, .. } if data == &[0x20, 0x02, 0x00, 0x00]
+        ));
+    }
+}
