@@ -26,6 +26,7 @@ pub mod recipe;
 pub mod records;
 pub mod redact;
 pub mod report;
+pub mod job;
 pub mod runner;
 pub mod script;
 pub mod tls;

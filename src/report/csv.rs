@@ -135,7 +135,7 @@ pub fn parse(text: &str) -> Vec<Vec<String>> {
 mod tests {
     use super::*;
     use crate::report::tests::sample;
-    use crate::runner::Verdict;
+    use crate::job::Verdict;
 
     #[test]
     fn header_and_rows_round_trip() {
