@@ -33,6 +33,7 @@
 mod core;
 #[cfg(test)]
 mod core_tests;
+pub mod memory;
 mod record;
 mod route;
 mod session;

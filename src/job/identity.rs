@@ -96,7 +96,7 @@ mod tests {
         load_str("id.yaml", yaml, &opts).expect("loads")
     }
 
-    const RECIPE: &str = "vars:\n  apn: internet\n  password:\n    default: hunter2\n    secret: true\nsteps:\n  - send: AT\n";
+    const RECIPE: &str = "vars:\n  apn: internet\n  password:\n    value: hunter2\n    secret: true\nsteps:\n  - send: AT\n";
 
     #[test]
     fn the_hash_is_stable_and_follows_every_byte() {
