@@ -22,7 +22,13 @@ fn an_interrupted_fleet_counts_interrupted_devices() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sim7k"))
         .arg("run")
         .arg(&recipe)
-        .args(["--emulate", "--emulate-count", "3", "--emulator-profile", "zero"])
+        .args([
+            "--emulate",
+            "--emulate-count",
+            "3",
+            "--emulator-profile",
+            "zero",
+        ])
         .arg("--report")
         .arg(&report)
         .arg("--json")

@@ -181,7 +181,11 @@ fn publishes_hello(name: &str, topic: &str, qos: u8) {
         [(topic.to_string(), "hello from sim7k".to_string(), qos)],
         "{name}"
     );
-    assert!(said(&r, "published `hello from sim7k`"), "{:?}", r.outcome.said);
+    assert!(
+        said(&r, "published `hello from sim7k`"),
+        "{:?}",
+        r.outcome.said
+    );
     let teardown: Vec<&str> = r
         .outcome
         .steps
@@ -190,7 +194,9 @@ fn publishes_hello(name: &str, topic: &str, qos: u8) {
         .map(|s| s.name.as_str())
         .collect();
     assert!(
-        teardown.iter().any(|n| n.contains("CIPSHUT") || n.contains("shut")),
+        teardown
+            .iter()
+            .any(|n| n.contains("CIPSHUT") || n.contains("shut")),
         "{teardown:?}"
     );
 }
@@ -273,7 +279,10 @@ fn mqtt_subscribe() {
         .iter()
         .map(|m| (m.topic.as_str(), m.payload.as_str()))
         .collect();
-    assert_eq!(got, [("sim7k/demo", "loopback 1"), ("sim7k/demo", "loopback 2")]);
+    assert_eq!(
+        got,
+        [("sim7k/demo", "loopback 1"), ("sim7k/demo", "loopback 2")]
+    );
     assert!(said(&r, "received 2 message(s)"), "{:?}", r.outcome.said);
 }
 
@@ -309,7 +318,10 @@ fn provision_sim7000() {
     assert_eq!(got.len(), 1, "{got:?}");
     let (topic, payload, qos) = &got[0];
     assert_eq!(topic, &format!("factory/{}/provisioned", imei()));
-    assert!(payload.contains(&format!("\"imei\":\"{}\"", imei())), "{payload}");
+    assert!(
+        payload.contains(&format!("\"imei\":\"{}\"", imei())),
+        "{payload}"
+    );
     assert_eq!(*qos, 1);
     // Validated captures are measured once, at validation.
     assert!(!r.outcome.measurements.is_empty());
@@ -442,12 +454,7 @@ fn span(a: u64, b: u64) -> Span {
     Span::millis(a.min(b), a.max(b))
 }
 
-fn noisy_config(
-    seed: u64,
-    lat: [u64; 8],
-    drip: Option<u64>,
-    urc_noise: bool,
-) -> EmulatorConfig {
+fn noisy_config(seed: u64, lat: [u64; 8], drip: Option<u64>, urc_noise: bool) -> EmulatorConfig {
     let mut c = nbiot();
     c.seed = seed;
     c.latency = Latency {

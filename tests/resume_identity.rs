@@ -54,7 +54,10 @@ fn resume_skips_only_devices_that_passed_the_same_job() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let first = read_jsonl(std::path::Path::new(report));
     assert_eq!(first.len(), 2);
-    let info_hash = first[0]["identity"]["hash"].as_str().unwrap_or("").to_string();
+    let info_hash = first[0]["identity"]["hash"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(info_hash.starts_with("sha256:"), "{}", first[0]);
     assert!(
         first[0]["identity"]["path"]
@@ -71,7 +74,10 @@ fn resume_skips_only_devices_that_passed_the_same_job() {
     assert_eq!(summary(&out)["passed"], 2, "{}", show(&out));
     let all = read_jsonl(std::path::Path::new(report));
     assert_eq!(all.len(), 4, "provisioning must run on both devices");
-    let provision_hash = all[2]["identity"]["hash"].as_str().unwrap_or("").to_string();
+    let provision_hash = all[2]["identity"]["hash"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert_ne!(provision_hash, info_hash);
     for r in &all[2..] {
         assert_eq!(r["verdict"], "passed", "{r}");

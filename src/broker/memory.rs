@@ -236,8 +236,14 @@ mod tests {
         assert!(r.contains("SEND OK"), "{r}");
         let got = broker.received();
         assert_eq!(got.len(), 1);
-        assert_eq!((got[0].topic.as_str(), &got[0].payload[..]), ("t/x", &b"hello"[..]));
-        assert_eq!(a.network().connects(), [("broker.example".to_string(), 1883)]);
+        assert_eq!(
+            (got[0].topic.as_str(), &got[0].payload[..]),
+            ("t/x", &b"hello"[..])
+        );
+        assert_eq!(
+            a.network().connects(),
+            [("broker.example".to_string(), 1883)]
+        );
     }
 
     /// A connection the broker ends (garbage instead of CONNECT) is closed to the modem.

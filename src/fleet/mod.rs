@@ -368,7 +368,11 @@ fn run_device(
             },
         )
         .run();
-        if let Some(f) = report.failure.as_ref().filter(|_| report.verdict == Verdict::Interrupted) {
+        if let Some(f) = report
+            .failure
+            .as_ref()
+            .filter(|_| report.verdict == Verdict::Interrupted)
+        {
             let cause = f.cause.clone();
             return not_started(job, options, events, "IMEI probe", cause, started);
         }

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::DeviceRecord;
 use crate::job::Verdict;
+use crate::report::DeviceRecord;
 use crate::runner::Observer;
 
 /// Redraw period of the ticker.

@@ -103,7 +103,11 @@ mod tests {
         let a = RecipeIdentity::of(&load(RECIPE, &[]));
         let b = RecipeIdentity::of(&load(RECIPE, &[]));
         assert_eq!(a, b);
-        assert!(a.hash.starts_with("sha256:") && a.hash.len() == 7 + 64, "{}", a.hash);
+        assert!(
+            a.hash.starts_with("sha256:") && a.hash.len() == 7 + 64,
+            "{}",
+            a.hash
+        );
         let changed = RecipeIdentity::of(&load(&RECIPE.replace("AT\n", "AT \n"), &[]));
         assert_ne!(a.hash, changed.hash);
         assert!(!a.same_job(&changed));

@@ -59,8 +59,8 @@ use std::time::Instant;
 
 pub use identity::RecipeIdentity;
 pub use outcome::{
-    FailureInfo, Interrupt, Limits, Measurement, MessageRecord, RunFailure, RunOutcome,
-    StepResult, StepStatus, Verdict,
+    FailureInfo, Interrupt, Limits, Measurement, MessageRecord, RunFailure, RunOutcome, StepResult,
+    StepStatus, Verdict,
 };
 
 use crate::engine::Session;

@@ -350,9 +350,7 @@ impl<'a> Job<'a> {
         };
         let status = match (&failure, on_fail) {
             (None, _) => StepStatus::Passed,
-            (Some(_), OnFail::Continue) if !fatal || active.teardown => {
-                StepStatus::FailedContinued
-            }
+            (Some(_), OnFail::Continue) if !fatal || active.teardown => StepStatus::FailedContinued,
             (Some(_), _) => StepStatus::Failed,
         };
         let origin = step.origin.to_string();

@@ -182,7 +182,14 @@ fn conditions_skip_or_run_a_step() {
             s("AT+CGSN", StepStatus::Passed)
         ]
     );
-    for (text, want) in [("", false), ("0", false), ("OFF", false), ("no", false), ("1", true), ("x", true)] {
+    for (text, want) in [
+        ("", false),
+        ("0", false),
+        ("OFF", false),
+        ("no", false),
+        ("1", true),
+        ("x", true),
+    ] {
         assert_eq!(step::truthy(text), want, "{text:?}");
     }
 }
@@ -199,7 +206,11 @@ fn a_condition_that_cannot_expand_is_a_recipe_error() {
     assert_eq!(r.outcome.verdict, Verdict::RecipeError);
     let f = r.outcome.failure.as_ref().expect("failure");
     assert_eq!(f.step, "AT+CSQ");
-    assert!(matches!(f.cause, RunFailure::Recipe { .. }), "{:?}", f.cause);
+    assert!(
+        matches!(f.cause, RunFailure::Recipe { .. }),
+        "{:?}",
+        f.cause
+    );
     assert!(f.reason.contains("later"), "{}", f.reason);
     assert_eq!(r.commands, ["AT"]);
 }
@@ -221,7 +232,11 @@ fn say_lines_are_recorded_redacted() {
     assert_eq!(says.len(), 2);
     assert!(r.notes().contains(&"say: hello bench, pw ***"));
     assert!(!format!("{:?}", r.events).contains("hunter2"));
-    assert!(!serde_json::to_string(&r.outcome).unwrap().contains("hunter2"));
+    assert!(
+        !serde_json::to_string(&r.outcome)
+            .unwrap()
+            .contains("hunter2")
+    );
 }
 
 /// Validation: every `validate:` entry is measured once, with its secret flag; the first
@@ -243,11 +258,20 @@ fn validation_measures_once_with_the_secret_flag() {
 "#,
         Ctl::default(),
     );
-    assert_eq!(r.outcome.verdict, Verdict::Failed, "{:?}", r.outcome.failure);
+    assert_eq!(
+        r.outcome.verdict,
+        Verdict::Failed,
+        "{:?}",
+        r.outcome.failure
+    );
     let f = r.outcome.failure.as_ref().expect("failure");
     assert_eq!(f.step, "signal");
     assert!(matches!(f.cause, RunFailure::Validation { .. }));
-    assert!(f.reason.contains("rssi = 24, below the minimum 30"), "{}", f.reason);
+    assert!(
+        f.reason.contains("rssi = 24, below the minimum 30"),
+        "{}",
+        f.reason
+    );
     let m: Vec<(&str, Option<&str>, bool, bool)> = r
         .outcome
         .measurements
@@ -262,11 +286,17 @@ fn validation_measures_once_with_the_secret_flag() {
         ]
     );
     assert_eq!(r.outcome.measurements[1].limits.min, Some(30.0));
-    assert_eq!(r.outcome.captures.get("iccid").map(String::as_str), Some(REDACTED));
+    assert_eq!(
+        r.outcome.captures.get("iccid").map(String::as_str),
+        Some(REDACTED)
+    );
     assert!(r.outcome.is_secret("iccid"));
     // The secret step's traffic was held until the ICCID was known, then released.
     let hold = r.events.iter().position(|e| *e == JobEvent::HoldTranscript);
-    let release = r.events.iter().position(|e| *e == JobEvent::ReleaseTranscript);
+    let release = r
+        .events
+        .iter()
+        .position(|e| *e == JobEvent::ReleaseTranscript);
     assert!(hold.is_some() && hold < release, "{:?}", r.events);
     let iccid = "89470060200114806";
     for e in &r.events {
@@ -284,7 +314,12 @@ fn on_fail_continue_goes_on() {
         "steps:\n  - send: AT+NOPE\n    on_fail: continue\n  - send: AT+CGSN\n",
         Ctl::default(),
     );
-    assert_eq!(r.outcome.verdict, Verdict::Passed, "{:?}", r.outcome.failure);
+    assert_eq!(
+        r.outcome.verdict,
+        Verdict::Passed,
+        "{:?}",
+        r.outcome.failure
+    );
     assert_eq!(
         r.status(),
         [
@@ -293,7 +328,12 @@ fn on_fail_continue_goes_on() {
             s("AT+CGSN", StepStatus::Passed)
         ]
     );
-    assert!(r.outcome.steps[1].reason.as_deref().is_some_and(|x| x.contains("ERROR")));
+    assert!(
+        r.outcome.steps[1]
+            .reason
+            .as_deref()
+            .is_some_and(|x| x.contains("ERROR"))
+    );
 }
 
 /// The teardown runs after a failure, in order, marked as teardown; the verdict and the
@@ -305,8 +345,14 @@ fn the_teardown_runs_in_order_after_a_failure() {
         Ctl::default(),
     );
     assert_eq!(r.outcome.exit(), Exit::StepFailed);
-    assert_eq!(r.outcome.failure.as_ref().map(|f| f.step.as_str()), Some("AT+NOPE"));
-    assert_eq!(r.commands, ["AT", "AT+NOPE", "AT+CSQ", "AT+ALSONOPE", "AT+CGSN"]);
+    assert_eq!(
+        r.outcome.failure.as_ref().map(|f| f.step.as_str()),
+        Some("AT+NOPE")
+    );
+    assert_eq!(
+        r.commands,
+        ["AT", "AT+NOPE", "AT+CSQ", "AT+ALSONOPE", "AT+CGSN"]
+    );
     let teardown: Vec<(String, StepStatus)> = r
         .outcome
         .steps
@@ -323,10 +369,16 @@ fn the_teardown_runs_in_order_after_a_failure() {
         ]
     );
     let notes = r.notes();
-    let begin = notes.iter().position(|n| n.starts_with("teardown: 3 step(s) within 30s"));
+    let begin = notes
+        .iter()
+        .position(|n| n.starts_with("teardown: 3 step(s) within 30s"));
     let done = notes.iter().position(|n| *n == "teardown done");
     assert!(begin.is_some() && begin < done, "{notes:?}");
-    assert!(notes.last().is_some_and(|n| n.starts_with("run ended: Failed in `AT+NOPE`")));
+    assert!(
+        notes
+            .last()
+            .is_some_and(|n| n.starts_with("run ended: Failed in `AT+NOPE`"))
+    );
 }
 
 /// The teardown's own deadline bounds a modem gone silent: the step in progress ends at
@@ -344,7 +396,10 @@ fn the_teardown_deadline_bounds_a_silent_modem() {
     assert_eq!(r.commands, ["AT", "AT+CSQ", "AT+CGSN"]);
     let last = r.outcome.steps.last().expect("a teardown step");
     assert_eq!(last.status, StepStatus::FailedContinued);
-    assert!(r.notes().contains(&"teardown stopped: its deadline (`finally_deadline`) passed"));
+    assert!(
+        r.notes()
+            .contains(&"teardown stopped: its deadline (`finally_deadline`) passed")
+    );
     // Virtual time: the deadline, not the step's five minutes.
     assert!(r.took < Duration::from_secs(3), "{:?}", r.took);
 }
@@ -364,7 +419,10 @@ fn an_interrupt_runs_the_teardown_then_exits_130() {
     assert_eq!(r.outcome.verdict, Verdict::Interrupted);
     let f = r.outcome.failure.as_ref().expect("failure");
     assert_eq!(f.step, "wait 10m");
-    assert_eq!(f.cause, RunFailure::Interrupted(Interrupt::Signal("SIGINT".into())));
+    assert_eq!(
+        f.cause,
+        RunFailure::Interrupted(Interrupt::Signal("SIGINT".into()))
+    );
     assert_eq!(f.reason, "interrupted by SIGINT");
     assert_eq!(r.commands, ["AT", "AT+CSQ", "AT+CIPSHUT"]);
     assert!(r.took < Duration::from_secs(1), "{:?}", r.took);
@@ -391,7 +449,10 @@ fn a_port_error_skips_the_teardown() {
     assert_eq!(f.step, "AT+CGSN");
     assert!(f.reason.contains("vanished"), "{}", f.reason);
     assert_eq!(r.commands, ["AT", "AT+CSQ"]);
-    assert!(r.notes().contains(&"teardown skipped: the port failed, nothing can be sent"));
+    assert!(
+        r.notes()
+            .contains(&"teardown skipped: the port failed, nothing can be sent")
+    );
 }
 
 /// The recipe's deadline is a timeout (exit 3) at the step that could not start in time.
@@ -412,9 +473,20 @@ fn the_exit_code_follows_from_the_failure() {
     let f = r.outcome.failure.as_ref().expect("failure");
     assert_eq!(f.cause.kind(), Exit::StepFailed);
     assert_eq!(r.outcome.exit_code, 1);
-    assert!(f.reason.contains("the modem said") || f.reason.contains("ERROR"), "{}", f.reason);
+    assert!(
+        f.reason.contains("the modem said") || f.reason.contains("ERROR"),
+        "{}",
+        f.reason
+    );
     assert_eq!(Verdict::of(Exit::Timeout), Verdict::Timeout);
-    for v in [Verdict::Passed, Verdict::Failed, Verdict::Timeout, Verdict::IoError, Verdict::RecipeError, Verdict::Interrupted] {
+    for v in [
+        Verdict::Passed,
+        Verdict::Failed,
+        Verdict::Timeout,
+        Verdict::IoError,
+        Verdict::RecipeError,
+        Verdict::Interrupted,
+    ] {
         assert_eq!(Verdict::of(v.exit()), v);
     }
 }
@@ -437,13 +509,21 @@ impl ScriptHost for Packets {
     ) -> Result<Vec<String>, ScriptFailure> {
         use crate::mqtt::{Connect, Disconnect, Packet, Protocol, Publish, Subscribe};
         let enc = |p: Packet| p.encode(Protocol::V311).unwrap_or_default();
-        let text = step.script.as_ref().map(|s| s.text.to_string()).unwrap_or_default();
+        let text = step
+            .script
+            .as_ref()
+            .map(|s| s.text.to_string())
+            .unwrap_or_default();
         let bytes = match text.trim() {
             "connect" => {
                 let mut c = Connect::new(Protocol::V311, "job-test");
                 c.keep_alive = 60;
                 let mut out = enc(Packet::Connect(c));
-                out.extend(enc(Packet::Subscribe(Subscribe::new(1, "t/#", crate::mqtt::QoS::AtMostOnce))));
+                out.extend(enc(Packet::Subscribe(Subscribe::new(
+                    1,
+                    "t/#",
+                    crate::mqtt::QoS::AtMostOnce,
+                ))));
                 ("packet", out)
             }
             "publish" => {
@@ -527,7 +607,13 @@ fn hooks_get_pending_messages_and_link_mqtt_follows_the_session() {
         hook_calls: 0,
     };
     let r = run_mqtt(&mut host);
-    assert_eq!(r.outcome.verdict, Verdict::Passed, "{:?}\n{:?}", r.outcome.failure, r.notes());
+    assert_eq!(
+        r.outcome.verdict,
+        Verdict::Passed,
+        "{:?}\n{:?}",
+        r.outcome.failure,
+        r.notes()
+    );
     assert_eq!(host.hook_calls, 2);
     let said: Vec<&str> = r.outcome.said.iter().map(String::as_str).collect();
     assert_eq!(
@@ -573,7 +659,11 @@ fn a_failing_hook_is_a_recipe_error() {
     let f = r.outcome.failure.as_ref().expect("failure");
     assert_eq!(f.step, "messages");
     assert!(matches!(f.cause, RunFailure::Hook { .. }));
-    assert!(r.outcome.said.iter().any(|l| l == "built bye"), "{:?}", r.outcome.said);
+    assert!(
+        r.outcome.said.iter().any(|l| l == "built bye"),
+        "{:?}",
+        r.outcome.said
+    );
 }
 
 /// A message whose payload carries a secret is recorded with the secret replaced; a

@@ -150,8 +150,8 @@ pub fn read(path: &Path) -> io::Result<Previous> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::sample;
     use crate::job::Verdict;
+    use crate::report::tests::sample;
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sim7k-jsonl-{}-{name}", std::process::id()));
@@ -231,26 +231,51 @@ mod tests {
                 with("e", Verdict::Passed, Some("555555555555555")),
                 with("e", Verdict::Failed, Some("555555555555555")),
                 // Passed another recipe only: runs (issue 11.4).
-                other("f", Verdict::Passed, "666666666666666", Some(job("sha256:bb", "internet"))),
+                other(
+                    "f",
+                    Verdict::Passed,
+                    "666666666666666",
+                    Some(job("sha256:bb", "internet")),
+                ),
                 // Passed this recipe with other vars: runs.
-                other("g", Verdict::Passed, "777777777777777", Some(job("sha256:aa", "iot"))),
+                other(
+                    "g",
+                    Verdict::Passed,
+                    "777777777777777",
+                    Some(job("sha256:aa", "iot")),
+                ),
                 // A record without an identity (older sim7k): runs.
                 other("h", Verdict::Passed, "888888888888888", None),
                 // Passed this job, then failed another recipe: still skipped for this job.
                 with("i", Verdict::Passed, Some("999999999999999")),
-                other("i", Verdict::Failed, "999999999999999", Some(job("sha256:bb", "x"))),
+                other(
+                    "i",
+                    Verdict::Failed,
+                    "999999999999999",
+                    Some(job("sha256:bb", "x")),
+                ),
             ],
             bad_lines: Vec::new(),
         };
         let passed = prev.passed_by_imei(&provision);
         let keys: Vec<&str> = passed.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["222222222222222", "444444444444444", "999999999999999"]);
+        assert_eq!(
+            keys,
+            ["222222222222222", "444444444444444", "999999999999999"]
+        );
         assert_eq!(passed["444444444444444"].device, "d2");
-        for imei in ["111111111111111", "555555555555555", "666666666666666", "777777777777777", "888888888888888"] {
+        for imei in [
+            "111111111111111",
+            "555555555555555",
+            "666666666666666",
+            "777777777777777",
+            "888888888888888",
+        ] {
             assert!(prev.passed_for(imei, &provision).is_none(), "{imei}");
         }
         assert_eq!(
-            prev.passed_for("444444444444444", &provision).map(|r| r.device.as_str()),
+            prev.passed_for("444444444444444", &provision)
+                .map(|r| r.device.as_str()),
             Some("d2")
         );
     }

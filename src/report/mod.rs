@@ -113,7 +113,11 @@ pub fn timestamp(t: SystemTime) -> String {
 
 /// A time in seconds since the Unix epoch (negative and non-finite values as the epoch).
 fn epoch(seconds: f64) -> SystemTime {
-    let s = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+    let s = if seconds.is_finite() {
+        seconds.max(0.0)
+    } else {
+        0.0
+    };
     SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(s).unwrap_or_default()
 }
 
