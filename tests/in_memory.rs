@@ -480,6 +480,37 @@ fn noisy_config(seed: u64, lat: [u64; 8], drip: Option<u64>, urc_noise: bool) ->
     c
 }
 
+/// The faults the property test mixes in really act: dripping output (one byte every 2 ms)
+/// and URCs inside every reply take modem time, and the recipe still passes.
+#[test]
+fn drip_and_urc_noise_act_and_the_recipe_passes() {
+    let quiet = run("mqtt-publish.yaml", &[], nbiot());
+    let mut noisy = nbiot();
+    noisy.faults.push(Fault::Drip {
+        per_byte: Duration::from_millis(2),
+    });
+    noisy.faults.push(Fault::UrcInResponse {
+        command: None,
+        times: None,
+    });
+    let r = run("mqtt-publish.yaml", &[], noisy);
+    passes(&r);
+    assert_eq!(published(&r).len(), 1);
+    // Virtual time: the bytes dripped (no wall-clock timing here).
+    assert!(
+        r.modem_time > quiet.modem_time + Duration::from_secs(1),
+        "{:?} vs {:?}",
+        r.modem_time,
+        quiet.modem_time
+    );
+    let urcs = r
+        .events
+        .iter()
+        .filter(|e| matches!(e, JobEvent::Traffic(l) if l.contains("PSUTTZ")))
+        .count();
+    assert!(urcs > 10, "{urcs} URC lines");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 

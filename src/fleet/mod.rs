@@ -506,6 +506,155 @@ mod tests {
         assert!(id.starts_with("20251125T153200Z-"), "{id}");
     }
 
+    /// Records what one device's observer saw.
+    #[derive(Default)]
+    struct Seen {
+        said: std::sync::Mutex<Vec<String>>,
+        records: std::sync::Mutex<Vec<DeviceRecord>>,
+    }
+
+    struct SeenObserver<'a>(&'a Seen);
+
+    impl Observer for SeenObserver<'_> {
+        fn say(&mut self, text: &str) {
+            if let Ok(mut v) = self.0.said.lock() {
+                v.push(text.to_string());
+            }
+        }
+    }
+
+    impl FleetEvents for Seen {
+        fn observer(&self, _device: &Device) -> Box<dyn Observer + '_> {
+            Box::new(SeenObserver(self))
+        }
+        fn finished(&self, _device: &Device, record: &DeviceRecord) {
+            if let Ok(mut v) = self.records.lock() {
+                v.push(record.clone());
+            }
+        }
+        fn skipped(&self, _device: &Device, _imei: &str, _previous: &DeviceRecord) {}
+    }
+
+    /// A single device is a fleet of one: its observer sees the run, its transcript goes to
+    /// the given file, its outcome (with what it said) and its record come back.
+    #[test]
+    fn a_single_device_is_a_fleet_of_one() {
+        let emulator = crate::emulator::PtyEmulator::spawn(
+            crate::emulator::EmulatorConfig::default(),
+            None,
+            None,
+        )
+        .expect("emulator");
+        let dir = std::env::temp_dir().join(format!("sim7k-fleet-one-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let transcript = dir.join("one.log");
+        let recipe = load_str(
+            "one.yaml",
+            "steps:\n  - send: AT+CGSN\n    capture: '^(?P<imei>\\d{15})$'\n  - say: \"imei {{imei}}\"\n",
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let scripts = crate::script::compile(&recipe).unwrap();
+        let port = emulator.port_path().display().to_string();
+        let device = Device {
+            label: ports::label_of(&port),
+            port,
+            vars: Vec::new(),
+        };
+        let job = DeviceJob {
+            device: &device,
+            recipe: &recipe,
+            scripts: &scripts,
+        };
+        let options = FleetOptions {
+            transcript_file: Some(transcript.clone()),
+            run_id: "one".into(),
+            ..FleetOptions::default()
+        };
+        let seen = Seen::default();
+        let result = run(&[job], &options, &seen);
+        emulator.stop();
+        assert_eq!(result.counts.passed, 1);
+        assert_eq!(result.exit(), Exit::Success);
+        let outcome = result.devices[0].outcome().expect("it ran");
+        let imei = crate::emulator::Identity::default().imei;
+        assert_eq!(outcome.said, [format!("imei {imei}")]);
+        assert_eq!(seen.said.lock().unwrap().clone(), outcome.said);
+        let records = seen.records.lock().unwrap().clone();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].imei.as_deref(), Some(imei.as_str()));
+        assert_eq!(records[0], result.devices[0].record().clone());
+        let text = std::fs::read_to_string(&transcript).unwrap();
+        assert!(text.contains("> AT+CGSN"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn counts_say_interrupted() {
+        let recipe = probe_recipe().unwrap();
+        let outcome = |cause: Option<RunFailure>| {
+            let mut o = RunOutcome::not_started(
+                &recipe,
+                "p",
+                "s",
+                RunFailure::Internal {
+                    message: String::new(),
+                },
+                0.0,
+                0.0,
+            );
+            match cause {
+                None => {
+                    o.failure = None;
+                    o.verdict = Verdict::Passed;
+                    o.exit_code = 0;
+                }
+                Some(c) => {
+                    o.verdict = Verdict::of(c.kind());
+                    o.exit_code = c.kind().code();
+                }
+            }
+            let record = DeviceRecord::of(
+                &o,
+                &RecordContext {
+                    device: "d",
+                    total_steps: 1,
+                    probed_imei: None,
+                    transcript: None,
+                    run: "r",
+                },
+            );
+            DeviceOutcome::Ran {
+                outcome: Box::new(o),
+                record,
+            }
+        };
+        let interrupted = || {
+            Some(RunFailure::Interrupted(crate::job::Interrupt::Signal(
+                "SIGINT".into(),
+            )))
+        };
+        let r = FleetResult::new(vec![
+            outcome(None),
+            outcome(interrupted()),
+            outcome(interrupted()),
+            outcome(Some(RunFailure::Deadline { teardown: false })),
+        ]);
+        assert_eq!(
+            r.counts,
+            Counts {
+                devices: 4,
+                passed: 1,
+                failed: 1,
+                interrupted: 2,
+                skipped: 0
+            }
+        );
+        assert!(r.interrupted());
+        assert_eq!(r.exit(), Exit::Interrupted);
+    }
+
     #[test]
     fn transcripts_are_never_overwritten() {
         let dir = std::env::temp_dir().join(format!("sim7k-fleet-tr-{}", std::process::id()));

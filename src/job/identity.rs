@@ -53,14 +53,17 @@ impl RecipeIdentity {
             "sha256:{}",
             crate::util::hex::hex(digest.as_ref(), "").to_ascii_lowercase()
         );
+        // A secret can also hide inside a non-secret var (a payload carrying a password):
+        // every value is shown redacted.
+        let secrets = recipe.vars.secrets();
         let vars = recipe
             .vars
             .iter()
             .filter(|(_, _, secret)| !secret)
             .map(|(name, value, _)| {
                 let shown = match value {
-                    VarValue::Text(t) => t.clone(),
-                    VarValue::Bytes(b) => crate::util::hex::hex(b, ""),
+                    VarValue::Text(t) => secrets.redact_str(t).into_owned(),
+                    VarValue::Bytes(b) => crate::util::hex::hex(&secrets.redact(b), ""),
                 };
                 (name.to_string(), shown)
             })
@@ -118,6 +121,9 @@ mod tests {
         let a = RecipeIdentity::of(&load(RECIPE, &[("apn", "iot.1nce.net")]));
         assert_eq!(a.vars.get("apn").map(String::as_str), Some("iot.1nce.net"));
         assert!(!a.vars.contains_key("password"));
+        // A secret carried inside a non-secret var is redacted there too.
+        let b = RecipeIdentity::of(&load(RECIPE, &[("apn", "x-hunter2-y")]));
+        assert_eq!(b.vars.get("apn").map(String::as_str), Some("x-***-y"));
         assert!(!format!("{a:?}").contains("hunter2"));
         let b = RecipeIdentity::of(&load(RECIPE, &[]));
         assert_eq!(a.hash, b.hash);
