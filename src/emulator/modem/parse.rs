@@ -178,10 +178,10 @@ mod tests {
     }
 
     #[test]
-    fn fault_text() {
+    fn fault_text_is_normalised() {
         let c = &split_line(b"+cipstart=\"tcp\",\"h\",1").unwrap()[0];
-        assert_eq!(fault_text(c), "CIPSTART=\"TCP\",\"H\",1");
+        assert_eq!(super::fault_text(c), "CIPSTART=\"TCP\",\"H\",1");
         let c = &split_line(b"E0").unwrap()[0];
-        assert_eq!(fault_text(c), "E0");
+        assert_eq!(super::fault_text(c), "E0");
     }
 }
