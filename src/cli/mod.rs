@@ -306,7 +306,7 @@ fn run(args: &RunArgs) -> Exit {
             return Exit::Io;
         }
     };
-    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name);
+    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name).json(args.json);
     let options = RunOptions {
         interrupt: Some(interrupt),
         port: port_spec,
