@@ -121,7 +121,21 @@ impl Live {
         own_file: bool,
         explicit_station: Option<&str>,
     ) -> Result<Live, String> {
-        let sinks = Sinks::from_urls(urls, station)?;
+        Live::with_sinks(
+            Sinks::from_urls(urls, station)?,
+            file,
+            own_file,
+            explicit_station,
+        )
+    }
+
+    /// [`Live::new`] with ready-made sinks.
+    pub fn with_sinks(
+        sinks: Sinks,
+        file: &Path,
+        own_file: bool,
+        explicit_station: Option<&str>,
+    ) -> Result<Live, String> {
         sinks.keep_ledgers_next_to(file).map_err(|e| {
             format!(
                 "cannot keep the MQTT ledger next to {}: {e}",
@@ -397,6 +411,200 @@ mod tests {
             "'postgres://line:***@db:5432/r?sslmode=disable'"
         );
         assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::records::record::RecordId;
+    use crate::records::sink::{Delivery, Sink};
+
+    /// A sink that stores records in memory, or fails every push with `fail`.
+    struct Memory {
+        fail: Option<SinkErrorKind>,
+        stored: Arc<AtomicUsize>,
+    }
+
+    impl Sink for Memory {
+        fn name(&self) -> String {
+            format!("mem://{:?}", self.fail)
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn push(&mut self, _: &Record, _: &str, _: Instant) -> Result<Delivery, SinkError> {
+            match self.fail {
+                Some(kind) => Err(SinkError::new(kind, "no")),
+                None => {
+                    self.stored.fetch_add(1, Ordering::SeqCst);
+                    Ok(Delivery::Stored)
+                }
+            }
+        }
+        fn present(&mut self, _: &[Record], _: Instant) -> Result<HashSet<RecordId>, SinkError> {
+            Ok(HashSet::new())
+        }
+        fn probe(&mut self, _: Instant) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn temp_file(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sim7k-live-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("run.jsonl");
+        std::fs::write(&file, "").unwrap();
+        std::fs::write(dir.join("run.jsonl.sent-0123456789abcdef"), "").unwrap();
+        file
+    }
+
+    fn record(n: usize) -> DeviceRecord {
+        crate::report::tests::sample(&format!("emu{n:02}"), crate::job::Verdict::Passed)
+    }
+
+    #[test]
+    fn a_down_sink_warns_once_and_misses_every_record_the_other_gets() {
+        let stored = Arc::new(AtomicUsize::new(0));
+        let sinks = Sinks::from_sinks(
+            vec![
+                Box::new(Memory {
+                    fail: None,
+                    stored: stored.clone(),
+                }),
+                Box::new(Memory {
+                    fail: Some(SinkErrorKind::Unreachable),
+                    stored: Arc::new(AtomicUsize::new(0)),
+                }),
+            ],
+            "line-3",
+        );
+        let file = temp_file("down");
+        let live = Live::with_sinks(sinks, &file, true, Some("line 3")).unwrap();
+        let said = Mutex::new(Vec::<String>::new());
+        let say = |l: &str| said.lock().unwrap().push(l.to_string());
+        live.run_with(&say, || {
+            for n in 0..6 {
+                live.submit(&record(n));
+            }
+        });
+        let said = said.into_inner().unwrap();
+        // One warning for the outage, not one per record.
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("mem://Some(Unreachable) is behind: no"),
+            "{said:?}"
+        );
+        assert!(
+            said[0].contains(&format!(
+                "`sim7k records push {} --to 'mem://Some(Unreachable)' --station 'line 3'`",
+                file.display()
+            )),
+            "{said:?}"
+        );
+        assert_eq!(stored.load(Ordering::SeqCst), 6);
+        let summary = live.finish();
+        assert!(summary.behind());
+        assert!(
+            summary.file_kept && file.exists(),
+            "kept while a sink is behind"
+        );
+        let counts: Vec<(usize, usize)> = summary
+            .sinks
+            .iter()
+            .map(|s| (s.delivered, s.behind))
+            .collect();
+        assert_eq!(counts, [(6, 0), (0, 6)]);
+        let lines = live.summary_lines(&summary);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].contains("missed 6 of 6 records"), "{lines:?}");
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
+
+    #[test]
+    fn sim7k_s_own_file_goes_when_every_sink_has_every_record() {
+        let stored = Arc::new(AtomicUsize::new(0));
+        let sinks = Sinks::from_sinks(
+            vec![Box::new(Memory {
+                fail: None,
+                stored: stored.clone(),
+            })],
+            "line-3",
+        );
+        let file = temp_file("own");
+        let live = Live::with_sinks(sinks, &file, true, None).unwrap();
+        live.run_with(&|l| panic!("unexpected: {l}"), || live.submit(&record(1)));
+        let summary = live.finish();
+        assert!(!summary.behind() && !summary.file_kept);
+        assert!(!file.exists());
+        let left: Vec<_> = std::fs::read_dir(file.parent().unwrap()).unwrap().collect();
+        assert!(left.is_empty(), "the ledgers go with it: {left:?}");
+        assert_eq!(stored.load(Ordering::SeqCst), 1);
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    }
+
+    /// A sink whose pushes wait for the test to open a gate (at most 10 s).
+    struct Gated {
+        gate: Arc<(Mutex<bool>, Condvar)>,
+        stored: Arc<AtomicUsize>,
+    }
+
+    impl Sink for Gated {
+        fn name(&self) -> String {
+            "mem://gated".into()
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(10)
+        }
+        fn push(&mut self, _: &Record, _: &str, _: Instant) -> Result<Delivery, SinkError> {
+            let (open, cv) = &*self.gate;
+            let guard = open.lock().unwrap();
+            let _ = cv
+                .wait_timeout_while(guard, Duration::from_secs(10), |o| !*o)
+                .unwrap();
+            self.stored.fetch_add(1, Ordering::SeqCst);
+            Ok(Delivery::Stored)
+        }
+        fn present(&mut self, _: &[Record], _: Instant) -> Result<HashSet<RecordId>, SinkError> {
+            Ok(HashSet::new())
+        }
+        fn probe(&mut self, _: Instant) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_sink_never_holds_up_the_devices() {
+        // Fails on a synchronous push: `submit` would wait at the closed gate and the
+        // records would be stored before the check below.
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let stored = Arc::new(AtomicUsize::new(0));
+        let sinks = Sinks::from_sinks(
+            vec![Box::new(Gated {
+                gate: gate.clone(),
+                stored: stored.clone(),
+            })],
+            "line-3",
+        );
+        let file = temp_file("slow");
+        let live = Live::with_sinks(sinks, &file, false, None).unwrap();
+        live.run_with(&|_| {}, || {
+            for n in 0..3 {
+                live.submit(&record(n));
+            }
+            assert_eq!(
+                stored.load(Ordering::SeqCst),
+                0,
+                "a device waited for the sink"
+            );
+            *gate.0.lock().unwrap() = true;
+            gate.1.notify_all();
+        });
+        // The end of the run waited for the queue.
+        assert_eq!(stored.load(Ordering::SeqCst), 3);
+        assert!(!live.finish().behind());
+        let _ = std::fs::remove_dir_all(file.parent().unwrap());
     }
 
     #[test]
