@@ -422,3 +422,84 @@ fn a_sink_that_never_answers_is_behind_and_the_line_goes_on() {
     assert!(err.contains("missed 4 of 4 records"), "{err}");
     assert_eq!(read_jsonl(&report).len(), 4);
 }
+
+#[test]
+fn the_database_stopped_mid_run_misses_only_what_finished_after() {
+    let Some(pg) = PgServer::start(PgAuth::Password) else {
+        return;
+    };
+    let dir = TempDir::new("runmid");
+    let report = dir.path().join("line.jsonl");
+    let url = pg.url("&timeout=2s");
+    // Device 4 answers one byte every 20 ms: it finishes seconds after the other three.
+    let recipe = root().join("recipes/provision-sim7000.yaml");
+    let password = format!("password={MQTT_SECRET}");
+    let child = Command::new(env!("CARGO_BIN_EXE_sim7k"))
+        .args([
+            "run",
+            recipe.to_str().unwrap(),
+            "--emulate",
+            "--emulator-profile",
+            "zero",
+            "--emulate-count",
+            "4",
+            "--fault-on",
+            "4:drip=20ms",
+            "--set",
+            "username=line7",
+            "--set",
+            &password,
+            "--report",
+            report.to_str().unwrap(),
+            "--record-to",
+            &url,
+        ])
+        .current_dir(root())
+        .env_remove("PGPASSWORD")
+        .env("XDG_STATE_HOME", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sim7k");
+    // Stop the database once the first three records are in (hang guard only).
+    let guard = std::time::Instant::now();
+    let count = || {
+        if pg.sql("SELECT to_regclass('device_runs') IS NULL") == "t" {
+            "0".to_string()
+        } else {
+            pg.sql("SELECT count(*) FROM device_runs")
+        }
+    };
+    while count() != "3" {
+        assert!(
+            guard.elapsed() < Duration::from_secs(60),
+            "the first three records never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pg.stop();
+    let out = child.wait_with_output().expect("wait for sim7k");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("missed 1 of 4 records"), "{err}");
+    assert!(err.contains("sim7k records push"), "{err}");
+    no_secret(&out, &[LINE_PASSWORD]);
+
+    pg.restart();
+    let out = sim7k(
+        &["records", "push", report.to_str().unwrap(), "--to", &url],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("4 records in the file, 3 already there, 1 sent"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(pg.sql("SELECT count(*) FROM device_runs"), "4");
+    assert_eq!(
+        pg.sql("SELECT device FROM device_runs ORDER BY received DESC LIMIT 1"),
+        "emu04"
+    );
+}
