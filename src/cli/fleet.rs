@@ -34,6 +34,7 @@ pub fn wanted(args: &RunArgs) -> bool {
         || args.csv.is_some()
         || args.transcript_dir.is_some()
         || args.resume
+        || !args.record_to.is_empty()
 }
 
 /// Parse `--fault-on N:FAULT`.
@@ -147,6 +148,7 @@ fn start_fleet(
 struct Events<'a> {
     progress: &'a Progress,
     jsonl: Option<&'a JsonlWriter>,
+    record_to: Option<&'a super::record_to::RecordTo>,
     write_errors: Mutex<Vec<String>>,
 }
 
@@ -168,6 +170,9 @@ impl FleetEvents for Events<'_> {
             if let Ok(mut v) = self.write_errors.lock() {
                 v.push(msg);
             }
+        }
+        if let Some(r) = self.record_to {
+            r.submit(record);
         }
         self.progress.finished(record);
     }
@@ -338,13 +343,23 @@ pub fn run(args: &RunArgs) -> Exit {
         if devices.len() == 1 { "" } else { "s" },
         options.run_id
     ));
+    let record_to = match super::record_to::start(args, &options.run_id, jsonl.as_ref()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let clock = Instant::now();
     let events = Events {
         progress: &progress,
-        jsonl: jsonl.as_ref(),
+        jsonl: jsonl
+            .as_ref()
+            .or(record_to.as_ref().and_then(|r| r.writer())),
+        record_to: record_to.as_ref(),
         write_errors: Mutex::new(Vec::new()),
     };
-    let result = crate::fleet::run(&jobs, &options, &events);
+    let result = match &record_to {
+        Some(r) => r.run_with(&progress, || crate::fleet::run(&jobs, &options, &events)),
+        None => crate::fleet::run(&jobs, &options, &events),
+    };
     let wall = clock.elapsed();
     let write_failed = events
         .write_errors
@@ -356,6 +371,11 @@ pub fn run(args: &RunArgs) -> Exit {
     if write_failed {
         worst = worst.max(Exit::Io.code());
     }
+    let sinks = record_to.as_ref().map(|r| {
+        let (code, json) = r.finish();
+        worst = worst.max(code.code());
+        json
+    });
 
     // JUnit and CSV: one entry per device of this run, consistent with the JSONL.
     let records: Vec<DeviceRecord> = result.records();
@@ -407,6 +427,9 @@ pub fn run(args: &RunArgs) -> Exit {
         });
         if let (Some(b), Some(obj)) = (broker, value.as_object_mut()) {
             obj.insert("emulator".into(), b);
+        }
+        if let (Some(s), Some(obj)) = (sinks, value.as_object_mut()) {
+            obj.insert("record_to".into(), s);
         }
         super::print_json(&value);
     }

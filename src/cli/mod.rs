@@ -4,6 +4,7 @@ mod console;
 mod fleet;
 mod mqtt;
 mod ports;
+mod record_to;
 mod records;
 mod signal;
 
@@ -136,6 +137,17 @@ pub struct RunArgs {
     /// each port with AT+CGSN) passed; new records are appended to it.
     #[arg(long, requires = "report")]
     pub resume: bool,
+    /// Also send each device's record, as the device finishes, to a PostgreSQL database
+    /// (`postgres://USER@HOST/DB`) or an MQTT broker (`mqtt://HOST:PORT/TOPIC/PREFIX`);
+    /// repeatable. A sink that is down never stops the line: see `sim7k records push`.
+    #[arg(long = "record-to", value_name = "URL")]
+    pub record_to: Vec<String>,
+    /// Station name in the records and MQTT topics (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "record_to")]
+    pub station: Option<String>,
+    /// Exit 4 when a --record-to sink did not get every record of the run.
+    #[arg(long, requires = "record_to")]
+    pub record_required: bool,
     /// Print a JSON summary of the run on stdout.
     #[arg(long)]
     pub json: bool,
