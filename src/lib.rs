@@ -22,6 +22,7 @@ pub mod exit;
 pub mod fleet;
 pub mod follow;
 pub mod mqtt;
+pub mod output;
 pub mod recipe;
 pub mod records;
 pub mod redact;

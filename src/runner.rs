@@ -288,11 +288,20 @@ impl<'a> Runner<'a> {
         }
         let flush_err = self.transcript.flush().err();
         let mut failure = failure;
-        if let Some(e) = flush_err
-            && let Some(f) = failure.as_mut()
-        {
-            f.reason
-                .push_str(&format!(" (transcript write failed: {e})"));
+        let mut verdict = verdict;
+        // A verdict whose transcript could not be kept is not a pass (exit 4).
+        if let Some(e) = flush_err {
+            match failure.as_mut() {
+                Some(f) => {
+                    if !f.reason.contains(&e.to_string()) {
+                        f.reason.push_str(&format!(" ({e})"));
+                    }
+                }
+                None => {
+                    verdict = Verdict::IoError;
+                    failure = Some(self.failure_report("transcript", None, e.to_string()));
+                }
+            }
         }
         let tail_ready = failure.map(|mut f| {
             f.tail = self.transcript.tail();
@@ -361,7 +370,7 @@ impl<'a> Runner<'a> {
         if program.finally.is_empty() {
             return;
         }
-        if verdict == Verdict::IoError {
+        if verdict == Verdict::IoError && self.transcript.error().is_none() {
             self.transcript
                 .note("teardown skipped: the port failed, nothing can be sent");
             return;
@@ -698,8 +707,13 @@ impl<'a> Runner<'a> {
                 Some(r) => format!("failed: {r}"),
             }
         ));
+        self.transcript.checkpoint();
         self.observer.step_finished(&record);
         self.records.push(record);
+        if !teardown && let Some(e) = self.transcript.error() {
+            let report = self.failure_report(&name, Some(&step.origin), e.to_string());
+            return Err((Verdict::IoError, report));
+        }
         if status == StepStatus::Failed {
             let f = failure.unwrap_or(Failure::Data {
                 message: "failed".into(),
@@ -759,11 +773,16 @@ impl<'a> Runner<'a> {
                     }
                 }
                 Action::Wait(until) => {
+                    // The transcript's flush deadline bounds the wait too.
+                    let until =
+                        crate::util::time::earliest(Some(until), self.transcript.next_flush())
+                            .unwrap_or(until);
                     // At least 1 ms: a wake-up that is due now must not spin.
                     let wait = until
                         .saturating_duration_since(now)
                         .clamp(Duration::from_millis(1), READ_SLICE);
                     self.read_some(wait)?;
+                    self.transcript.tick(Instant::now());
                 }
                 Action::Done(outcome) => {
                     self.flush_events();

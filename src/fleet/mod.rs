@@ -245,7 +245,12 @@ fn run_device(
         events.finished(device, &record);
         Outcome::Ran(record)
     };
-    let mut port = match crate::transport::open(&device.port, options.baud) {
+    // The recipe's deadline bounds opening the port too (a `tcp://` connect).
+    let open_by = job
+        .recipe
+        .deadline
+        .map(|d| crate::util::time::later(Instant::now(), d));
+    let mut port = match crate::transport::open(&device.port, options.baud, open_by) {
         Ok(p) => p,
         Err(e) => return not_started(Verdict::IoError, OPEN_STEP, e.to_string()),
     };
