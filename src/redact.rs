@@ -12,11 +12,20 @@ use std::borrow::Cow;
 /// What a secret is replaced with.
 pub const REDACTED: &str = "***";
 
-/// Every output form of a set of secret values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every output form of a set of secret values. Its `Debug` shows how many forms it holds,
+/// never the values.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
     /// Longest first, no duplicates, none empty.
     forms: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("forms", &self.forms.len())
+            .finish()
+    }
 }
 
 impl Secrets {
