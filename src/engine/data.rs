@@ -214,7 +214,8 @@ mod tests {
         }
         // A secret longer than a chunk cannot be kept whole: the send still ends.
         let long: Arc<[u8]> = vec![b'x'; 40].into();
-        let mut d = DataSend::new(long, Some(8), false).keeping_whole(std::iter::once(2..30).collect());
+        let mut d =
+            DataSend::new(long, Some(8), false).keeping_whole(std::iter::once(2..30).collect());
         let mut n = 0;
         while let Next::Chunk(..) = d.next(&Sim7000Cip, None).unwrap() {
             n += 1;

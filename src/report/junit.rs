@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::DeviceRecord;
+use crate::job::Verdict;
 use crate::output::WriteError;
-use crate::runner::Verdict;
 use crate::util::escape::escape_text;
 
 /// Escape text for an XML attribute or element (XML 1.0: characters it cannot carry become
