@@ -1,13 +1,16 @@
 //! Step-by-step output of a single run: an indicatif spinner on a terminal, plain lines
-//! otherwise. Progress goes to stderr; `say:` messages go to stdout.
+//! otherwise. Progress goes to stderr; `say:` messages and received MQTT messages go to
+//! stdout, or to stderr with `--json` (stdout then carries exactly one JSON document). A
+//! closed stdout (`sim7k run … | head -1`) stops the run through its teardown
+//! ([`Interrupt::BrokenPipe`]) instead of panicking.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::job::{ReceivedMessage, RunOutcome, StepResult, StepStatus, Verdict};
+use crate::job::{Interrupt, ReceivedMessage, RunOutcome, StepResult, StepStatus, Verdict};
 use crate::runner::Observer;
 
 /// The console observer.
@@ -18,6 +21,10 @@ pub struct Console {
     bar: Option<ProgressBar>,
     total: usize,
     recipe: String,
+    /// `--json`: stdout is the JSON document's; `say:` and messages go to stderr.
+    json: bool,
+    /// Stdout's reader went away: print nothing more there, stop the run.
+    closed: bool,
 }
 
 impl Console {
@@ -30,6 +37,38 @@ impl Console {
             bar: None,
             total: 0,
             recipe: recipe.to_string(),
+            json: false,
+            closed: false,
+        }
+    }
+
+    /// With `--json`: `say:` lines and messages go to stderr, stdout keeps only the JSON.
+    pub fn json(mut self, json: bool) -> Console {
+        self.json = json;
+        self
+    }
+
+    /// Write `bytes` to stdout (or to stderr with `--json`); a closed stdout is remembered
+    /// (the run then stops) and nothing more is written there.
+    fn out(&mut self, bytes: &[u8]) {
+        if self.json {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(bytes).and_then(|()| err.flush());
+            return;
+        }
+        if self.closed {
+            return;
+        }
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        };
+        let result = match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        };
+        if result.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+            self.closed = true;
         }
     }
 
@@ -152,26 +191,25 @@ impl Observer for Console {
     }
 
     fn message(&mut self, m: &ReceivedMessage) {
-        use std::io::Write;
         let m = &m.message;
-        let print = || {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(m.topic.as_bytes());
-            let _ = out.write_all(b" ");
-            let _ = out.write_all(&m.payload);
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-        };
-        match &self.bar {
-            Some(bar) => bar.suspend(print),
-            None => print(),
+        let mut line = m.topic.as_bytes().to_vec();
+        line.push(b' ');
+        // A terminal (or stderr) shows control bytes escaped; a pipe gets the payload as it is.
+        if self.json || std::io::stdout().is_terminal() {
+            line = crate::util::escape::escape_bytes(&line).into_bytes();
+            line.extend_from_slice(crate::util::escape::escape_bytes(&m.payload).as_bytes());
+        } else {
+            line.extend_from_slice(&m.payload);
         }
+        line.push(b'\n');
+        self.out(&line);
     }
 
     fn say(&mut self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
-        }
+        self.out(format!("{text}\n").as_bytes());
+    }
+
+    fn stop(&mut self) -> Option<Interrupt> {
+        self.closed.then_some(Interrupt::BrokenPipe)
     }
 }

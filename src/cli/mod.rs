@@ -25,8 +25,9 @@ Exit codes:
   1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
   2    usage error, or a recipe or script that does not load
   3    a step or the recipe deadline timed out (e.g. the modem went silent)
-  4    I/O error: the port is missing, busy, or vanished mid-run
-  130  interrupted (Ctrl-C)";
+  4    I/O error: the port is missing, busy, or vanished mid-run, or an output file
+       (transcript, report, JUnit, CSV) could not be written
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)";
 
 const RUN_AFTER_HELP: &str = "\
 Exit codes:
@@ -34,8 +35,9 @@ Exit codes:
   1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
   2    usage error, or a recipe or script that does not load
   3    a step or the recipe deadline timed out (e.g. the modem went silent)
-  4    I/O error: the port is missing, busy, or vanished mid-run
-  130  interrupted (Ctrl-C)
+  4    I/O error: the port is missing, busy, or vanished mid-run, or an output file
+       (transcript, report, JUnit, CSV) could not be written
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)
 
 Several devices (--port repeated or a glob, --ports-file, --emulate-count, or any of
 --report/--junit/--csv/--transcript-dir/--resume) run in parallel, one job per port. The exit
@@ -313,7 +315,7 @@ fn run(args: &RunArgs) -> Exit {
             return Exit::Io;
         }
     };
-    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name);
+    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name).json(args.json);
     let options = RunOptions {
         interrupt: Some(interrupt),
         port: port_spec,

@@ -1,4 +1,5 @@
-//! Ctrl-C / SIGTERM: set a flag the runner polls, so transcripts and reports are flushed.
+//! Ctrl-C / SIGTERM / SIGHUP (a closed terminal or SSH session): set a flag the runner polls,
+//! so the teardown runs and transcripts, reports and `--json` are still written (exit 130).
 
 use std::sync::OnceLock;
 
@@ -13,13 +14,15 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
-/// Install SIGINT/SIGTERM handlers (once) and return the flag they set (with the signal).
+/// Install SIGINT/SIGTERM/SIGHUP handlers (once) and return the flag they set (with the signal).
 pub fn install() -> StopFlag {
     let flag = FLAG.get_or_init(StopFlag::new).clone();
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        // Handled like SIGTERM (issue 11 point 1: it killed the run with an empty transcript).
+        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
     }
     flag
 }
