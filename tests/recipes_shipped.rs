@@ -61,10 +61,14 @@ fn every_shipped_recipe_runs_on_the_emulator() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{}: {stderr}", recipe.display());
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let json: serde_json::Value = stdout
-            .find("{\n")
-            .and_then(|i| serde_json::from_str(&stdout[i..]).ok())
-            .unwrap_or_default();
+        // Exactly one JSON document: `say:` lines and messages go to stderr (issue 10
+        // point 1: they came first on stdout and `jq` failed on every MQTT recipe).
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: stdout is not one JSON document ({e}):\n{stdout}",
+                recipe.display()
+            )
+        });
         assert_eq!(json["verdict"], "passed", "{}", recipe.display());
         let name = recipe.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let published = json["emulator"]["received"].as_array().map_or(0, Vec::len);
