@@ -127,7 +127,7 @@ fn transcript_dir_files_of_running_devices_are_not_empty() {
             "--emulate-count",
             "2",
         ])
-        .args(["--json", "-q"])
+        .arg("--json")
         .arg("--transcript-dir")
         .arg(&tdir)
         .stdout(Stdio::piped())
@@ -153,6 +153,9 @@ fn transcript_dir_files_of_running_devices_are_not_empty() {
     );
     let json = only_json(&out);
     assert_eq!(json["interrupted"], 2, "{json}");
+    // Regression (issue 10 point 19): the summary said "0 passed, 2 failed".
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("0 failed, 2 interrupted"), "{stderr}");
     for p in files() {
         assert!(text(&p).contains("run ended: Interrupted"), "{}", text(&p));
     }
