@@ -1,10 +1,9 @@
 //! Step-by-step output of a single run: an indicatif spinner on a terminal, plain lines
-//! otherwise. Progress goes to stderr; `say:` messages and received MQTT messages go to
-//! stdout, or to stderr with `--json` (stdout then carries exactly one JSON document). A
-//! closed stdout (`sim7k run … | head -1`) stops the run through its teardown
-//! ([`Interrupt::BrokenPipe`]) instead of panicking.
+//! otherwise. Progress goes to stderr; `say:` lines and received messages go to stdout, or
+//! to stderr with `--json` (stdout then carries exactly one JSON document, which holds them
+//! too). A closed stdout stops the run through its teardown (never a panic).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,10 +20,12 @@ pub struct Console {
     bar: Option<ProgressBar>,
     total: usize,
     recipe: String,
-    /// `--json`: stdout is the JSON document's; `say:` and messages go to stderr.
+    /// `--json`: stdout is the JSON document's alone.
     json: bool,
-    /// Stdout's reader went away: print nothing more there, stop the run.
-    closed: bool,
+    /// Stdout is a terminal: payload bytes are escaped there.
+    stdout_tty: bool,
+    /// The reader of stdout went away.
+    stdout_gone: bool,
 }
 
 impl Console {
@@ -38,37 +39,46 @@ impl Console {
             total: 0,
             recipe: recipe.to_string(),
             json: false,
-            closed: false,
+            stdout_tty: std::io::stdout().is_terminal(),
+            stdout_gone: false,
         }
     }
 
-    /// With `--json`: `say:` lines and messages go to stderr, stdout keeps only the JSON.
+    /// With `--json`: `say:` lines and messages go to stderr, stdout is left to the JSON.
     pub fn json(mut self, json: bool) -> Console {
         self.json = json;
         self
     }
 
-    /// Write `bytes` to stdout (or to stderr with `--json`); a closed stdout is remembered
-    /// (the run then stops) and nothing more is written there.
-    fn out(&mut self, bytes: &[u8]) {
+    /// Write one line of output for the user: stdout (stderr with `--json`). A closed
+    /// stdout is remembered (the run then stops, see [`Observer::stop`]), never a panic.
+    fn user_line(&mut self, bytes: &[u8]) {
+        use std::io::Write;
         if self.json {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(bytes).and_then(|()| err.flush());
+            if self.quiet {
+                return;
+            }
+            let text = String::from_utf8_lossy(bytes);
+            self.line(&text);
             return;
         }
-        if self.closed {
+        if self.stdout_gone {
             return;
         }
         let write = || {
             let mut out = std::io::stdout().lock();
-            out.write_all(bytes).and_then(|()| out.flush())
+            out.write_all(bytes)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush())
         };
         let result = match &self.bar {
             Some(bar) => bar.suspend(write),
             None => write(),
         };
-        if result.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
-            self.closed = true;
+        if result.is_err() {
+            // EPIPE (the reader closed the pipe) or any other failure to write: nobody reads
+            // any more; stop printing and let the run end through its teardown.
+            self.stdout_gone = true;
         }
     }
 
@@ -192,24 +202,23 @@ impl Observer for Console {
 
     fn message(&mut self, m: &ReceivedMessage) {
         let m = &m.message;
+        // Raw payload bytes (a pipe may want them as they are) never reach a terminal raw:
+        // on a terminal, and on stderr, control bytes are escaped.
         let mut line = m.topic.as_bytes().to_vec();
         line.push(b' ');
-        // A terminal (or stderr) shows control bytes escaped; a pipe gets the payload as it is.
-        if self.json || std::io::stdout().is_terminal() {
-            line = crate::util::escape::escape_bytes(&line).into_bytes();
+        if self.json || self.stdout_tty {
             line.extend_from_slice(crate::util::escape::escape_bytes(&m.payload).as_bytes());
         } else {
             line.extend_from_slice(&m.payload);
         }
-        line.push(b'\n');
-        self.out(&line);
+        self.user_line(&line);
     }
 
     fn say(&mut self, text: &str) {
-        self.out(format!("{text}\n").as_bytes());
+        self.user_line(text.as_bytes());
     }
 
     fn stop(&mut self) -> Option<Interrupt> {
-        self.closed.then_some(Interrupt::BrokenPipe)
+        self.stdout_gone.then_some(Interrupt::BrokenPipe)
     }
 }

@@ -1,5 +1,4 @@
-//! Ctrl-C / SIGTERM / SIGHUP (a closed terminal or SSH session): set a flag the runner polls,
-//! so the teardown runs and transcripts, reports and `--json` are still written (exit 130).
+//! Ctrl-C / SIGTERM / SIGHUP (the terminal closed, an SSH session dropped): set a flag the runner polls, so transcripts and reports are flushed.
 
 use std::sync::OnceLock;
 
@@ -21,7 +20,6 @@ pub fn install() -> StopFlag {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        // Handled like SIGTERM (issue 11 point 1: it killed the run with an empty transcript).
         libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
     }
     flag
