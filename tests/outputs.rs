@@ -429,3 +429,75 @@ fn text_from_the_modem_is_escaped_and_shortened_in_every_output() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\\x1b]0;owned\\x07"), "{stderr}");
 }
+
+/// A loopback listener whose accept queue is full, so a further connect gets no answer.
+/// `None` when this kernel answers every connect anyway (syncookies): the test then skips.
+fn full_listener() -> Option<(i32, String, Vec<std::net::TcpStream>)> {
+    // SAFETY: plain socket calls on a descriptor this test owns (closed by the caller).
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0);
+    // SAFETY: an all-zero sockaddr_in is valid.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_in of `len` bytes.
+    assert_eq!(unsafe { libc::bind(fd, (&raw const addr).cast(), len) }, 0);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+    // SAFETY: an all-zero sockaddr_in is valid.
+    let mut got: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut got_len = len;
+    // SAFETY: `got` has room for `got_len` bytes.
+    let r = unsafe { libc::getsockname(fd, (&raw mut got).cast(), &mut got_len) };
+    assert_eq!(r, 0);
+    let target = format!("127.0.0.1:{}", u16::from_be(got.sin_port));
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(
+            &target.parse().unwrap(),
+            Duration::from_millis(300),
+        ) {
+            Ok(s) => held.push(s),
+            Err(_) => return Some((fd, target, held)),
+        }
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    None
+}
+
+/// Regression (issue 11 point 15): `--port tcp://…` waited the 10 s connect timeout although
+/// the recipe's deadline was 1 s; the connect now ends by the deadline (exit 4, saying so), on
+/// one port and in a fleet.
+#[test]
+fn a_tcp_port_connect_ends_by_the_recipe_deadline() {
+    let Some((fd, target, held)) = full_listener() else {
+        eprintln!("skipped: this kernel answers every connect (syncookies?)");
+        return;
+    };
+    let dir = TempDir::new("out-tcp");
+    let recipe = write_recipe(
+        dir.path(),
+        "name: tcp\ndeadline: 1s\nsteps:\n  - send: AT\n",
+    );
+    let port = format!("tcp://{target}");
+    for fleet in [false, true] {
+        let mut cmd = sim7k();
+        cmd.arg("run").arg(&recipe).args(["--port", &port]);
+        if fleet {
+            cmd.arg("--csv").arg(dir.path().join("c.csv"));
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let csv = text(&dir.path().join("c.csv"));
+        assert_eq!(out.status.code(), Some(4), "fleet {fleet}: {stderr}");
+        assert!(
+            stderr.contains("the run's deadline") || csv.contains("the run's deadline"),
+            "fleet {fleet}: {stderr}\n{csv}"
+        );
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    drop(held);
+}
