@@ -13,9 +13,11 @@ pub enum Exit {
     Usage = 2,
     /// A step or the whole recipe ran out of time (the modem went silent).
     Timeout = 3,
-    /// I/O error: the port is missing, busy, or vanished mid-run.
+    /// I/O error: the port is missing, busy, or vanished mid-run, or an output file
+    /// (transcript, report, JUnit, CSV) could not be written.
     Io = 4,
-    /// Stopped by Ctrl-C / SIGTERM (the shell convention 128 + SIGINT).
+    /// Stopped by Ctrl-C, SIGTERM or SIGHUP, or a closed output (the shell convention
+    /// 128 + SIGINT).
     Interrupted = 130,
 }
 

@@ -161,11 +161,20 @@ impl<'a> Runner<'a> {
             observer,
             stop: options.interrupt,
             buf: vec![0u8; 4096],
+            output_reported: false,
         };
         driver.drive(&mut job);
         let mut outcome = job.into_outcome();
         if let Err(e) = driver.transcript.flush() {
-            outcome.output_failed(&format!("the transcript could not be written: {e}"));
+            // Named once: the run may already have ended on this error.
+            let message = e.to_string();
+            if !outcome
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.reason.contains(&message))
+            {
+                outcome.output_failed(&message);
+            }
         }
         outcome.set_tail(driver.transcript.tail());
         outcome
@@ -179,6 +188,8 @@ struct Driver<'a> {
     observer: &'a mut dyn Observer,
     stop: Option<StopFlag>,
     buf: Vec<u8>,
+    /// The transcript's write error was handed to the job.
+    output_reported: bool,
 }
 
 impl Driver<'_> {
@@ -202,6 +213,10 @@ impl Driver<'_> {
                     }
                 }
                 JobAction::Wait(until) => {
+                    // The transcript's flush deadline bounds the wait too.
+                    let until =
+                        crate::util::time::earliest(Some(until), self.transcript.next_flush())
+                            .unwrap_or(until);
                     let wait = until.saturating_duration_since(now);
                     if wait.is_zero() && !drained {
                         drained = true;
@@ -218,6 +233,8 @@ impl Driver<'_> {
                 }
                 JobAction::Done => break,
             }
+            self.transcript.tick(Instant::now());
+            self.check_output(job);
         }
         self.forward(job);
     }
@@ -241,6 +258,16 @@ impl Driver<'_> {
         }
     }
 
+    /// A transcript that can no longer be written ends the run (exit 4), once.
+    fn check_output(&mut self, job: &mut Job<'_>) {
+        if !self.output_reported
+            && let Some(e) = self.transcript.error()
+        {
+            self.output_reported = true;
+            job.handle_output_error(e.to_string(), Instant::now());
+        }
+    }
+
     fn check_stop(&mut self, job: &mut Job<'_>) {
         let cause = self
             .stop
@@ -259,7 +286,11 @@ impl Driver<'_> {
                 JobEvent::StepStarted { index, total, name } => {
                     self.observer.step_started(index, total, &name)
                 }
-                JobEvent::StepFinished(result) => self.observer.step_finished(&result),
+                JobEvent::StepFinished(result) => {
+                    // Every step end makes the transcript durable.
+                    self.transcript.checkpoint();
+                    self.observer.step_finished(&result)
+                }
                 JobEvent::Traffic(line) => self.observer.traffic(&line),
                 JobEvent::Say(line) => self.observer.say(&line),
                 JobEvent::Message(m) => self.observer.message(&m),

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
@@ -14,8 +14,8 @@ use crate::exit::Exit;
 use crate::fleet::progress::{ConsoleMode, Progress};
 use crate::fleet::{Device, DeviceJob, FleetEvents, FleetOptions};
 use crate::recipe::load::LoadedRecipe;
+use crate::report::DeviceRecord;
 use crate::report::jsonl::JsonlWriter;
-use crate::report::{DeviceRecord, write_atomic};
 use crate::runner::Observer;
 use crate::script::CompiledScripts;
 
@@ -194,6 +194,9 @@ pub fn run(args: &RunArgs) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Err(code) = super::check_output_paths(args, &base) {
+        return code;
+    }
     let base_scripts = match compile_scripts(&base) {
         Ok(c) => c,
         Err(code) => return code,
@@ -385,21 +388,21 @@ pub fn run(args: &RunArgs) -> Exit {
             ports.join(" and ")
         );
     }
-    let mut outputs: Vec<(&Path, String)> = Vec::new();
+    let mut written = Vec::new();
     if let Some(p) = &args.junit {
-        outputs.push((
+        written.push(crate::report::junit::write(
             p,
-            crate::report::junit::render(&records, &base.name, wall.as_secs_f64()),
+            &records,
+            &base.name,
+            wall.as_secs_f64(),
         ));
     }
     if let Some(p) = &args.csv {
-        outputs.push((p, crate::report::csv::render(&records)));
+        written.push(crate::report::csv::write(p, &records));
     }
-    for (path, text) in outputs {
-        if let Err(e) = write_atomic(path, text.as_bytes()) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            worst = worst.max(Exit::Io.code());
-        }
+    for e in written.into_iter().filter_map(Result::err) {
+        eprintln!("error: {e}");
+        worst = worst.max(e.kind().code());
     }
     let passed_now = result.counts.passed;
     let mut run_secrets = base.vars.secrets();

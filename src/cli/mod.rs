@@ -26,8 +26,9 @@ Exit codes:
   1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
   2    usage error, or a recipe or script that does not load
   3    a step or the recipe deadline timed out (e.g. the modem went silent)
-  4    I/O error: the port is missing, busy, or vanished mid-run
-  130  interrupted (Ctrl-C)";
+  4    I/O error: the port is missing, busy, or vanished mid-run, or an output file
+       (transcript, report, JUnit, CSV) could not be written
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)";
 
 const RUN_AFTER_HELP: &str = "\
 Exit codes:
@@ -35,8 +36,9 @@ Exit codes:
   1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
   2    usage error, or a recipe or script that does not load
   3    a step or the recipe deadline timed out (e.g. the modem went silent)
-  4    I/O error: the port is missing, busy, or vanished mid-run
-  130  interrupted (Ctrl-C)
+  4    I/O error: the port is missing, busy, or vanished mid-run, or an output file
+       (transcript, report, JUnit, CSV) could not be written
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)
 
 Several devices (--port repeated or a glob, --ports-file, --emulate-count, or any of
 --report/--junit/--csv/--transcript-dir/--resume) run in parallel, one job per port. The exit
@@ -271,6 +273,9 @@ fn run(args: &RunArgs) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Err(code) = check_output_paths(args, &recipe) {
+        return code;
+    }
     if !args.quiet {
         print_warnings(&recipe);
     }
@@ -311,7 +316,11 @@ fn run(args: &RunArgs) -> Exit {
         },
         None => Transcript::memory(start),
     };
-    let mut port = match crate::transport::open(&port_spec, args.baud) {
+    // The recipe's deadline bounds opening the port too (a `tcp://` connect).
+    let open_by = recipe
+        .deadline
+        .map(|d| crate::util::time::later(Instant::now(), d));
+    let mut port = match crate::transport::open(&port_spec, args.baud, open_by) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -349,6 +358,48 @@ fn run(args: &RunArgs) -> Exit {
         print_json(&value);
     }
     report.exit()
+}
+
+/// Refuse output paths that cannot work or would clobber something (exit 2), before
+/// anything runs (see [`crate::output::check_outputs`]).
+fn check_output_paths(args: &RunArgs, recipe: &LoadedRecipe) -> Result<(), Exit> {
+    use crate::output::{Output, OutputKind};
+    let log_kind = match args.emulate_count {
+        Some(_) => OutputKind::EmulatorLogDir,
+        None => OutputKind::EmulatorLog,
+    };
+    let outputs: Vec<Output<'_>> = [
+        (OutputKind::Transcript, &args.transcript),
+        (OutputKind::TranscriptDir, &args.transcript_dir),
+        (OutputKind::Report, &args.report),
+        (OutputKind::Junit, &args.junit),
+        (OutputKind::Csv, &args.csv),
+        (log_kind, &args.emulator_log),
+    ]
+    .into_iter()
+    .filter_map(|(kind, p)| p.as_deref().map(|p| Output::new(kind, p)))
+    .collect();
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    for (i, f) in recipe.files().into_iter().enumerate() {
+        let what = if i == 0 {
+            "the recipe"
+        } else {
+            "a file of the recipe (an include or a script)"
+        };
+        inputs.push((what, f));
+    }
+    if let Some(p) = &args.ports_file {
+        inputs.push(("the ports file", p));
+    }
+    for p in &args.ports {
+        if !p.starts_with("tcp://") && !crate::fleet::ports::is_glob(p) {
+            inputs.push(("the port", Path::new(p)));
+        }
+    }
+    crate::output::check_outputs(&outputs, &inputs).map_err(|e| {
+        eprintln!("error: {e}");
+        e.kind()
+    })
 }
 
 /// The in-process emulator of `run --emulate`.
