@@ -21,6 +21,9 @@ pub(crate) use super::template::{Piece, Placeholder, parse_template, placeholder
 use crate::util::hex::hex as hex_sep;
 
 /// Upper-case hex without separators.
+/// Byte vars up to this size are shown in full in [`Vars::to_json`].
+pub const JSON_BYTES_MAX: usize = 4096;
+
 fn hex(bytes: &[u8]) -> String {
     hex_sep(bytes, "")
 }
@@ -398,7 +401,10 @@ impl Vars {
         String::from_utf8_lossy(&redact_bytes(text.as_bytes(), &forms)).into_owned()
     }
 
-    /// The vars as a JSON object: secrets as `"***"`, bytes as upper-case hex.
+    /// The vars as a JSON object: secrets as `"***"`, bytes as upper-case hex. Bytes over
+    /// [`JSON_BYTES_MAX`] (a 1 MiB PUBLISH built by a script) are shown by their first 64
+    /// bytes and their length: the outcome of every device would otherwise hold twice the
+    /// packet as text.
     pub fn to_json(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
         let secrets = self.secret_values();
