@@ -828,6 +828,7 @@ impl<'a> Runner<'a> {
                 Event::Poll { polls } => format!("poll {polls}: not yet"),
                 Event::Boot(l) => format!("! {l} (modem finished booting)"),
                 Event::Note(n) => format!("note: {n}"),
+                Event::Tls(t) => t.to_string(),
             };
             match self.held_traffic.as_mut() {
                 Some(held) => held.push(line),

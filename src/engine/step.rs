@@ -47,6 +47,9 @@ pub enum Phase {
     MqttWait,
     /// The liveness probe after a wait is in flight.
     Probing,
+    /// A `tls:` step waits for the handshake (or `close_notify`) to get through, until
+    /// [`Timer::Tls`].
+    Tls,
 }
 
 /// The step in progress.
@@ -156,15 +159,11 @@ impl Session {
                 Phase::Pause
             }
         };
-        let mut data = None;
+        // The payload goes through the stream's transform when its first chunk is due
+        // (`begin_attempt`), not now: bytes a transform produces must go out in the order it
+        // produced them, and replies may still go out before this step's first chunk.
+        let data = None;
         if let PlanAction::Data(d) = &plan.action {
-            match self.link.seal(d.payload.clone()) {
-                Ok(wire) => {
-                    let hex = d.hex || self.link.socket.hex;
-                    data = Some(DataSend::new(wire, d.chunk, hex));
-                }
-                Err(f) => self.pending_fatal = self.pending_fatal.take().or(Some(Failure::Mqtt(f))),
-            }
             if let Some(params) = d.session
                 && self.link.socket.connected
             {
@@ -262,6 +261,7 @@ impl Session {
                 true
             }
             Phase::MqttWait => self.mqtt_check(now),
+            Phase::Tls => self.tls_check(now),
             _ => false,
         }
     }
@@ -286,6 +286,15 @@ impl Session {
         run.captures.clear();
         run.expect_matched = false;
         run.until_matched = false;
+        if let PlanAction::Command(c) = &run.plan.action {
+            let c = c.clone();
+            if self.close_notify_first(&c, now) {
+                return;
+            }
+        }
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
         match &run.plan.action {
             PlanAction::Command(c) => {
                 let line = c.clone();
@@ -295,7 +304,20 @@ impl Session {
                 }
                 self.issue(line, Purpose::Step, payload, now);
             }
-            PlanAction::Data(_) => {
+            PlanAction::Data(d) => {
+                if run.data.is_none() {
+                    let (payload, chunk, hex) = (d.payload.clone(), d.chunk, d.hex);
+                    match self.link.seal(payload) {
+                        Ok(wire) => {
+                            let hex = hex || self.link.socket.hex;
+                            run.data = Some(DataSend::new(wire, chunk, hex));
+                        }
+                        Err(f) => {
+                            self.finish(Some(Failure::Mqtt(f)), now);
+                            return;
+                        }
+                    }
+                }
                 let Some(send) = run.data.as_mut() else {
                     self.finish(None, now);
                     return;
@@ -309,6 +331,7 @@ impl Session {
                     Err(message) => self.finish(Some(Failure::Data { message }), now),
                 }
             }
+            PlanAction::Tls(_) => self.tls_begin(now),
             PlanAction::Wait(_) | PlanAction::Mqtt(_) => {}
         }
     }
@@ -548,6 +571,7 @@ impl Session {
             (Some((w, ..)), _) => w.clone(),
             (None, Phase::Pause) => "the next attempt".to_string(),
             (None, Phase::MqttWait) => super::wait::describe_mqtt(&run.plan),
+            (None, Phase::Tls) => super::tls::describe(&run.plan),
             (None, _) => describe_expect(&run.plan),
         };
         let failure = if !run.plan.until.is_empty() && run.polls > 0 {
