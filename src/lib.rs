@@ -8,7 +8,9 @@
 //! * [`mqtt`]: an MQTT 3.1 / 3.1.1 / 5.0 codec with a streaming decoder.
 //! * [`script`]: the sandboxed Rhai engine recipes use to build MQTT bytes.
 //! * [`emulator`]: a SIM7000 emulator (sans-IO modem core plus pty and TCP edges).
-//! * [`transport`], [`transcript`], [`runner`]: the IO edges that drive the engine.
+//! * [`job`]: the sans-IO recipe interpreter (conditions, scripts, validation, hooks,
+//!   teardown) and the result model ([`job::RunOutcome`]).
+//! * [`transport`], [`transcript`], [`runner`]: the IO edges that drive the job.
 //! * [`fleet`], [`report`]: one recipe on many modems at once, and a record per device.
 //! * [`follow`]: the MQTT conversation inside a transcript (`sim7k mqtt follow`).
 
@@ -21,6 +23,7 @@ pub mod engine;
 pub mod exit;
 pub mod fleet;
 pub mod follow;
+pub mod job;
 pub mod mqtt;
 pub mod recipe;
 pub mod records;

@@ -245,7 +245,7 @@ impl Framer {
     }
 
     /// Data `data[range]` was just typed after a prompt: open its echo window (see
-    /// [`EchoWindow`]). Bytes the rule takes for echo come out as [`Frame::Echo`].
+    /// `EchoWindow`). Bytes the rule takes for echo come out as [`Frame::Echo`].
     pub fn open_echo(&mut self, data: Arc<[u8]>, range: Range<usize>) {
         self.flush_echo();
         let range = range.start.min(data.len())..range.end.min(data.len());

@@ -1,12 +1,12 @@
 //! The AT layer, sans-IO: what the SIM7000 prints and what the commands sent to it do.
 //!
-//! * [`split`]: the one command-line splitter (chained `;` commands, `ATE0V1` runs);
+//! * [`mod@split`]: the one command-line splitter (chained `;` commands, `ATE0V1` runs);
 //! * [`command`]: a command line's reply shape, response prefix, whether it prompts for data
 //!   ([`command::prompts_for_data`]) and its [`effects`] (echo, result format, receive mode,
 //!   hex sends, socket open/close, reset);
 //! * [`framer`]: modem bytes into lines, prompts and data blocks (with [`push`] for MQTT
 //!   packets pushed without a header);
-//! * [`line`]: result codes and URCs;
+//! * [`mod@line`]: result codes and URCs;
 //! * [`dialect`]: the socket dialect seam (SIM7000 `AT+CIP*` first);
 //! * [`limits`]: the SIM7000's limits.
 

@@ -6,7 +6,7 @@
 //! Rules: one leading `AT` (any case); extended commands (`+X`, `*X`, `$X`, `#X`, `^X`,
 //! `!X`) end at `;` (outside quotes) or at the end of the line; basic commands (`E0`, `V1`,
 //! `&W`, `I`, `S3=13`) follow each other directly (`E0V1&W`) and need no `;`. At most
-//! [`MAX_CHAINED`](crate::at::limits::MAX_CHAINED) commands per line.
+//! [`MAX_CHAINED`] commands per line.
 
 use crate::at::limits::MAX_CHAINED;
 

@@ -8,6 +8,8 @@
 //!   [`ReceivedMessage`] (topic, payload, the QoS and RETAIN flag the client used), observed
 //!   with [`EmbeddedBroker::received`] and [`EmbeddedBroker::wait_for`]. Dropping it (or
 //!   [`EmbeddedBroker::stop`]) closes every connection and joins every thread.
+//! * [`memory`] serves the in-memory emulator (`emulator::memory::Bench`) from the core: no
+//!   sockets, no threads, the bench's virtual clock; one core shared by many benches.
 //!
 //! What it speaks: MQTT 3.1, 3.1.1 and 5.0 on one port; CONNECT/CONNACK with any credentials
 //! (or only configured ones: [`BrokerConfig::credentials`]); clean and persistent sessions
@@ -33,6 +35,7 @@
 mod core;
 #[cfg(test)]
 mod core_tests;
+pub mod memory;
 mod record;
 mod route;
 mod session;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::runner::{Observer, RunReport, StepRecord, StepStatus, Verdict};
+use crate::job::{ReceivedMessage, RunOutcome, StepResult, StepStatus, Verdict};
+use crate::runner::Observer;
 
 /// The console observer.
 pub struct Console {
@@ -39,7 +40,7 @@ impl Console {
         }
     }
 
-    fn label(&self, record: &StepRecord) -> String {
+    fn label(&self, record: &StepResult) -> String {
         match record.index {
             Some(i) => format!("[{}/{}] {}", i + 1, self.total, record.name),
             None => record.name.clone(),
@@ -47,7 +48,7 @@ impl Console {
     }
 
     /// Print the verdict (and the failure with the transcript tail).
-    pub fn finish(&mut self, report: &RunReport, transcript: Option<&Path>) {
+    pub fn finish(&mut self, report: &RunOutcome, transcript: Option<&Path>) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -111,7 +112,7 @@ impl Observer for Console {
         }
     }
 
-    fn step_finished(&mut self, record: &StepRecord) {
+    fn step_finished(&mut self, record: &StepResult) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -150,8 +151,9 @@ impl Observer for Console {
         }
     }
 
-    fn message(&mut self, m: &crate::engine::mqtt::Message) {
+    fn message(&mut self, m: &ReceivedMessage) {
         use std::io::Write;
+        let m = &m.message;
         let print = || {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(m.topic.as_bytes());

@@ -12,7 +12,7 @@ use super::{EmulateMode, LatencyProfile, RunArgs, compile_scripts, load_recipe};
 use crate::emulator::{EmulatorConfig, Fault, Network, PtyEmulator};
 use crate::exit::Exit;
 use crate::fleet::progress::{ConsoleMode, Progress};
-use crate::fleet::{Device, FleetEvents, FleetOptions, Job, Outcome};
+use crate::fleet::{Device, DeviceJob, FleetEvents, FleetOptions};
 use crate::recipe::load::LoadedRecipe;
 use crate::report::jsonl::JsonlWriter;
 use crate::report::{DeviceRecord, write_atomic};
@@ -279,7 +279,7 @@ pub fn run(args: &RunArgs) -> Exit {
                         path.display()
                     );
                 }
-                skip_passed = Some(prev.passed_by_imei());
+                skip_passed = Some(prev);
             }
             Err(e) => {
                 eprintln!("error: cannot read the report {}: {e}", path.display());
@@ -298,14 +298,14 @@ pub fn run(args: &RunArgs) -> Exit {
         None => None,
     };
 
-    let jobs: Vec<Job<'_>> = devices
+    let jobs: Vec<DeviceJob<'_>> = devices
         .iter()
         .map(|d| {
             let (recipe, scripts) = match recipes.get(&d.vars) {
                 Some((r, c)) => (r, c),
                 None => (&base, &base_scripts),
             };
-            Job {
+            DeviceJob {
                 device: d,
                 recipe,
                 scripts,
@@ -317,8 +317,9 @@ pub fn run(args: &RunArgs) -> Exit {
         baud: args.baud,
         transcript_dir: args.transcript_dir.clone(),
         interrupt: Some(super::signal::install()),
-        skip_passed,
+        resume: skip_passed,
         run_id: crate::fleet::run_id(started),
+        ..FleetOptions::default()
     };
     let mode = ConsoleMode {
         quiet: args.quiet,
@@ -343,7 +344,7 @@ pub fn run(args: &RunArgs) -> Exit {
         jsonl: jsonl.as_ref(),
         write_errors: Mutex::new(Vec::new()),
     };
-    let outcomes = crate::fleet::run(&jobs, &options, &events);
+    let result = crate::fleet::run(&jobs, &options, &events);
     let wall = clock.elapsed();
     let write_failed = events
         .write_errors
@@ -351,13 +352,13 @@ pub fn run(args: &RunArgs) -> Exit {
         .map(|v| !v.is_empty())
         .unwrap_or(true);
     progress.finish(wall);
-    let mut worst = outcomes.iter().map(Outcome::exit_code).max().unwrap_or(0);
+    let mut worst = result.exit().code();
     if write_failed {
         worst = worst.max(Exit::Io.code());
     }
 
     // JUnit and CSV: one entry per device of this run, consistent with the JSONL.
-    let records: Vec<DeviceRecord> = outcomes.iter().map(|o| o.record().clone()).collect();
+    let records: Vec<DeviceRecord> = result.records();
     for (imei, ports) in shared_imeis(&records) {
         eprintln!(
             "warning: IMEI {imei} answered on {}: several ports of one modem? Give only its AT port (see `sim7k ports`, the USB interface number).",
@@ -380,10 +381,7 @@ pub fn run(args: &RunArgs) -> Exit {
             worst = worst.max(Exit::Io.code());
         }
     }
-    let passed_now = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Ran(r) if r.passed()))
-        .count();
+    let passed_now = result.counts.passed;
     let mut run_secrets = base.vars.secrets();
     for (r, _) in recipes.values() {
         run_secrets.extend(&r.vars.secrets());
@@ -394,21 +392,15 @@ pub fn run(args: &RunArgs) -> Exit {
     drop(emulated);
 
     if args.json {
-        let passed = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Ran(r) if r.passed()))
-            .count();
-        let skipped = outcomes
-            .iter()
-            .filter(|o| matches!(o, Outcome::Skipped(_)))
-            .count();
+        let counts = result.counts;
         let mut value = serde_json::json!({
             "recipe": base.name,
             "run": options.run_id,
-            "devices": outcomes.len(),
-            "passed": passed,
-            "skipped": skipped,
-            "failed": outcomes.len() - passed - skipped,
+            "devices": counts.devices,
+            "passed": counts.passed,
+            "skipped": counts.skipped,
+            "failed": counts.failed,
+            "interrupted": counts.interrupted,
             "exit_code": worst,
             "seconds": wall.as_secs_f64(),
             "records": records,
@@ -548,7 +540,7 @@ mod tests {
     #[test]
     fn shared_imeis_are_found() {
         let rec = |port: &str, imei: Option<&str>| {
-            let mut r = crate::report::tests::sample("x", crate::runner::Verdict::Passed);
+            let mut r = crate::report::tests::sample("x", crate::job::Verdict::Passed);
             r.port = port.into();
             r.imei = imei.map(str::to_string);
             r

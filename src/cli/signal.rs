@@ -1,22 +1,21 @@
 //! Ctrl-C / SIGTERM: set a flag the runner polls, so transcripts and reports are flushed.
 
-use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+use crate::runner::StopFlag;
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+static FLAG: OnceLock<StopFlag> = OnceLock::new();
+
+extern "C" fn on_signal(sig: libc::c_int) {
     if let Some(f) = FLAG.get() {
-        f.store(true, Ordering::SeqCst);
+        // An atomic compare-and-swap: async-signal-safe.
+        f.signal(sig);
     }
 }
 
-/// Install SIGINT/SIGTERM handlers (once) and return the flag they set.
-pub fn install() -> Arc<AtomicBool> {
-    let flag = FLAG
-        .get_or_init(|| Arc::new(AtomicBool::new(false)))
-        .clone();
+/// Install SIGINT/SIGTERM handlers (once) and return the flag they set (with the signal).
+pub fn install() -> StopFlag {
+    let flag = FLAG.get_or_init(StopFlag::new).clone();
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

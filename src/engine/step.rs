@@ -163,13 +163,12 @@ impl Session {
         // (`begin_attempt`), not now: bytes a transform produces must go out in the order it
         // produced them, and replies may still go out before this step's first chunk.
         let data = None;
-        if let PlanAction::Data(d) = &plan.action {
-            if let Some(params) = d.session
-                && self.link.socket.connected
-            {
-                // Our CONNECT goes out now: the broker's answer decodes with its version.
-                self.link.mqtt.begin(params, now);
-            }
+        if let PlanAction::Data(d) = &plan.action
+            && let Some(params) = d.session
+            && self.link.socket.connected
+        {
+            // Our CONNECT goes out now: the broker's answer decodes with its version.
+            self.link.mqtt.begin(params, now);
         }
         self.run = Some(StepRun {
             retry_delay: plan.retry_delay,

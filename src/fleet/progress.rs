@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::job::Verdict;
 use crate::report::DeviceRecord;
-use crate::runner::{Observer, Verdict};
+use crate::runner::Observer;
 
 /// Redraw period of the ticker.
 const TICK: Duration = Duration::from_millis(150);
@@ -337,7 +338,8 @@ impl Observer for DeviceProgress<'_> {
         }
     }
 
-    fn message(&mut self, m: &crate::engine::mqtt::Message) {
+    fn message(&mut self, m: &crate::job::ReceivedMessage) {
+        let m = &m.message;
         if self.progress.mode.verbose > 0 && !self.progress.mode.quiet {
             self.progress.println(&format!(
                 "{}  message on {}: {}",

@@ -154,7 +154,10 @@ impl<'de> Deserialize<'de> for TlsStep {
 /// `tls:` step (and every run of the program): a client is built (its files read) once,
 /// and sessions resume between the connections it makes.
 #[derive(Clone, Default)]
-pub struct TlsClients(Arc<Mutex<Vec<(TlsConfig, Arc<TlsClient>)>>>);
+pub struct TlsClients(Arc<Mutex<Vec<LoadedClient>>>);
+
+/// A configuration and the client built from it.
+type LoadedClient = (TlsConfig, Arc<TlsClient>);
 
 impl std::fmt::Debug for TlsClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

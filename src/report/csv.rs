@@ -134,8 +134,8 @@ pub fn parse(text: &str) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Verdict;
     use crate::report::tests::sample;
-    use crate::runner::Verdict;
 
     #[test]
     fn header_and_rows_round_trip() {

@@ -11,7 +11,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::DeviceRecord;
+use super::{DeviceRecord, RecipeIdentity};
 
 /// Appends records to a JSONL file; shared by the device threads.
 #[derive(Debug)]
@@ -80,7 +80,7 @@ impl JsonlWriter {
 }
 
 /// What an existing report holds.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Previous {
     /// The records that parsed, in file order.
     pub records: Vec<DeviceRecord>,
@@ -89,12 +89,29 @@ pub struct Previous {
 }
 
 impl Previous {
-    /// The IMEIs whose latest record passed, with that record. A device that passed and
-    /// later failed (a re-test) is not in the map.
-    pub fn passed_by_imei(&self) -> BTreeMap<String, DeviceRecord> {
+    /// The record `--resume` skips a device for: the latest record of this IMEI **for this
+    /// job** (same recipe hash, same non-secret vars: [`RecipeIdentity::same_job`]), when it
+    /// passed. A device that passed and later failed the same job (a re-test) runs again; a
+    /// pass of another recipe, or of this one with other vars, or a record without an
+    /// identity (written by an older sim7k) does not count.
+    pub fn passed_for(&self, imei: &str, job: &RecipeIdentity) -> Option<&DeviceRecord> {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| {
+                r.imei.as_deref() == Some(imei)
+                    && r.identity.as_ref().is_some_and(|id| id.same_job(job))
+            })
+            .filter(|r| r.passed())
+    }
+
+    /// The IMEIs whose latest record for this job passed, with that record.
+    pub fn passed_by_imei(&self, job: &RecipeIdentity) -> BTreeMap<String, DeviceRecord> {
         let mut latest: BTreeMap<&str, &DeviceRecord> = BTreeMap::new();
         for r in &self.records {
-            if let Some(imei) = &r.imei {
+            if let Some(imei) = &r.imei
+                && r.identity.as_ref().is_some_and(|id| id.same_job(job))
+            {
                 latest.insert(imei, r);
             }
         }
@@ -133,8 +150,8 @@ pub fn read(path: &Path) -> io::Result<Previous> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::Verdict;
     use crate::report::tests::sample;
-    use crate::runner::Verdict;
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sim7k-jsonl-{}-{name}", std::process::id()));
@@ -178,11 +195,28 @@ mod tests {
         std::fs::remove_dir_all(p.parent().unwrap()).unwrap();
     }
 
+    fn job(hash: &str, apn: &str) -> RecipeIdentity {
+        RecipeIdentity {
+            name: "provision".into(),
+            path: "recipes/provision.yaml".into(),
+            hash: hash.into(),
+            vars: [("apn".to_string(), apn.to_string())].into_iter().collect(),
+        }
+    }
+
     #[test]
-    fn passed_by_imei_keeps_devices_whose_latest_record_passed() {
+    fn passed_by_imei_keeps_devices_whose_latest_record_of_the_job_passed() {
+        let provision = job("sha256:aa", "internet");
         let with = |device: &str, v: Verdict, imei: Option<&str>| {
             let mut r = sample(device, v);
             r.imei = imei.map(str::to_string);
+            r.identity = Some(provision.clone());
+            r
+        };
+        let other = |device: &str, v: Verdict, imei: &str, id: Option<RecipeIdentity>| {
+            let mut r = sample(device, v);
+            r.imei = Some(imei.to_string());
+            r.identity = id;
             r
         };
         let prev = Previous {
@@ -196,13 +230,54 @@ mod tests {
                 // Passed, then failed a re-test: runs again.
                 with("e", Verdict::Passed, Some("555555555555555")),
                 with("e", Verdict::Failed, Some("555555555555555")),
+                // Passed another recipe only: runs (issue 11.4).
+                other(
+                    "f",
+                    Verdict::Passed,
+                    "666666666666666",
+                    Some(job("sha256:bb", "internet")),
+                ),
+                // Passed this recipe with other vars: runs.
+                other(
+                    "g",
+                    Verdict::Passed,
+                    "777777777777777",
+                    Some(job("sha256:aa", "iot")),
+                ),
+                // A record without an identity (older sim7k): runs.
+                other("h", Verdict::Passed, "888888888888888", None),
+                // Passed this job, then failed another recipe: still skipped for this job.
+                with("i", Verdict::Passed, Some("999999999999999")),
+                other(
+                    "i",
+                    Verdict::Failed,
+                    "999999999999999",
+                    Some(job("sha256:bb", "x")),
+                ),
             ],
             bad_lines: Vec::new(),
         };
-        let passed = prev.passed_by_imei();
+        let passed = prev.passed_by_imei(&provision);
         let keys: Vec<&str> = passed.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["222222222222222", "444444444444444"]);
+        assert_eq!(
+            keys,
+            ["222222222222222", "444444444444444", "999999999999999"]
+        );
         assert_eq!(passed["444444444444444"].device, "d2");
+        for imei in [
+            "111111111111111",
+            "555555555555555",
+            "666666666666666",
+            "777777777777777",
+            "888888888888888",
+        ] {
+            assert!(prev.passed_for(imei, &provision).is_none(), "{imei}");
+        }
+        assert_eq!(
+            prev.passed_for("444444444444444", &provision)
+                .map(|r| r.device.as_str()),
+            Some("d2")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use super::DeviceRecord;
-use crate::runner::Verdict;
+use crate::job::Verdict;
 
 /// Escape text for an XML attribute or element (XML 1.0: characters it cannot carry become
 /// U+FFFD).

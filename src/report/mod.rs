@@ -1,8 +1,9 @@
 //! Per-device records of a factory-line run, and the files they go to.
 //!
 //! * [`DeviceRecord`]: what one device did (port, times, verdict, failed step and reason,
-//!   captured values, measurements, transcript path). Built from a [`RunReport`] by
-//!   [`DeviceRecord::from_run`]; secrets are already redacted there.
+//!   captured values, measurements, transcript path, the job's identity). A view of the
+//!   run's [`RunOutcome`], built by [`DeviceRecord::of`]; secrets are already redacted
+//!   there.
 //! * [`jsonl`]: the `--report FILE.jsonl` log, one record per line, appended and `fsync`ed as
 //!   each device finishes; read back by `--resume`.
 //! * [`junit`] and [`csv`]: renderings of a list of records for CI dashboards and
@@ -19,9 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::recipe::load::LoadedRecipe;
-use crate::recipe::model::Validator;
-use crate::runner::{RunReport, StepStatus, Verdict, check};
+pub use crate::job::{Limits, Measurement, RecipeIdentity, Verdict};
+use crate::job::{RunOutcome, StepStatus};
 
 /// The step name used in records when the port could not be opened.
 pub const OPEN_STEP: &str = "open port";
@@ -35,7 +35,8 @@ pub struct DeviceRecord {
     pub device: String,
     /// Recipe name.
     pub recipe: String,
-    /// IMEI: the captured var `imei`, else the one read by the `--resume` probe.
+    /// IMEI: the captured var `imei` (unless secret), else the one read by the `--resume`
+    /// probe.
     pub imei: Option<String>,
     /// Start, RFC 3339 UTC (`2025-11-25T15:32:00.123Z`).
     pub started: String,
@@ -64,53 +65,11 @@ pub struct DeviceRecord {
     pub transcript: Option<String>,
     /// Identifies the `sim7k` invocation that wrote the record.
     pub run: String,
-}
-
-/// A validated capture (OpenHTF's "measurement").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Measurement {
-    /// The captured var.
-    pub name: String,
-    /// The measured value (`***` for a secret), `None` when it was not captured.
-    pub value: Option<String>,
-    /// Whether it passed its checks.
-    pub passed: bool,
-    /// The checks, as written in the recipe.
-    pub limits: Limits,
-    /// The step that measured it.
-    pub step: String,
-}
-
-/// The checks of a `validate:` entry.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Regex the value must match.
+    /// Identifies the job: recipe path, hash of the recipe with its includes and scripts,
+    /// non-secret vars. `--resume` skips a device only when this matches. Records written
+    /// before it existed have none (and never match).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub regex: Option<String>,
-    /// Lowest allowed number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f64>,
-    /// Highest allowed number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f64>,
-    /// Required text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub equals: Option<String>,
-    /// Forbidden texts.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub not: Vec<String>,
-}
-
-impl From<&Validator> for Limits {
-    fn from(v: &Validator) -> Limits {
-        Limits {
-            regex: v.regex.clone(),
-            min: v.min,
-            max: v.max,
-            equals: v.equals.clone(),
-            not: v.not.clone(),
-        }
-    }
+    pub identity: Option<RecipeIdentity>,
 }
 
 /// How many steps did what.
@@ -126,6 +85,22 @@ pub struct StepCounts {
     pub skipped: usize,
 }
 
+/// What a record says beyond the run's outcome: where the device is and which invocation
+/// ran it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordContext<'a> {
+    /// Short name of the device.
+    pub device: &'a str,
+    /// Steps of the recipe (the sync not counted).
+    pub total_steps: usize,
+    /// The IMEI the `--resume` probe read, if it ran.
+    pub probed_imei: Option<&'a str>,
+    /// The device's transcript file, if one was written.
+    pub transcript: Option<&'a Path>,
+    /// Identifies the `sim7k` invocation.
+    pub run: &'a str,
+}
+
 /// Seconds rounded to the millisecond.
 fn millis(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
@@ -136,99 +111,58 @@ pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A time in seconds since the Unix epoch (negative and non-finite values as the epoch).
+fn epoch(seconds: f64) -> SystemTime {
+    let s = if seconds.is_finite() {
+        seconds.max(0.0)
+    } else {
+        0.0
+    };
+    SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(s).unwrap_or_default()
+}
+
 impl DeviceRecord {
-    /// The record of a run that took place.
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_run(
-        port: &str,
-        device: &str,
-        recipe: &LoadedRecipe,
-        report: &RunReport,
-        probed_imei: Option<&str>,
-        transcript: Option<&Path>,
-        run: &str,
-        ended: SystemTime,
-    ) -> DeviceRecord {
-        let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(report.started.max(0.0));
-        let imei = report
+    /// The record of a run: a view of its outcome.
+    pub fn of(outcome: &RunOutcome, ctx: &RecordContext<'_>) -> DeviceRecord {
+        let started = epoch(outcome.started);
+        let ended = epoch(outcome.started + outcome.seconds.max(0.0));
+        let imei = outcome
             .captures
             .get("imei")
-            .filter(|v| !v.is_empty() && v.as_str() != crate::transcript::REDACTED)
+            .filter(|v| !v.is_empty() && !outcome.is_secret("imei"))
             .cloned()
-            .or_else(|| probed_imei.map(str::to_string));
+            .or_else(|| ctx.probed_imei.map(str::to_string));
         let mut steps = StepCounts {
-            total: recipe.steps.len(),
+            total: ctx.total_steps,
             ..StepCounts::default()
         };
-        for s in report.steps.iter().filter(|s| s.index.is_some()) {
+        for s in outcome.steps.iter().filter(|s| s.index.is_some()) {
             match s.status {
                 StepStatus::Passed => steps.passed += 1,
                 StepStatus::Failed | StepStatus::FailedContinued => steps.failed += 1,
                 StepStatus::Skipped => steps.skipped += 1,
             }
         }
-        let failure = report.failure.as_ref();
+        let failure = outcome.failure.as_ref();
         DeviceRecord {
-            port: port.to_string(),
-            device: device.to_string(),
-            recipe: report.recipe.clone(),
+            port: outcome.port.clone(),
+            device: ctx.device.to_string(),
+            recipe: outcome.recipe.clone(),
             imei,
             started: timestamp(started),
             ended: timestamp(ended),
-            seconds: millis(report.seconds),
-            verdict: report.verdict,
-            exit_code: report.exit_code,
+            seconds: millis(outcome.seconds),
+            verdict: outcome.verdict,
+            exit_code: outcome.exit_code,
             failed_step: failure.map(|f| f.step.clone()),
             failed_origin: failure.and_then(|f| f.origin.clone()),
             reason: failure.map(|f| f.reason.clone()),
-            captures: report.captures.clone(),
-            measurements: measurements(recipe, report),
+            captures: outcome.captures.clone(),
+            measurements: outcome.measurements.clone(),
             steps,
-            transcript: transcript.map(|p| p.display().to_string()),
-            run: run.to_string(),
-        }
-    }
-
-    /// The record of a device whose port could not be opened (or that failed before its
-    /// recipe could start).
-    #[allow(clippy::too_many_arguments)]
-    pub fn not_started(
-        port: &str,
-        device: &str,
-        recipe: &LoadedRecipe,
-        verdict: Verdict,
-        step: &str,
-        reason: &str,
-        run: &str,
-        started: SystemTime,
-        ended: SystemTime,
-    ) -> DeviceRecord {
-        DeviceRecord {
-            port: port.to_string(),
-            device: device.to_string(),
-            recipe: recipe.name.clone(),
-            imei: None,
-            started: timestamp(started),
-            ended: timestamp(ended),
-            seconds: millis(
-                ended
-                    .duration_since(started)
-                    .unwrap_or_default()
-                    .as_secs_f64(),
-            ),
-            verdict,
-            exit_code: verdict.exit().code(),
-            failed_step: Some(step.to_string()),
-            failed_origin: None,
-            reason: Some(reason.to_string()),
-            captures: BTreeMap::new(),
-            measurements: Vec::new(),
-            steps: StepCounts {
-                total: recipe.steps.len(),
-                ..StepCounts::default()
-            },
-            transcript: None,
-            run: run.to_string(),
+            transcript: ctx.transcript.map(|p| p.display().to_string()),
+            run: ctx.run.to_string(),
+            identity: Some(outcome.identity.clone()),
         }
     }
 
@@ -236,37 +170,6 @@ impl DeviceRecord {
     pub fn passed(&self) -> bool {
         self.verdict == Verdict::Passed
     }
-}
-
-/// The validated captures of the steps that ran.
-fn measurements(recipe: &LoadedRecipe, report: &RunReport) -> Vec<Measurement> {
-    let mut out = Vec::new();
-    for rec in &report.steps {
-        let Some(index) = rec.index else { continue };
-        if rec.status == StepStatus::Skipped {
-            continue;
-        }
-        let Some(planned) = recipe.steps.get(index) else {
-            continue;
-        };
-        for (name, v) in &planned.step.validate {
-            let value = report.captures.get(name).cloned();
-            let passed = match &value {
-                None => false,
-                // A secret cannot be checked again here: the step's status says it all.
-                Some(x) if x == crate::transcript::REDACTED => rec.status == StepStatus::Passed,
-                Some(x) => check(name, x, v).is_none(),
-            };
-            out.push(Measurement {
-                name: name.clone(),
-                value,
-                passed,
-                limits: Limits::from(v),
-                step: rec.name.clone(),
-            });
-        }
-    }
-    out
 }
 
 /// Write `contents` to `path` atomically: a temporary file in the same directory, `fsync`,
@@ -331,6 +234,7 @@ pub(crate) mod tests {
                 name: "rssi".into(),
                 value: Some("5".into()),
                 passed,
+                secret: false,
                 limits: Limits {
                     min: Some(10.0),
                     not: vec!["99".into()],
@@ -346,6 +250,7 @@ pub(crate) mod tests {
             },
             transcript: Some(format!("logs/{device}.log")),
             run: "test".into(),
+            identity: None,
         }
     }
 

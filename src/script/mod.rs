@@ -272,7 +272,7 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// Runs step scripts during a recipe run ([`crate::runner::ScriptHost`]).
+/// Runs step scripts during a recipe run ([`crate::job::ScriptHost`]).
 pub struct Host {
     engine: Engine,
     compiled: CompiledScripts,
@@ -430,15 +430,15 @@ impl Host {
     }
 }
 
-impl crate::runner::ScriptHost for Host {
+impl crate::job::ScriptHost for Host {
     fn run_step_script(
         &mut self,
         step: &ProgramStep,
         vars: &mut Vars,
         deadline: Option<Instant>,
-    ) -> Result<Vec<String>, crate::runner::ScriptFailure> {
+    ) -> Result<Vec<String>, crate::job::ScriptFailure> {
         self.run_step_until(step.id, vars, deadline)
-            .map_err(|e| crate::runner::ScriptFailure {
+            .map_err(|e| crate::job::ScriptFailure {
                 timed_out: e.deadline,
                 message: e.to_string(),
             })

@@ -187,7 +187,7 @@ impl Modem {
     }
 
     pub(super) fn fault_error(&mut self, cmd: &Cmd) -> bool {
-        let text = cmd.fault_text();
+        let text = super::parse::fault_text(cmd);
         for (pat, times) in &mut self.faults.errors {
             if pattern_matches(pat, &text) {
                 let mut slot = Some(*times);
@@ -206,7 +206,7 @@ impl Modem {
     }
 
     pub(super) fn fault_urcs(&mut self, cmds: &[Cmd]) {
-        let texts: Vec<String> = cmds.iter().map(Cmd::fault_text).collect();
+        let texts: Vec<String> = cmds.iter().map(super::parse::fault_text).collect();
         let mut hit = false;
         for (pat, times) in &mut self.faults.urcs {
             let matches = match pat {

@@ -103,7 +103,7 @@ impl Modem {
         let mut last = Outcome::Ok;
         for cmd in cmds {
             let o = if self.fault_error(cmd) {
-                self.note(format!("fault: ERROR for {}", cmd.fault_text()));
+                self.note(format!("fault: ERROR for {}", parse::fault_text(cmd)));
                 if cmd.name == "+CIICR" && self.ip.state == IpState::Start {
                     self.ip.state = IpState::PdpDeact;
                 }

@@ -1,184 +1,30 @@
-//! Splitting an AT command line into commands and parameters.
+//! Splitting an AT command line into commands and parameters: the line is split by the
+//! one AT-layer splitter ([`crate::at::split`]), the same the engine and the recipe loader
+//! use; what is left here is the emulator's own reading of parameters.
 
-/// Longest command line the module accepts (M106 §1.4.4).
-pub(crate) const MAX_LINE: usize = 559;
-/// Most commands on one line.
-pub(crate) const MAX_COMMANDS: usize = 39;
+pub(crate) use crate::at::split::{Form, Part as Cmd};
 
-/// The form of one command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Form {
-    /// `AT+X` or a basic command without digits (`ATE`).
-    Exec,
-    /// `AT+X?`
-    Read,
-    /// `AT+X=?`
-    Test,
-    /// `AT+X=<params>` or a basic command with digits (`ATE0` → "0").
-    Write(String),
-}
+/// Longest command line the module accepts (SIM7000 manual V1.06 §1.4.4).
+pub(crate) const MAX_LINE: usize = crate::at::limits::MAX_COMMAND_LINE;
 
-/// One command of a line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cmd {
-    /// Upper-case name: `+CIPSTART`, `E`, `&W`, `I`, `S3`, or empty for a bare `AT`.
-    pub name: String,
-    /// Its form.
-    pub form: Form,
-}
-
-impl Cmd {
-    /// The command as text, normalised for fault matching (no leading `+`).
-    pub fn fault_text(&self) -> String {
-        let n = self.name.trim_start_matches('+');
-        match &self.form {
-            Form::Exec => n.to_string(),
-            Form::Read => format!("{n}?"),
-            Form::Test => format!("{n}=?"),
-            Form::Write(p) if self.name.starts_with('+') => {
-                format!("{n}={}", p.to_ascii_uppercase())
-            }
-            Form::Write(p) => format!("{n}{p}"),
+/// The command as text, normalised for fault matching (no leading `+`).
+pub(crate) fn fault_text(cmd: &Cmd) -> String {
+    let n = cmd.name.trim_start_matches('+');
+    match &cmd.form {
+        Form::Exec => n.to_string(),
+        Form::Read => format!("{n}?"),
+        Form::Test => format!("{n}=?"),
+        Form::Write(p) if cmd.name.starts_with('+') => {
+            format!("{n}={}", p.to_ascii_uppercase())
         }
+        Form::Write(p) => format!("{n}{p}"),
     }
 }
 
-fn is_ext_prefix(c: u8) -> bool {
-    matches!(c, b'+' | b'*' | b'$' | b'#' | b'^' | b'!')
-}
-
-fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'%' | b'-' | b'.' | b'/' | b':' | b'!')
-}
-
-/// Parse the text after `AT` into commands. `Err(())` on a syntax error (the whole line
-/// then answers ERROR and nothing runs).
+/// Parse the text after `AT` into commands. `Err(())` on a syntax error or too many
+/// commands (the whole line then answers ERROR and nothing runs).
 pub(crate) fn split_line(body: &[u8]) -> Result<Vec<Cmd>, ()> {
-    let mut cmds = Vec::new();
-    let mut i = 0;
-    let n = body.len();
-    let skip_ws = |i: &mut usize| {
-        while *i < n && body[*i] == b' ' {
-            *i += 1;
-        }
-    };
-    skip_ws(&mut i);
-    if i == n {
-        cmds.push(Cmd {
-            name: String::new(),
-            form: Form::Exec,
-        });
-        return Ok(cmds);
-    }
-    while i < n {
-        skip_ws(&mut i);
-        if i >= n {
-            break;
-        }
-        let c = body[i];
-        if c == b';' {
-            i += 1;
-            continue;
-        }
-        if is_ext_prefix(c) {
-            let start = i;
-            i += 1;
-            while i < n && is_name_char(body[i]) {
-                i += 1;
-            }
-            if i == start + 1 {
-                return Err(());
-            }
-            let name = String::from_utf8_lossy(&body[start..i]).to_ascii_uppercase();
-            skip_ws(&mut i);
-            let form = if i < n && body[i] == b'?' {
-                i += 1;
-                Form::Read
-            } else if i < n && body[i] == b'=' {
-                i += 1;
-                skip_ws(&mut i);
-                if i < n && body[i] == b'?' {
-                    i += 1;
-                    Form::Test
-                } else {
-                    let pstart = i;
-                    let mut quoted = false;
-                    while i < n && (quoted || body[i] != b';') {
-                        if body[i] == b'"' {
-                            quoted = !quoted;
-                        }
-                        i += 1;
-                    }
-                    if quoted {
-                        return Err(());
-                    }
-                    Form::Write(String::from_utf8_lossy(&body[pstart..i]).trim().to_string())
-                }
-            } else {
-                Form::Exec
-            };
-            skip_ws(&mut i);
-            if i < n && body[i] != b';' {
-                return Err(());
-            }
-            cmds.push(Cmd { name, form });
-        } else if c.is_ascii_alphabetic() || c == b'&' {
-            let start = i;
-            i += 1;
-            if c == b'&' {
-                if i >= n || !body[i].is_ascii_alphabetic() {
-                    return Err(());
-                }
-                i += 1;
-            }
-            let name = String::from_utf8_lossy(&body[start..i]).to_ascii_uppercase();
-            if name == "S" {
-                // S-register: S<n>? or S<n>=<v>
-                let ds = i;
-                while i < n && body[i].is_ascii_digit() {
-                    i += 1;
-                }
-                if ds == i {
-                    return Err(());
-                }
-                let reg = String::from_utf8_lossy(&body[ds..i]).to_string();
-                let form = if i < n && body[i] == b'?' {
-                    i += 1;
-                    Form::Read
-                } else if i < n && body[i] == b'=' {
-                    i += 1;
-                    let vs = i;
-                    while i < n && body[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                    Form::Write(String::from_utf8_lossy(&body[vs..i]).to_string())
-                } else {
-                    return Err(());
-                };
-                cmds.push(Cmd {
-                    name: format!("S{reg}"),
-                    form,
-                });
-                continue;
-            }
-            let ds = i;
-            while i < n && body[i].is_ascii_digit() {
-                i += 1;
-            }
-            let form = if ds == i {
-                Form::Exec
-            } else {
-                Form::Write(String::from_utf8_lossy(&body[ds..i]).to_string())
-            };
-            cmds.push(Cmd { name, form });
-        } else {
-            return Err(());
-        }
-        if cmds.len() > MAX_COMMANDS {
-            return Err(());
-        }
-    }
-    Ok(cmds)
+    crate::at::split::split_body(body).map_err(|_| ())
 }
 
 /// One parameter of a write command.
@@ -270,37 +116,19 @@ mod tests {
             .collect()
     }
 
+    /// The line after `AT` goes through the one AT-layer splitter (`at::split`, tested
+    /// there in full): an empty line is a bare `AT`, case is folded, quotes are kept.
     #[test]
-    fn splits_chains_and_basic_commands() {
+    fn the_line_after_at_is_split_by_the_at_layer() {
         assert_eq!(names(""), vec![(String::new(), Form::Exec)]);
         assert_eq!(
-            names("+CIFSR;E0"),
+            names("+creg?;+CSTT=\"a;b\";E0"),
             vec![
-                ("+CIFSR".into(), Form::Exec),
+                ("+CREG".into(), Form::Read),
+                ("+CSTT".into(), Form::Write("\"a;b\"".into())),
                 ("E".into(), Form::Write("0".into()))
             ]
         );
-        assert_eq!(
-            names("E0V1"),
-            vec![
-                ("E".into(), Form::Write("0".into())),
-                ("V".into(), Form::Write("1".into()))
-            ]
-        );
-        assert_eq!(
-            names("+creg?;+cgreg?"),
-            vec![("+CREG".into(), Form::Read), ("+CGREG".into(), Form::Read)]
-        );
-        assert_eq!(names("+CSQ=?"), vec![("+CSQ".into(), Form::Test)]);
-        assert_eq!(
-            names("+CSTT=\"a;b\",\"u\";&W"),
-            vec![
-                ("+CSTT".into(), Form::Write("\"a;b\",\"u\"".into())),
-                ("&W".into(), Form::Exec)
-            ]
-        );
-        assert_eq!(names("S3?"), vec![("S3".into(), Form::Read)]);
-        assert_eq!(names("I"), vec![("I".into(), Form::Exec)]);
     }
 
     #[test]
@@ -332,10 +160,10 @@ mod tests {
     }
 
     #[test]
-    fn fault_text() {
+    fn fault_text_is_normalised() {
         let c = &split_line(b"+cipstart=\"tcp\",\"h\",1").unwrap()[0];
-        assert_eq!(c.fault_text(), "CIPSTART=\"TCP\",\"H\",1");
+        assert_eq!(super::fault_text(c), "CIPSTART=\"TCP\",\"H\",1");
         let c = &split_line(b"E0").unwrap()[0];
-        assert_eq!(c.fault_text(), "E0");
+        assert_eq!(super::fault_text(c), "E0");
     }
 }

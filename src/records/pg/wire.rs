@@ -4,7 +4,7 @@
 //! The message formats and SCRAM come from `postgres-protocol` (the sans-IO half of the
 //! rust-postgres project); the IO is `std::net::TcpStream` with a deadline applied to every
 //! read and write, so a server that stops answering can never hold a push past its timeout.
-//! TLS (`sslmode=require`) plugs in at [`Stream`] once the TLS stage lands.
+//! TLS (`sslmode=require`) plugs in at `Stream` once the TLS stage lands.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
