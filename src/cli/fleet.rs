@@ -80,6 +80,7 @@ fn start_fleet(
     mode: EmulateMode,
     count: u16,
     secrets: &crate::redact::Secrets,
+    tls: bool,
 ) -> Result<EmulatedFleet, String> {
     let dir = std::env::temp_dir().join(format!("sim7k-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -92,8 +93,12 @@ fn start_fleet(
     let network = match mode {
         #[cfg(feature = "embedded-broker")]
         EmulateMode::Broker => {
-            let b = crate::broker::EmbeddedBroker::start()
-                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
+            let b = if tls {
+                crate::broker::EmbeddedBroker::start_tls(Default::default())
+            } else {
+                crate::broker::EmbeddedBroker::start()
+            }
+            .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
             let addr = b.addr();
             fleet.broker = Some(b);
             Network::Redirect(addr)
@@ -185,7 +190,7 @@ pub fn run(args: &RunArgs) -> Exit {
         );
         return Exit::Usage;
     }
-    let base = match load_recipe(&args.recipe, &args.set) {
+    let mut base = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -203,8 +208,18 @@ pub fn run(args: &RunArgs) -> Exit {
                 eprintln!("error: --fault-on {n}:…: there are only {count} emulated devices");
                 return Exit::Usage;
             }
-            match start_fleet(args, mode, count, &base.vars.secrets()) {
-                Ok(f) => Some(f),
+            match start_fleet(
+                args,
+                mode,
+                count,
+                &base.vars.secrets(),
+                super::uses_tls(&base),
+            ) {
+                Ok(f) => {
+                    #[cfg(feature = "embedded-broker")]
+                    super::trust_emulated_ca(f.broker.as_ref(), &mut base, args);
+                    Some(f)
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Exit::Io;

@@ -68,6 +68,12 @@ impl Program {
     pub fn step(&self, id: usize) -> Option<&ProgramStep> {
         self.all_steps().find(|s| s.id == id)
     }
+
+    /// True when a step (or teardown step) does a TLS handshake (`tls:` with settings).
+    pub fn uses_tls(&self) -> bool {
+        self.all_steps()
+            .any(|s| matches!(&s.action, StepAction::Tls(t) if t.is_handshake()))
+    }
 }
 
 /// Start-up sync: `AT` every `interval` until `OK`, for at most `within`.

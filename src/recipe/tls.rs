@@ -266,6 +266,11 @@ impl TlsProgram {
         }
     }
 
+    /// True for a handshake (not `tls: close`).
+    pub fn is_handshake(&self) -> bool {
+        matches!(self, TlsProgram::Handshake(_))
+    }
+
     /// A short description for step names.
     pub fn describe(&self) -> &'static str {
         match self {
@@ -398,6 +403,39 @@ pub fn parse_versions(v: &str) -> Result<(TlsVersion, TlsVersion), String> {
         ));
     }
     Ok((min, max))
+}
+
+/// Point a TLS recipe's vars at the embedded broker of `sim7k run --emulate`, whose
+/// certificates come from a CA made at start (`ca_file`): the var `ca_file` (when the
+/// recipe has it) becomes that CA, and `client_cert` / `client_key` become empty (that
+/// broker asks for no client certificate, and the recipe's files are usually not there
+/// offline). A var given with `--set` (`set`) is left alone. Returns a line per change,
+/// for the user.
+pub fn trust_emulated_broker(
+    vars: &mut Vars,
+    set: &[(String, String)],
+    ca_file: &std::path::Path,
+) -> Vec<String> {
+    let given = |name: &str| set.iter().any(|(k, _)| k == name);
+    let mut notes = Vec::new();
+    if vars.get("ca_file").is_some() && !given("ca_file") {
+        let path = ca_file.display().to_string();
+        notes.push(format!(
+            "ca_file = {path} (the embedded broker's CA, made at start; --set ca_file=… to use another)"
+        ));
+        vars.set("ca_file", path.into(), false);
+    }
+    for name in ["client_cert", "client_key"] {
+        let filled = vars.get(name).is_some_and(|v| !v.is_empty());
+        if filled && !given(name) {
+            notes.push(format!(
+                "{name} not used: the embedded broker asks for no client certificate"
+            ));
+            let secret = vars.is_secret(name);
+            vars.set(name, "".into(), secret);
+        }
+    }
+    notes
 }
 
 #[cfg(test)]
