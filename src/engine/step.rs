@@ -723,6 +723,7 @@ impl Session {
             self.end_exchange();
         }
         self.timers.stop_step();
+        let failure = failure.map(|f| self.tls_explain(f));
         let passed = failure.is_none();
         self.done = Some(StepOutcome {
             failure,

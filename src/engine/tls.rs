@@ -268,6 +268,24 @@ impl Session {
         true
     }
 
+    /// A step failed after the connection closed under TLS: when the server had asked for
+    /// a client certificate, got none and sent nothing since, that is the cause to name
+    /// (a TLS 1.3 server checks the certificate after the handshake, then closes).
+    pub(super) fn tls_explain(&self, failure: Failure) -> Failure {
+        if matches!(failure, Failure::Tls(_)) || self.link.socket.connected {
+            return failure;
+        }
+        match self
+            .link
+            .stream
+            .tls_ref()
+            .and_then(|t| t.stream().missing_client_cert())
+        {
+            Some(f) => Failure::Tls(f),
+            None => failure,
+        }
+    }
+
     /// Hand the TLS traces and the framer's notes to the events.
     pub(super) fn collect_tls(&mut self) {
         for note in self.framer.take_notes() {
