@@ -342,9 +342,16 @@ impl Session {
         if let Some(typed) = ex.payload.take() {
             ex.payload_sent = true;
             // Whatever sim7k believes about echo: the bytes may come back (echo-stuck
-            // modules), and must never be read as modem lines.
-            self.framer
-                .open_echo(typed.data.clone(), typed.range.clone());
+            // modules), and must never be read as modem lines. One exception: TLS records
+            // pushed raw while `ATE0` is verified in force. The server's answer can arrive
+            // before `SEND OK`, and binary records differing from ours only in control
+            // bytes would fit the echo rule: with echo off, they are data.
+            let tls_push = self.link.socket.raw_push() && self.link.stream.is_tls();
+            let echo_off = self.modes.echo == Echo::Off && self.modes.echo_verified_off;
+            if !(tls_push && echo_off) {
+                self.framer
+                    .open_echo(typed.data.clone(), typed.range.clone());
+            }
             self.typed_at = Some(now);
             self.events.push_back(Event::SentData(typed.range.len()));
             self.outbox.push_back(typed.bytes().to_vec());
