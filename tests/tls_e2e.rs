@@ -118,9 +118,15 @@ fn mqtts_publish_through_the_pty_emulator_to_mosquitto_at_each_qos() {
         assert_eq!(got[0].topic, topic);
         assert_eq!(got[0].payload, binary(), "payload byte for byte");
         assert_eq!(got[0].qos, qos);
-        // The modem carried TLS records, not MQTT: the topic never crossed the serial line
-        // in clear, but the transcript shows the decrypted packets separately.
-        assert!(r.transcript.contains("TLS"), "{}", r.transcript);
+        // The transcript shows the TLS records as what they are and, separately, the
+        // decrypted MQTT packets.
+        assert!(
+            r.transcript.contains("tls > handshake ClientHello")
+                && r.transcript.contains("tls > decrypted: PUBLISH")
+                && r.transcript.contains("tls < decrypted: CONNACK"),
+            "{}",
+            r.transcript
+        );
         drop(emu);
     }
     // close_notify went out before the socket closed: the only "unexpected eof" in the

@@ -360,6 +360,10 @@ pub fn run(args: &RunArgs) -> Exit {
         write_errors: Mutex::new(Vec::new()),
     };
     let result = crate::fleet::run(&jobs, &options, &events);
+    super::save_tls_session_caches(&base);
+    for (r, _) in recipes.values() {
+        super::save_tls_session_caches(r);
+    }
     let wall = clock.elapsed();
     let write_failed = events
         .write_errors

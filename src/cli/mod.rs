@@ -323,6 +323,7 @@ fn run(args: &RunArgs) -> Exit {
     )
     .with_scripts(&mut scripts)
     .run();
+    save_tls_session_caches(&recipe);
     console.finish(&report, args.transcript.as_deref());
     drop(transcript);
     drop(port);
@@ -347,6 +348,14 @@ struct Emulated {
     modem: crate::emulator::PtyEmulator,
     #[cfg(feature = "embedded-broker")]
     broker: Option<crate::broker::EmbeddedBroker>,
+}
+
+/// Write the TLS session cache files the recipe's `tls:` steps name (`session_cache:`); a
+/// file that cannot be written is a warning, never a verdict.
+fn save_tls_session_caches(recipe: &LoadedRecipe) {
+    for e in recipe.program.tls_clients.save_session_caches() {
+        eprintln!("warning: {e}");
+    }
 }
 
 /// True when `--emulate` should give the embedded broker a TLS listener.
