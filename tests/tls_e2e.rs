@@ -47,7 +47,18 @@ fn setup(tag: &str, tls_extra: &str) -> Option<Setup> {
     let plain_port = free_port();
     let extra = format!("{tls_extra}\nlistener {plain_port} 127.0.0.1\n");
     let broker = MosquittoTls::start(&ca.issued.cert, &server.cert, &server.key, &extra)?;
-    let plain = format!("127.0.0.1:{plain_port}").parse().ok()?;
+    let plain: std::net::SocketAddr = format!("127.0.0.1:{plain_port}").parse().ok()?;
+    // The TLS listener is up (MosquittoTls::start waited for it); the plain one opens
+    // right after it.
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect_timeout(&plain, Duration::from_millis(100)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mosquitto's plain listener did not open:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Some(Setup {
         pki,
         ca,

@@ -105,6 +105,7 @@ fn start_fleet(
         }
         #[cfg(not(feature = "embedded-broker"))]
         EmulateMode::Broker => {
+            let _ = tls;
             return Err(
                 "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
                     .into(),

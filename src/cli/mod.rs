@@ -451,6 +451,8 @@ fn start_emulator(
         }
     };
     #[cfg(not(feature = "embedded-broker"))]
+    let _ = tls;
+    #[cfg(not(feature = "embedded-broker"))]
     match mode {
         EmulateMode::Broker => {
             return Err(
