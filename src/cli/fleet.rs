@@ -191,6 +191,8 @@ pub fn run(args: &RunArgs) -> Exit {
         );
         return Exit::Usage;
     }
+    // Mutated only to trust the embedded broker's TLS CA.
+    #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
     let mut base = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
