@@ -237,3 +237,41 @@ fn a_hostname_mismatch_is_a_named_failure_saying_what_to_check() {
         r.stderr
     );
 }
+
+/// `run --emulate` with a TLS recipe: the embedded broker speaks TLS with a CA made at
+/// start, sim7k says where that CA is and trusts it by default; a CA given with `--set`
+/// is kept (so the named failure can be tried offline). No mosquitto needed.
+#[test]
+fn offline_run_trusts_the_embedded_brokers_ca_and_says_where_it_is() {
+    let out = sim7k()
+        .args(["run", RECIPE, "--emulate", "--emulator-profile", "zero"])
+        .output()
+        .expect("run sim7k");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("its CA certificate"), "{stderr}");
+    assert!(stderr.contains("ca_file = "), "{stderr}");
+    assert!(stderr.contains("received 1 message"), "{stderr}");
+
+    let pki = Pki::new("e2e-offline");
+    let other = pki.ca("other-ca", Alg::EcdsaP256);
+    let out = sim7k()
+        .args([
+            "run",
+            RECIPE,
+            "--emulate",
+            "--emulator-profile",
+            "zero",
+            "--set",
+        ])
+        .arg(format!("ca_file={}", path(&other.issued.cert)))
+        .output()
+        .expect("run sim7k");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not signed by a CA sim7k trusts")
+            && stderr.contains("sim7k embedded broker test CA"),
+        "{stderr}"
+    );
+}
