@@ -26,7 +26,26 @@ fn run(
     set: &[(&str, String)],
     faults: Vec<Fault>,
 ) -> (RunOutcome, Vec<(String, Vec<u8>, u8)>) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/mqtts-publish.yaml");
+    run_recipe(
+        "mqtts-publish.yaml",
+        certs,
+        &ServerOpts::default(),
+        set,
+        faults,
+    )
+}
+
+/// Run `recipes/<name>` against a TLS broker with `server` options.
+fn run_recipe(
+    name: &str,
+    certs: &Certs,
+    server: &ServerOpts,
+    set: &[(&str, String)],
+    faults: Vec<Fault>,
+) -> (RunOutcome, Vec<(String, Vec<u8>, u8)>) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("recipes")
+        .join(name);
     let mut overrides = vec![
         ("broker_host".to_string(), "broker.test".to_string()),
         (
@@ -39,7 +58,7 @@ fn run(
         overrides,
         ..LoadOptions::default()
     };
-    let recipe = load(&path, &opts).unwrap_or_else(|e| panic!("mqtts-publish.yaml: {e}"));
+    let recipe = load(&path, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
     let compiled = sim7k::script::compile(&recipe).unwrap_or_else(|e| panic!("{e:?}"));
     let mut host = sim7k::script::Host::new(compiled);
     let t0 = Instant::now();
@@ -47,7 +66,7 @@ fn run(
         faults,
         ..EmulatorConfig::nbiot_demo()
     };
-    let net = TlsBroker::new(&certs.server, &ServerOpts::default(), t0);
+    let net = TlsBroker::new(&certs.server, server, t0);
     let mut bench = Bench::new(config, net, t0);
     let options = JobOptions {
         port: "memory".into(),
@@ -183,4 +202,41 @@ fn mqtts_publish_survives_dripping_urcs_and_extra_rxget_lines() {
             assert_eq!(received.len(), 1, "{fault:?} {mode}");
         }
     }
+}
+
+#[test]
+fn aws_iot_mutual_tls_on_443_with_alpn() {
+    let certs = Certs::new("mem-aws-iot");
+    let device = certs
+        .pki
+        .client(&certs.ca, "device", "thing-1", tls_support::Alg::EcdsaP256);
+    let server = ServerOpts {
+        client_ca: Some(certs.ca.issued.cert_pem.clone()),
+        alpn: vec![b"x-amzn-mqtt-ca".to_vec()],
+        ..ServerOpts::default()
+    };
+    let set = [
+        ("endpoint", "broker.test".to_string()),
+        ("broker_port", "443".into()),
+        ("alpn", "x-amzn-mqtt-ca".into()),
+        ("client_cert", device.cert.display().to_string()),
+        ("client_key", device.key.display().to_string()),
+    ];
+    let (outcome, received) = run_recipe("aws-iot.yaml", &certs, &server, &set, Vec::new());
+    assert_eq!(outcome.verdict, Verdict::Passed, "{:?}", outcome.failure);
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].0, "sim7k/telemetry");
+    assert_eq!(received[0].2, 1, "AWS IoT recipe publishes at QoS 1");
+
+    // Without the device certificate: the named failure, exit 1.
+    let set = [
+        ("endpoint", "broker.test".to_string()),
+        ("client_cert", String::new()),
+        ("client_key", String::new()),
+    ];
+    let (outcome, received) = run_recipe("aws-iot.yaml", &certs, &server, &set, Vec::new());
+    assert_eq!(outcome.verdict, Verdict::Failed);
+    let reason = outcome.failure.map(|f| f.reason).unwrap_or_default();
+    assert!(reason.contains("requires a client certificate"), "{reason}");
+    assert!(received.is_empty());
 }
