@@ -20,7 +20,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::dialect::{DataHeader, SocketDialect, default_dialect};
-use super::push::{PushPacket, Pushed, is_mqtt_server_first_byte};
+use super::push::{PushGrammar, PushPacket, Pushed};
 
 /// Longest line kept; longer input is cut into pieces of this size (a modem never prints
 /// lines this long, so this only bounds memory against garbage).
@@ -109,6 +109,10 @@ pub struct Framer {
     undecided: Option<String>,
     /// Bytes handed back by the push reassembler, framed again before the next input.
     replay: VecDeque<u8>,
+    /// What pushed data is: MQTT packets, or TLS records while sim7k runs TLS.
+    push_grammar: PushGrammar,
+    /// Things worth a transcript note (a pushed TLS record chosen among readings).
+    notes: Vec<String>,
 }
 
 impl Default for Framer {
@@ -146,7 +150,23 @@ impl Framer {
             replaying: false,
             undecided: None,
             replay: VecDeque::new(),
+            push_grammar: PushGrammar::Mqtt,
+            notes: Vec::new(),
         }
+    }
+
+    /// Frame headerless pushed data as `grammar` units: MQTT packets (the default) or TLS
+    /// records (while sim7k runs TLS over the connection; see [`PushGrammar`]).
+    pub fn set_push_grammar(&mut self, grammar: PushGrammar) {
+        if self.push_grammar != grammar && matches!(self.mode, Mode::Push(_)) {
+            self.mode = Mode::Line;
+        }
+        self.push_grammar = grammar;
+    }
+
+    /// Notes for the transcript since the last call.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// Pause MQTT framing of pushed data while an ordinary command's reply (which may be a
@@ -200,6 +220,9 @@ impl Framer {
         if let Mode::Push(packet) = &mut self.mode {
             let outcome = packet.settle();
             self.undecided = packet.undecided();
+            if let Some(note) = packet.take_choice() {
+                self.notes.push(note);
+            }
             self.on_pushed(outcome);
             while let Some(r) = self.replay.pop_front() {
                 self.push_byte(r);
@@ -332,18 +355,28 @@ impl Framer {
                 if outcome == Pushed::Pending {
                     self.undecided = packet.undecided();
                 }
+                if let Some(note) = packet.take_choice() {
+                    self.notes.push(note);
+                }
                 self.on_pushed(outcome);
             }
             Mode::Line | Mode::HexLine => {
                 let replaying = std::mem::take(&mut self.replaying);
+                // A TLS record starts with a control byte no modem line starts with: no
+                // need to pause its framing during a command's reply.
+                let suspended = self.mqtt_suspended && self.push_grammar == PushGrammar::Mqtt;
                 if self.mqtt_push
-                    && !self.mqtt_suspended
+                    && !suspended
                     && !replaying
                     && matches!(self.mode, Mode::Line)
                     && self.line.is_empty()
-                    && is_mqtt_server_first_byte(b)
+                    && self.push_grammar.starts(b)
                 {
-                    let mut packet = Box::new(PushPacket::start(b, self.block_used));
+                    let mut packet = Box::new(PushPacket::start_with(
+                        self.push_grammar,
+                        b,
+                        self.block_used,
+                    ));
                     let outcome = packet.first_outcome();
                     self.mode = Mode::Push(packet);
                     self.on_pushed(outcome);
@@ -434,9 +467,11 @@ impl Framer {
         } else {
             self.echo_line.push(b);
         }
-        if w.next >= end {
+        // The whole payload came back. Mid-line, the window stays until the line ends: the
+        // bytes may as well be the start of a modem line (a 1-byte payload `S` before
+        // `SEND OK`), which `echo_line` then gives back.
+        if w.next >= end && self.echo_line.is_empty() {
             self.echo = None;
-            self.echo_line.clear();
             self.flush_echo();
         }
         true
@@ -453,6 +488,10 @@ impl Framer {
         };
         if prefix >= line.len() {
             // Only echo, then a line break: the echo stopped or was interrupted here.
+            if w.next >= w.range.end {
+                self.echo = None;
+                self.flush_echo();
+            }
             return true;
         }
         if looks_like_modem_line(line) {

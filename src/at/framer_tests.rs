@@ -333,3 +333,33 @@ fn a_urc_around_an_echo_that_stops_early() {
         vec!["+CIPRXGET: 1", "SEND OK"]
     );
 }
+
+/// A one-byte payload `S` with echo off: the modem's `SEND OK` starts with the same byte.
+/// The window used to close on that byte and leave `END OK` (regression: a TLS handshake
+/// sent in 1-byte chunks timed out waiting for `SEND OK`).
+#[test]
+fn a_payload_that_matches_the_start_of_send_ok_is_no_echo() {
+    let mut f = Framer::new();
+    f.expect_prompt(true);
+    f.push(b"\r\n> ");
+    assert_eq!(f.next_frame(), Some(Frame::Prompt));
+    let data: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"S"[..]);
+    f.open_echo(data, 0..1);
+    f.push(b"\r\nSEND OK\r\n");
+    let frames: Vec<Frame> = std::iter::from_fn(|| f.next_frame()).collect();
+    assert!(
+        frames.contains(&Frame::Line(b"SEND OK".to_vec())),
+        "{frames:?}"
+    );
+    // With echo on, the same byte echoed before the result is still echo.
+    let mut f = Framer::new();
+    let data: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"S"[..]);
+    f.open_echo(data, 0..1);
+    f.push(b"S\r\nSEND OK\r\n");
+    let frames: Vec<Frame> = std::iter::from_fn(|| f.next_frame()).collect();
+    assert!(frames.contains(&Frame::Echo(b"S".to_vec())), "{frames:?}");
+    assert!(
+        frames.contains(&Frame::Line(b"SEND OK".to_vec())),
+        "{frames:?}"
+    );
+}

@@ -44,6 +44,108 @@ const MAX_URC: usize = 160;
 /// Data bytes kept per reading for the header and topic checks.
 const HEAD: usize = 2 + 5 + 2 + 256;
 
+/// What is pushed: MQTT packets (the default), or TLS records when sim7k runs TLS over the
+/// connection. Both are framed by their own length; the block rule above is the same.
+///
+/// A TLS record starts with its content type (20 to 23), the record version (`03 01` to
+/// `03 03`) and a 2-byte length of at most 18,432: three fixed bytes, so a misread record
+/// boundary is found at once. Where the module's block breaks still leave two readings
+/// (a CR LF inside the ciphertext that may as well be a break), TLS takes the one with the
+/// fewest breaks, the likelier by far, instead of giving up: every record carries an
+/// authentication tag, so a wrong reading cannot pass unnoticed (the connection then fails
+/// with `bad_record_mac`), unlike an MQTT payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushGrammar {
+    /// MQTT packets from a broker.
+    #[default]
+    Mqtt,
+    /// TLS records from a server.
+    Tls,
+}
+
+/// Largest TLS record body (2^14 plus the expansion TLS 1.2 allows).
+pub const MAX_TLS_RECORD: usize = 16_384 + 2_048;
+
+impl PushGrammar {
+    /// Can `b` start a pushed unit (at a line start)?
+    pub fn starts(self, b: u8) -> bool {
+        match self {
+            PushGrammar::Mqtt => is_mqtt_server_first_byte(b),
+            PushGrammar::Tls => (20..=23).contains(&b),
+        }
+    }
+
+    /// The unit's whole length once its header is readable: `Ok(None)` needs more bytes,
+    /// `Err(())` cannot be a unit of this grammar.
+    fn total(self, head: &[u8]) -> Result<Option<usize>, ()> {
+        match self {
+            PushGrammar::Mqtt => {
+                if head.len() >= 2 && header_len(head).is_none() {
+                    return if head.len() >= 5 { Err(()) } else { Ok(None) };
+                }
+                match (header_len(head), remaining_len(head)) {
+                    (Some(h), Some(len)) => {
+                        let first = head.first().copied().unwrap_or(0);
+                        if plausible_mqtt(first, len) {
+                            Ok(Some(h + len))
+                        } else {
+                            Err(())
+                        }
+                    }
+                    _ => Ok(None),
+                }
+            }
+            PushGrammar::Tls => {
+                let ok = head.first().is_some_and(|t| (20..=23).contains(t))
+                    && head.get(1).is_none_or(|v| *v == 3)
+                    && head.get(2).is_none_or(|v| (1..=3).contains(v));
+                if !ok {
+                    return Err(());
+                }
+                let (Some(&a), Some(&b)) = (head.get(3), head.get(4)) else {
+                    return Ok(None);
+                };
+                let len = usize::from(u16::from_be_bytes([a, b]));
+                let ccs = head.first() == Some(&20);
+                if len == 0 || len > MAX_TLS_RECORD || (ccs && len != 1) {
+                    return Err(());
+                }
+                Ok(Some(5 + len))
+            }
+        }
+    }
+
+    /// For a unit being framed (`head` = its first bytes): do its first fields make sense?
+    fn plausible_start(self, head: &[u8], total: Option<usize>) -> bool {
+        match self {
+            PushGrammar::Mqtt => plausible_publish_start(head, total),
+            PushGrammar::Tls => true,
+        }
+    }
+
+    /// How many bytes confirm that the bytes are a unit of this grammar.
+    fn confirm_len(self, head: &[u8]) -> usize {
+        match self {
+            PushGrammar::Mqtt => confirm_len(head),
+            PushGrammar::Tls => 5,
+        }
+    }
+
+    fn unit_name(self, first: u8) -> &'static str {
+        match self {
+            PushGrammar::Mqtt => packet_name(first),
+            PushGrammar::Tls => "record",
+        }
+    }
+
+    fn protocol(self) -> &'static str {
+        match self {
+            PushGrammar::Mqtt => "MQTT",
+            PushGrammar::Tls => "TLS",
+        }
+    }
+}
+
 /// What the reassembler says after a byte.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pushed {
@@ -121,11 +223,20 @@ pub struct PushPacket {
     scratch: Vec<Reading>,
     /// The packet passed the header and topic checks: failing now is an error, not a line.
     confirmed: bool,
+    grammar: PushGrammar,
+    /// Why the last delivery chose among several readings (TLS only), until taken.
+    chose: Option<String>,
 }
 
 impl PushPacket {
     /// A packet starting with `first`, at `block_used` data bytes into the current block.
     pub fn start(first: u8, block_used: usize) -> PushPacket {
+        Self::start_with(PushGrammar::Mqtt, first, block_used)
+    }
+
+    /// A unit of `grammar` starting with `first`, at `block_used` data bytes into the
+    /// current block.
+    pub fn start_with(grammar: PushGrammar, first: u8, block_used: usize) -> PushPacket {
         let mut r = Reading {
             twins: false,
             skips: Vec::new(),
@@ -141,15 +252,22 @@ impl PushPacket {
             readings: Vec::new(),
             scratch: Vec::new(),
             confirmed: false,
+            grammar,
+            chose: None,
         };
         if r.block >= MAX_PUSH_BLOCK {
             // The block is full: this byte cannot be data of it.
             return p;
         }
-        if r.add_data(first) {
+        if r.add_data(grammar, first) {
             p.readings.push(r);
         }
         p
+    }
+
+    /// When the last delivered unit was chosen among several readings (TLS): why.
+    pub fn take_choice(&mut self) -> Option<String> {
+        self.chose.take()
     }
 
     /// Bytes collected so far.
@@ -191,7 +309,7 @@ impl PushPacket {
             && r.state == St::Data
             && r.block < MAX_PUSH_BLOCK
         {
-            if !r.add_data(b) {
+            if !r.add_data(self.grammar, b) {
                 self.readings.clear();
             } else if r.state == (St::Done { end: 0 }) {
                 r.state = St::Done { end: i + 1 };
@@ -201,24 +319,28 @@ impl PushPacket {
         let mut next = std::mem::take(&mut self.scratch);
         next.clear();
         for r in self.readings.drain(..) {
-            step(r, b, i, &self.raw, &mut next);
+            step(self.grammar, r, b, i, &self.raw, &mut next);
         }
         if next.len() > 1 {
-            merge(&mut next);
+            merge(self.grammar, &mut next);
         }
         self.scratch = std::mem::replace(&mut self.readings, next);
         if !self.confirmed
             && self
                 .readings
                 .iter()
-                .any(|r| r.head.len() >= confirm_len(&r.head))
+                .any(|r| r.head.len() >= self.grammar.confirm_len(&r.head))
         {
             self.confirmed = true;
         }
         if self.readings.len() > MAX_READINGS {
             return self.garbled(ambiguity(self.readings.len()));
         }
-        if self.raw.len() > MAX_PUSHED_PACKET + MAX_PUSHED_PACKET / 8 {
+        let max = match self.grammar {
+            PushGrammar::Mqtt => MAX_PUSHED_PACKET + MAX_PUSHED_PACKET / 8,
+            PushGrammar::Tls => 2 * (MAX_TLS_RECORD + 5),
+        };
+        if self.raw.len() > max {
             return self.garbled("the packet is larger than sim7k accepts".into());
         }
         self.decide()
@@ -230,10 +352,11 @@ impl PushPacket {
     /// block cut short), is refuted.
     pub fn settle(&mut self) -> Pushed {
         let raw = &self.raw;
+        let grammar = self.grammar;
         self.readings.retain(|r| match r.state {
             St::Done { end } => {
                 let after = raw.get(end..).unwrap_or_default();
-                after.is_empty() || follow(after) != Follow::Pending
+                after.is_empty() || follow(grammar, after) != Follow::Pending
             }
             // Between blocks: the packet goes on in the next block, or a URC line ended.
             St::Data | St::NeedBreak => true,
@@ -279,13 +402,41 @@ impl PushPacket {
             .readings
             .iter()
             .map(|r| match r.state {
-                St::Done { end } => follow(self.raw.get(end..).unwrap_or_default()),
+                St::Done { end } => follow(self.grammar, self.raw.get(end..).unwrap_or_default()),
                 _ => Follow::Pending,
             })
             .collect();
         let alive: Vec<usize> = (0..self.readings.len())
             .filter(|i| follows.get(*i) != Some(&Follow::Invalid))
             .collect();
+        if self.grammar == PushGrammar::Tls && alive.len() > 1 {
+            // TLS: the reading with the fewest breaks, once it is followed by something
+            // plausible (the record's tag proves it; see [`PushGrammar`]).
+            let best = alive
+                .iter()
+                .copied()
+                .min_by_key(|i| self.readings.get(*i).map_or(usize::MAX, |r| r.skips.len()));
+            let Some(best) = best else {
+                return Pushed::Pending;
+            };
+            if follows.get(best) != Some(&Follow::Valid) {
+                return Pushed::Pending;
+            }
+            let Some(r) = self.readings.get(best).cloned() else {
+                return Pushed::Pending;
+            };
+            let St::Done { end } = r.state else {
+                return Pushed::Pending;
+            };
+            self.chose = Some(format!(
+                "{} readings of a pushed TLS record of {} bytes fit the module's block breaks; \
+                 sim7k took the one with the fewest breaks (the record's authentication tag \
+                 checks it)",
+                alive.len(),
+                r.data
+            ));
+            return self.deliver(&r, end);
+        }
         match alive.as_slice() {
             [] => self.garbled("no reading of its bytes is followed by a plausible line".into()),
             [one] => {
@@ -347,11 +498,16 @@ impl PushPacket {
     fn garbled(&mut self, why: String) -> Pushed {
         let first = self.raw.first().copied().unwrap_or(0);
         let reason = format!(
-            "a pushed MQTT {} of {} bytes cannot be proven intact: {why}; in raw push mode \
-             (AT+CIPRXGET=0 with AT+CIPHEAD=0) only the packet length frames the data, so use \
+            "a pushed {} {} of {} bytes cannot be proven intact: {why}; in raw push mode \
+             (AT+CIPRXGET=0 with AT+CIPHEAD=0) only the {} length frames the data, so use \
              AT+CIPHEAD=1 (+IPD length headers) or AT+CIPRXGET=1 (manual reads)",
-            packet_name(first),
-            self.raw.len()
+            self.grammar.protocol(),
+            self.grammar.unit_name(first),
+            self.raw.len(),
+            match self.grammar {
+                PushGrammar::Mqtt => "packet",
+                PushGrammar::Tls => "record",
+            },
         );
         // The first byte was taken as a packet start; what follows is framed again.
         let rest = self.raw.get(1..).unwrap_or_default().to_vec();
@@ -407,27 +563,18 @@ fn remaining_len(head: &[u8]) -> Option<usize> {
 
 impl Reading {
     /// Take `b` as a data byte. False when the reading is refuted.
-    fn add_data(&mut self, b: u8) -> bool {
+    fn add_data(&mut self, grammar: PushGrammar, b: u8) -> bool {
         self.data += 1;
         self.block += 1;
         if self.head.len() < HEAD {
             self.head.push(b);
             if self.total.is_none() {
-                if self.head.len() >= 2 && header_len(&self.head).is_none() {
-                    if self.head.len() >= 5 {
-                        return false;
-                    }
-                } else if let (Some(h), Some(len)) =
-                    (header_len(&self.head), remaining_len(&self.head))
-                {
-                    let first = self.head.first().copied().unwrap_or(0);
-                    if !plausible_mqtt(first, len) {
-                        return false;
-                    }
-                    self.total = Some(h + len);
+                match grammar.total(&self.head) {
+                    Err(()) => return false,
+                    Ok(total) => self.total = total,
                 }
             }
-            if self.total.is_some() && !plausible_publish_start(&self.head, self.total) {
+            if self.total.is_some() && !grammar.plausible_start(&self.head, self.total) {
                 return false;
             }
         }
@@ -440,7 +587,8 @@ impl Reading {
 
 /// Readings in the same state (data so far, block fill, where they are) have the same
 /// future: keep one, marked as having a twin (its bytes are then ambiguous).
-fn merge(readings: &mut Vec<Reading>) {
+/// (TLS keeps the one with the fewest breaks instead; see [`PushGrammar`].)
+fn merge(grammar: PushGrammar, readings: &mut Vec<Reading>) {
     let mut k = 0;
     while k < readings.len() {
         let same = readings.iter().take(k).position(|o| {
@@ -450,9 +598,15 @@ fn merge(readings: &mut Vec<Reading>) {
         });
         match same {
             Some(j) => {
-                readings.remove(k);
+                let r = readings.remove(k);
                 if let Some(o) = readings.get_mut(j) {
-                    o.twins = true;
+                    if grammar == PushGrammar::Tls {
+                        if r.skips.len() < o.skips.len() {
+                            *o = r;
+                        }
+                    } else {
+                        o.twins = true;
+                    }
                 }
             }
             None => k += 1,
@@ -461,7 +615,7 @@ fn merge(readings: &mut Vec<Reading>) {
 }
 
 /// Advance one reading by the byte `b` at raw index `i`; surviving readings go to `out`.
-fn step(mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
+fn step(grammar: PushGrammar, mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
     match r.state.clone() {
         St::Data => {
             let full = r.block >= MAX_PUSH_BLOCK;
@@ -474,7 +628,7 @@ fn step(mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
             if full {
                 return;
             }
-            if r.add_data(b) {
+            if r.add_data(grammar, b) {
                 if r.state == (St::Done { end: 0 }) {
                     r.state = St::Done { end: i + 1 };
                 }
@@ -497,7 +651,7 @@ fn step(mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
                 out.push(urc);
             }
             r.state = St::Data;
-            if r.add_data(b) {
+            if r.add_data(grammar, b) {
                 if r.state == (St::Done { end: 0 }) {
                     r.state = St::Done { end: i + 1 };
                 }
@@ -533,7 +687,7 @@ fn step(mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
             }
         }
         St::Done { end } => {
-            if follow(raw.get(end..).unwrap_or_default()) != Follow::Invalid {
+            if follow(grammar, raw.get(end..).unwrap_or_default()) != Follow::Invalid {
                 out.push(r);
             }
         }
@@ -541,16 +695,24 @@ fn step(mut r: Reading, b: u8, i: usize, raw: &[u8], out: &mut Vec<Reading>) {
 }
 
 /// Is `after` (the bytes after a complete reading) a plausible continuation: a line break,
-/// or the start of a plausible MQTT packet?
-fn follow(after: &[u8]) -> Follow {
+/// or the start of a plausible unit of the grammar?
+fn follow(grammar: PushGrammar, after: &[u8]) -> Follow {
     let Some(&first) = after.first() else {
         return Follow::Pending;
     };
     if first == b'\r' || first == b'\n' {
         return Follow::Valid;
     }
-    if !is_mqtt_server_first_byte(first) {
+    if !grammar.starts(first) {
         return Follow::Invalid;
+    }
+    if grammar == PushGrammar::Tls {
+        let head = after.get(..after.len().min(5)).unwrap_or_default();
+        return match grammar.total(head) {
+            Err(()) => Follow::Invalid,
+            Ok(None) => Follow::Pending,
+            Ok(Some(_)) => Follow::Valid,
+        };
     }
     let head = after.get(..after.len().min(HEAD)).unwrap_or_default();
     let Some(len) = remaining_len(head) else {

@@ -40,6 +40,7 @@ mod record;
 mod route;
 mod session;
 mod tcp;
+mod tls;
 mod topic;
 
 pub use self::core::{Broker, BrokerConfig, ConnId, Credentials, MAX_PAYLOAD};

@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::tls::{TLS_HANDSHAKE, TlsAcceptor};
 use super::{Broker, BrokerConfig, ConnId, ReceivedMessage};
 
 /// A byte stream the edge can serve: a TCP stream, or a TLS stream over one.
@@ -88,6 +89,7 @@ impl Shared {
 /// PUBLISH it received. Stops on [`stop`](Self::stop) or drop.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    tls: Option<Arc<TlsAcceptor>>,
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
     ticker: Option<JoinHandle<()>>,
@@ -109,6 +111,28 @@ impl EmbeddedBroker {
 
     /// Start a broker with `config` on a free `127.0.0.1` port.
     pub fn start_with(config: BrokerConfig) -> io::Result<EmbeddedBroker> {
+        Self::start_inner(config, None)
+    }
+
+    /// Start a broker with `config` on a free `127.0.0.1` port that also speaks MQTT over
+    /// TLS on the same port (a connection starting with a TLS handshake record is served
+    /// through TLS), with a CA made now: [`ca_file`](Self::ca_file) is its PEM, for clients
+    /// to trust. The server presents a certificate for whatever name the client sends in
+    /// SNI, issued by that CA.
+    pub fn start_tls(config: BrokerConfig) -> io::Result<EmbeddedBroker> {
+        Self::start_inner(config, Some(Arc::new(TlsAcceptor::new()?)))
+    }
+
+    /// The PEM file of the CA of the TLS listener ([`start_tls`](Self::start_tls)), which
+    /// lives as long as the broker.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_deref().map(TlsAcceptor::ca_file)
+    }
+
+    fn start_inner(
+        config: BrokerConfig,
+        tls: Option<Arc<TlsAcceptor>>,
+    ) -> io::Result<EmbeddedBroker> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -125,9 +149,10 @@ impl EmbeddedBroker {
         });
         let accept = {
             let shared = Arc::clone(&shared);
+            let tls = tls.clone();
             thread::Builder::new()
                 .name("sim7k-broker-accept".into())
-                .spawn(move || accept_loop(&listener, &shared))?
+                .spawn(move || accept_loop(&listener, &shared, tls.as_ref()))?
         };
         let ticker = {
             let shared = Arc::clone(&shared);
@@ -137,6 +162,7 @@ impl EmbeddedBroker {
         };
         let mut broker = EmbeddedBroker {
             addr,
+            tls,
             shared,
             accept: Some(accept),
             ticker: None,
@@ -214,7 +240,7 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, tls: Option<&Arc<TlsAcceptor>>) {
     for stream in listener.incoming() {
         if shared.stopping() {
             return;
@@ -222,11 +248,63 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         match stream {
             Ok(s) => {
                 let _ = s.set_nodelay(true);
-                let _ = serve(shared, s);
+                match tls {
+                    None => {
+                        let _ = serve(shared, s);
+                    }
+                    Some(tls) => sniff(shared, tls, s),
+                }
             }
             // Out of file descriptors or the like: try again shortly.
             Err(_) => thread::sleep(Duration::from_millis(10)),
         }
+    }
+}
+
+/// Longest a connection may stay silent before its first byte tells TLS from MQTT.
+const SNIFF_LIMIT: Duration = Duration::from_secs(60);
+
+/// Serve `s` through TLS or plain, by its first byte, decided on a thread of its own (the
+/// client speaks first in both protocols; the accept loop must not wait for it).
+fn sniff(shared: &Arc<Shared>, tls: &Arc<TlsAcceptor>, s: TcpStream) {
+    let (shared2, tls) = (Arc::clone(shared), Arc::clone(tls));
+    let handle = thread::Builder::new()
+        .name("sim7k-broker-sniff".into())
+        .stack_size(CONN_STACK)
+        .spawn(move || {
+            let shared = shared2;
+            let end = Instant::now() + SNIFF_LIMIT;
+            // Short read timeouts so that `stop` is not held up by a silent client.
+            let _ = s.set_read_timeout(Some(TICK));
+            let mut first = [0u8; 1];
+            let tls_first = loop {
+                if shared.stopping() || Instant::now() >= end {
+                    return;
+                }
+                match s.peek(&mut first) {
+                    Ok(0) => return,
+                    Ok(_) => break first[0] == TLS_HANDSHAKE,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock
+                                | io::ErrorKind::TimedOut
+                                | io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(_) => return,
+                }
+            };
+            let _ = s.set_read_timeout(None);
+            let _ = if tls_first {
+                tls.wrap(s).and_then(|t| serve(&shared, t))
+            } else {
+                serve(&shared, s)
+            };
+        });
+    if let Ok(h) = handle {
+        let mut st = shared.lock();
+        st.threads.retain(|h| !h.is_finished());
+        st.threads.push(h);
     }
 }
 

@@ -81,6 +81,7 @@ fn start_fleet(
     mode: EmulateMode,
     count: u16,
     secrets: &crate::redact::Secrets,
+    tls: bool,
 ) -> Result<EmulatedFleet, String> {
     let dir = std::env::temp_dir().join(format!("sim7k-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -93,14 +94,19 @@ fn start_fleet(
     let network = match mode {
         #[cfg(feature = "embedded-broker")]
         EmulateMode::Broker => {
-            let b = crate::broker::EmbeddedBroker::start()
-                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
+            let b = if tls {
+                crate::broker::EmbeddedBroker::start_tls(Default::default())
+            } else {
+                crate::broker::EmbeddedBroker::start()
+            }
+            .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
             let addr = b.addr();
             fleet.broker = Some(b);
             Network::Redirect(addr)
         }
         #[cfg(not(feature = "embedded-broker"))]
         EmulateMode::Broker => {
+            let _ = tls;
             return Err(
                 "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
                     .into(),
@@ -190,7 +196,9 @@ pub fn run(args: &RunArgs) -> Exit {
         );
         return Exit::Usage;
     }
-    let base = match load_recipe(&args.recipe, &args.set) {
+    // Mutated only to trust the embedded broker's TLS CA.
+    #[cfg_attr(not(feature = "embedded-broker"), allow(unused_mut))]
+    let mut base = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -211,8 +219,18 @@ pub fn run(args: &RunArgs) -> Exit {
                 eprintln!("error: --fault-on {n}:…: there are only {count} emulated devices");
                 return Exit::Usage;
             }
-            match start_fleet(args, mode, count, &base.vars.secrets()) {
-                Ok(f) => Some(f),
+            match start_fleet(
+                args,
+                mode,
+                count,
+                &base.vars.secrets(),
+                super::uses_tls(&base),
+            ) {
+                Ok(f) => {
+                    #[cfg(feature = "embedded-broker")]
+                    super::trust_emulated_ca(f.broker.as_ref(), &mut base, args);
+                    Some(f)
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     return Exit::Io;
@@ -363,6 +381,10 @@ pub fn run(args: &RunArgs) -> Exit {
         Some(r) => r.run_with(&progress, || crate::fleet::run(&jobs, &options, &events)),
         None => crate::fleet::run(&jobs, &options, &events),
     };
+    super::save_tls_session_caches(&base);
+    for (r, _) in recipes.values() {
+        super::save_tls_session_caches(r);
+    }
     let wall = clock.elapsed();
     let write_failed = events
         .write_errors

@@ -269,7 +269,7 @@ fn run(args: &RunArgs) -> Exit {
     if fleet::wanted(args) {
         return fleet::run(args);
     }
-    let recipe = match load_recipe(&args.recipe, &args.set) {
+    let mut recipe = match load_recipe(&args.recipe, &args.set) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -285,8 +285,11 @@ fn run(args: &RunArgs) -> Exit {
     };
     // The emulator (and its broker) live until the end of the run.
     let emulated = match args.emulate {
-        Some(mode) => match start_emulator(args, mode, recipe.vars.secrets()) {
-            Ok(e) => Some(e),
+        Some(mode) => match start_emulator(args, mode, recipe.vars.secrets(), uses_tls(&recipe)) {
+            Ok(e) => {
+                e.trust_broker(&mut recipe, args);
+                Some(e)
+            }
             Err(msg) => {
                 eprintln!("error: {msg}");
                 return Exit::Io;
@@ -341,6 +344,7 @@ fn run(args: &RunArgs) -> Exit {
     )
     .with_scripts(&mut scripts)
     .run();
+    save_tls_session_caches(&recipe);
     console.finish(&report, args.transcript.as_deref());
     drop(transcript);
     drop(port);
@@ -409,7 +413,52 @@ struct Emulated {
     broker: Option<crate::broker::EmbeddedBroker>,
 }
 
+/// Write the TLS session cache files the recipe's `tls:` steps name (`session_cache:`); a
+/// file that cannot be written is a warning, never a verdict.
+fn save_tls_session_caches(recipe: &LoadedRecipe) {
+    for e in recipe.program.tls_clients.save_session_caches() {
+        eprintln!("warning: {e}");
+    }
+}
+
+/// True when `--emulate` should give the embedded broker a TLS listener.
+fn uses_tls(recipe: &LoadedRecipe) -> bool {
+    recipe.program.uses_tls()
+}
+
+/// Under `--emulate` with a TLS recipe: say where the embedded broker's CA is, and point the
+/// recipe's `ca_file` at it (see `recipe::tls::trust_emulated_broker`).
+#[cfg(feature = "embedded-broker")]
+fn trust_emulated_ca(
+    broker: Option<&crate::broker::EmbeddedBroker>,
+    recipe: &mut LoadedRecipe,
+    args: &RunArgs,
+) {
+    let Some((b, ca)) = broker.and_then(|b| b.ca_file().map(|ca| (b, ca))) else {
+        return;
+    };
+    let notes = crate::recipe::tls::trust_emulated_broker(&mut recipe.vars, &args.set, ca);
+    if !args.quiet {
+        eprintln!(
+            "embedded broker: MQTT over TLS on {} too; its CA certificate (made at start, removed at exit): {}",
+            b.addr(),
+            ca.display()
+        );
+        for n in notes {
+            eprintln!("  {n}");
+        }
+    }
+}
+
 impl Emulated {
+    /// See [`trust_emulated_ca`].
+    fn trust_broker(&self, recipe: &mut LoadedRecipe, args: &RunArgs) {
+        #[cfg(feature = "embedded-broker")]
+        trust_emulated_ca(self.broker.as_ref(), recipe, args);
+        #[cfg(not(feature = "embedded-broker"))]
+        let _ = (recipe, args);
+    }
+
     /// Print what the embedded broker received; the same as JSON. `secrets` are hidden in both.
     fn summary(&self, quiet: bool, secrets: &crate::redact::Secrets) -> serde_json::Value {
         #[cfg(feature = "embedded-broker")]
@@ -439,6 +488,7 @@ fn start_emulator(
     args: &RunArgs,
     mode: EmulateMode,
     secrets: crate::redact::Secrets,
+    tls: bool,
 ) -> Result<Emulated, String> {
     use crate::emulator::{EmulatorConfig, Network, PtyEmulator};
     let mut config = match args.emulator_profile {
@@ -449,8 +499,12 @@ fn start_emulator(
     #[cfg(feature = "embedded-broker")]
     let broker = match mode {
         EmulateMode::Broker => {
-            let b = crate::broker::EmbeddedBroker::start()
-                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
+            let b = if tls {
+                crate::broker::EmbeddedBroker::start_tls(Default::default())
+            } else {
+                crate::broker::EmbeddedBroker::start()
+            }
+            .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
             config.network = Network::Redirect(b.addr());
             Some(b)
         }
@@ -459,6 +513,8 @@ fn start_emulator(
             None
         }
     };
+    #[cfg(not(feature = "embedded-broker"))]
+    let _ = tls;
     #[cfg(not(feature = "embedded-broker"))]
     match mode {
         EmulateMode::Broker => {

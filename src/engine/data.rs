@@ -134,6 +134,12 @@ impl DataSend {
         }
     }
 
+    /// The payload (already through the stream's transform) is not all sent: nothing else
+    /// may go out before it ends.
+    pub fn unfinished(&self) -> bool {
+        self.offset < self.payload.len()
+    }
+
     /// The chunk in flight was accepted. Returns true when the whole payload is sent.
     pub fn chunk_sent(&mut self) -> bool {
         self.offset = (self.offset + self.in_flight).min(self.payload.len());

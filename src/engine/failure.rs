@@ -101,6 +101,8 @@ pub enum Failure {
     },
     /// The MQTT session failed.
     Mqtt(MqttFailure),
+    /// The TLS handshake (or the TLS connection) failed: a named reason with what to check.
+    Tls(crate::tls::TlsFailure),
 }
 
 /// How an MQTT session failed.
@@ -146,6 +148,9 @@ pub enum MqttFailure {
         /// The encoder's error.
         error: String,
     },
+    /// The TLS connection under the session failed (an alert, a record that does not
+    /// decrypt).
+    Tls(crate::tls::TlsFailure),
 }
 
 impl Failure {
@@ -259,6 +264,7 @@ impl std::fmt::Display for Failure {
             }
             Failure::Data { message } | Failure::Validation { message } => f.write_str(message),
             Failure::Mqtt(m) => m.fmt(f),
+            Failure::Tls(t) => t.fmt(f),
         }
     }
 }
@@ -296,6 +302,7 @@ impl std::fmt::Display for MqttFailure {
                  binary sends (AT+CIPSENDHEX=0) for MQTT sessions",
             ),
             MqttFailure::Encode { packet, error } => write!(f, "cannot encode {packet}: {error}"),
+            MqttFailure::Tls(t) => t.fmt(f),
         }
     }
 }

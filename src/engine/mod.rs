@@ -39,8 +39,11 @@
 //! * `wait`: `wait` steps, MQTT waits, background link work (keep-alive between steps);
 //! * `boot`: start-up and restart detection;
 //! * `timers`: one table of every wake-up;
-//! * [`link`]: socket (through the AT socket dialect), byte stream (a transform slot for
-//!   TLS), MQTT session (told its protocol version and keep-alive by the plan).
+//! * `tls`: the `tls:` step (handshake, `close_notify`) and `close_notify` before a
+//!   closing command;
+//! * [`link`]: socket (through the AT socket dialect), byte stream (a transform slot, where
+//!   a `tls:` step puts TLS), MQTT session (told its protocol version and keep-alive by the
+//!   plan).
 
 mod boot;
 mod data;
@@ -53,14 +56,18 @@ mod plan;
 mod session;
 mod step;
 mod timers;
+mod tls;
 mod wait;
 
 pub use boot::{BOOT_GRACE, REBOOT_GRACE};
 pub use failure::{Failure, LastAnswer, MqttFailure};
 pub use link::mqtt;
+pub use link::tls::TlsTrace;
 pub use matcher::{Matcher, REGEX_SIZE_LIMIT, captures, compile};
 pub use modes::Echo;
-pub use plan::{DataPlan, MqttParams, MqttPlan, MqttWant, PlanAction, StepPlan};
+pub use plan::{
+    DataPlan, MqttParams, MqttPlan, MqttWant, PlanAction, StepPlan, TlsHandshake, TlsPlan,
+};
 pub use session::{ECHO_QUIET, Session, UrcRule};
 pub use step::{MAX_RETRY_DELAY, MIN_EXTENSION, PROBE_TIMEOUT, QUIET_GAP};
 pub use timers::{Timer, TimerTable};
@@ -145,6 +152,10 @@ pub enum Event {
     /// Something the user should know that does not end the step (a suspected restart, an
     /// MQTT session lost between steps, pushed data that cannot be proven intact).
     Note(String),
+    /// TLS on the connection: a record sent or received (type, length), the decrypted MQTT
+    /// packets, the handshake's outcome, `close_notify`. Its `Display` is the transcript
+    /// line; no key or session secret is ever in it.
+    Tls(TlsTrace),
 }
 
 #[cfg(test)]

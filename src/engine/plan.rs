@@ -76,6 +76,33 @@ pub enum PlanAction {
     Wait(Duration),
     /// Wait for MQTT packets from the broker, reading and acknowledging as needed.
     Mqtt(MqttPlan),
+    /// TLS over the open connection: the handshake, or `close_notify`.
+    Tls(TlsPlan),
+}
+
+/// A TLS step.
+#[derive(Debug, Clone)]
+pub enum TlsPlan {
+    /// Run a TLS handshake over the open TCP connection; from then on the connection's
+    /// bytes go through TLS (data sends are encrypted, received data decrypted) until it
+    /// closes.
+    Handshake(TlsHandshake),
+    /// Send `close_notify` (the engine also sends it by itself before a command that closes
+    /// the connection while TLS runs, e.g. `AT+CIPCLOSE` or `AT+CIPSHUT`).
+    Close,
+}
+
+/// The handshake of a TLS step.
+#[derive(Debug, Clone)]
+pub struct TlsHandshake {
+    /// The loaded configuration (shared by the run's connections, so sessions resume).
+    pub client: Arc<crate::tls::TlsClient>,
+    /// The host the connection was opened to (SNI and certificate name, unless the
+    /// configuration names another). `None`: the host of the command that opened the
+    /// connection (`AT+CIPSTART="TCP","<host>",<port>`).
+    pub host: Option<String>,
+    /// Largest chunk per send of TLS records (`None`: what `AT+CIPSEND?` reports).
+    pub chunk: Option<usize>,
 }
 
 /// An MQTT wait.

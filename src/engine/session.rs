@@ -77,6 +77,8 @@ pub struct Session {
     pub(super) typed_at: Option<Instant>,
     /// `rx_total` when a pushed packet was last settled (no new bytes: nothing to settle).
     pub(super) settled_rx: Option<u64>,
+    /// The host the open connection was opened to (for TLS's server name).
+    pub(super) opened_host: Option<String>,
 }
 
 impl Default for Session {
@@ -110,6 +112,7 @@ impl Session {
             last_answer: None,
             typed_at: None,
             settled_rx: None,
+            opened_host: None,
         }
     }
 
@@ -151,6 +154,7 @@ impl Session {
             }
             self.sync_framer();
         }
+        self.collect_tls();
     }
 
     /// What to do next at `now`: bytes to write, a time to wake up at, or the step's end.
@@ -159,7 +163,9 @@ impl Session {
             return Action::Write(bytes);
         }
         self.advance(now);
+        self.tls_settle_closed();
         self.sync_framer();
+        self.collect_tls();
         if let Some(bytes) = self.outbox.pop_front() {
             return Action::Write(bytes);
         }
@@ -187,6 +193,12 @@ impl Session {
     /// The framer's flags follow the modes, in this one place.
     pub(super) fn sync_framer(&mut self) {
         self.framer.set_mqtt_push(self.link.socket.raw_push());
+        // While sim7k runs TLS, pushed data is TLS records.
+        self.framer.set_push_grammar(if self.link.stream.is_tls() {
+            crate::at::push::PushGrammar::Tls
+        } else {
+            crate::at::push::PushGrammar::Mqtt
+        });
         // An ordinary reply may start with a digit (an IP, an IMEI): no MQTT framing now.
         let ordinary = self
             .exchange
@@ -272,6 +284,9 @@ impl Session {
     /// Follow the effects of a command that succeeded.
     pub(super) fn apply_effects(&mut self, cmd: &Command) {
         for effect in cmd.effects_in(self.link.socket.dialect) {
+            if effect == Effect::SocketOpen {
+                self.opened_host = super::tls::opened_host(&cmd.text);
+            }
             self.modes.apply(effect);
             let change = self.link.socket.apply(effect);
             self.link.on_socket(change);
@@ -295,10 +310,12 @@ impl Session {
                 self.on_prompt(now);
             }
             Frame::Data(data) => {
-                for m in self.link.on_received(data.clone()) {
+                let messages = self.link.on_received(data.clone());
+                self.events.push_back(Event::Data(data));
+                self.collect_tls();
+                for m in messages {
                     self.events.push_back(Event::Message(m));
                 }
-                self.events.push_back(Event::Data(data));
             }
             Frame::Echo(bytes) => {
                 self.events
@@ -306,6 +323,9 @@ impl Session {
             }
             Frame::Garbled(reason) => {
                 self.events.push_back(Event::Note(reason.clone()));
+                if let Some(t) = self.link.stream.tls() {
+                    t.set_broken(reason.clone());
+                }
                 self.link.mqtt.fail(MqttFailure::Garbled { reason });
             }
         }
@@ -322,9 +342,16 @@ impl Session {
         if let Some(typed) = ex.payload.take() {
             ex.payload_sent = true;
             // Whatever sim7k believes about echo: the bytes may come back (echo-stuck
-            // modules), and must never be read as modem lines.
-            self.framer
-                .open_echo(typed.data.clone(), typed.range.clone());
+            // modules), and must never be read as modem lines. One exception: TLS records
+            // pushed raw while `ATE0` is verified in force. The server's answer can arrive
+            // before `SEND OK`, and binary records differing from ours only in control
+            // bytes would fit the echo rule: with echo off, they are data.
+            let tls_push = self.link.socket.raw_push() && self.link.stream.is_tls();
+            let echo_off = self.modes.echo == Echo::Off && self.modes.echo_verified_off;
+            if !(tls_push && echo_off) {
+                self.framer
+                    .open_echo(typed.data.clone(), typed.range.clone());
+            }
             self.typed_at = Some(now);
             self.events.push_back(Event::SentData(typed.range.len()));
             self.outbox.push_back(typed.bytes().to_vec());

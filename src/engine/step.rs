@@ -47,6 +47,9 @@ pub enum Phase {
     MqttWait,
     /// The liveness probe after a wait is in flight.
     Probing,
+    /// A `tls:` step waits for the handshake (or `close_notify`) to get through, until
+    /// [`Timer::Tls`].
+    Tls,
 }
 
 /// The step in progress.
@@ -156,22 +159,16 @@ impl Session {
                 Phase::Pause
             }
         };
-        let mut data = None;
-        if let PlanAction::Data(d) = &plan.action {
-            match self.link.seal(d.payload.clone()) {
-                Ok(wire) => {
-                    let hex = d.hex || self.link.socket.hex;
-                    let keep = d.secrets.occurrences(&wire);
-                    data = Some(DataSend::new(wire, d.chunk, hex).keeping_whole(keep));
-                }
-                Err(f) => self.pending_fatal = self.pending_fatal.take().or(Some(Failure::Mqtt(f))),
-            }
-            if let Some(params) = d.session
-                && self.link.socket.connected
-            {
-                // Our CONNECT goes out now: the broker's answer decodes with its version.
-                self.link.mqtt.begin(params, now);
-            }
+        // The payload goes through the stream's transform when its first chunk is due
+        // (`begin_attempt`), not now: bytes a transform produces must go out in the order it
+        // produced them, and replies may still go out before this step's first chunk.
+        let data = None;
+        if let PlanAction::Data(d) = &plan.action
+            && let Some(params) = d.session
+            && self.link.socket.connected
+        {
+            // Our CONNECT goes out now: the broker's answer decodes with its version.
+            self.link.mqtt.begin(params, now);
         }
         self.run = Some(StepRun {
             retry_delay: plan.retry_delay,
@@ -263,6 +260,7 @@ impl Session {
                 true
             }
             Phase::MqttWait => self.mqtt_check(now),
+            Phase::Tls => self.tls_check(now),
             _ => false,
         }
     }
@@ -287,6 +285,15 @@ impl Session {
         run.captures.clear();
         run.expect_matched = false;
         run.until_matched = false;
+        if let PlanAction::Command(c) = &run.plan.action {
+            let c = c.clone();
+            if self.close_notify_first(&c, now) {
+                return;
+            }
+        }
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
         match &run.plan.action {
             PlanAction::Command(c) => {
                 let line = c.clone();
@@ -296,7 +303,24 @@ impl Session {
                 }
                 self.issue(line, Purpose::Step, payload, now);
             }
-            PlanAction::Data(_) => {
+            PlanAction::Data(d) => {
+                if run.data.is_none() {
+                    let (payload, chunk, hex) = (d.payload.clone(), d.chunk, d.hex);
+                    // Each secret in the bytes on the wire goes out in one chunk (never split
+                    // where no redaction could recognise its pieces).
+                    let secrets = d.secrets.clone();
+                    match self.link.seal(payload) {
+                        Ok(wire) => {
+                            let hex = hex || self.link.socket.hex;
+                            let keep = secrets.occurrences(&wire);
+                            run.data = Some(DataSend::new(wire, chunk, hex).keeping_whole(keep));
+                        }
+                        Err(f) => {
+                            self.finish(Some(Failure::Mqtt(f)), now);
+                            return;
+                        }
+                    }
+                }
                 let Some(send) = run.data.as_mut() else {
                     self.finish(None, now);
                     return;
@@ -310,6 +334,7 @@ impl Session {
                     Err(message) => self.finish(Some(Failure::Data { message }), now),
                 }
             }
+            PlanAction::Tls(_) => self.tls_begin(now),
             PlanAction::Wait(_) | PlanAction::Mqtt(_) => {}
         }
     }
@@ -549,6 +574,7 @@ impl Session {
             (Some((w, ..)), _) => w.clone(),
             (None, Phase::Pause) => "the next attempt".to_string(),
             (None, Phase::MqttWait) => super::wait::describe_mqtt(&run.plan),
+            (None, Phase::Tls) => super::tls::describe(&run.plan),
             (None, _) => describe_expect(&run.plan),
         };
         let failure = if !run.plan.until.is_empty() && run.polls > 0 {
@@ -701,6 +727,7 @@ impl Session {
             self.end_exchange();
         }
         self.timers.stop_step();
+        let failure = failure.map(|f| self.tls_explain(f));
         let passed = failure.is_none();
         self.done = Some(StepOutcome {
             failure,

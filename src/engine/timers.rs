@@ -25,9 +25,11 @@ pub enum Timer {
     Echo,
     /// Pushed data paused long enough to settle a packet waiting for what follows it.
     Settle,
+    /// A `tls:` step's time is up (the handshake, or `close_notify` going out).
+    Tls,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 
 impl Timer {
     fn index(self) -> usize {
@@ -41,6 +43,7 @@ impl Timer {
             Timer::Boot => 6,
             Timer::Echo => 7,
             Timer::Settle => 8,
+            Timer::Tls => 9,
         }
     }
 }
@@ -84,7 +87,13 @@ impl TimerTable {
     /// Disarm the timers that belong to one step (not the exchange in flight, which may
     /// be the link's, nor the keep-alive and boot window).
     pub fn stop_step(&mut self) {
-        for t in [Timer::Deadline, Timer::Pause, Timer::Wait, Timer::MqttWait] {
+        for t in [
+            Timer::Deadline,
+            Timer::Pause,
+            Timer::Wait,
+            Timer::MqttWait,
+            Timer::Tls,
+        ] {
             self.stop(t);
         }
     }

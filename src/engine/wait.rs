@@ -167,13 +167,19 @@ impl Session {
         }
         let wait_override = self.mqtt_wait_keep_alive();
         let in_wait = wait_override.is_some();
-        if !self.link.session_live() && !in_wait {
+        if !self.link.background_live() && !in_wait {
             return false;
         }
         let dialect = self.link.socket.dialect;
         // A reply being sent: its next chunk.
         if let Some(send) = self.background.as_mut() {
-            let max = self.max_send.or(Some(dialect.max_send()));
+            let max = self
+                .link
+                .stream
+                .tls_ref()
+                .and_then(|t| t.chunk())
+                .or(self.max_send)
+                .or(Some(dialect.max_send()));
             match send.next(dialect, max) {
                 Ok(Next::Chunk(cmd, typed)) => {
                     self.issue(cmd, Purpose::Background, Some(typed), now);
@@ -183,7 +189,14 @@ impl Session {
                 Err(_) => self.background = None,
             }
         }
-        if self.link.socket.connected {
+        // Nothing starts between two chunks of the step's own send: the bytes of a stream
+        // (and a TLS record sequence) must not interleave.
+        let step_sending = self
+            .run
+            .as_ref()
+            .and_then(|r| r.data.as_ref())
+            .is_some_and(DataSend::unfinished);
+        if self.link.socket.connected && !step_sending {
             if let Err(f) = self.link.mqtt.poll_keep_alive(now, wait_override.flatten()) {
                 self.events.push_back(Event::Note(format!(
                     "{f}; the next MQTT step fails with this"
@@ -212,6 +225,11 @@ impl Session {
                 }
                 return false;
             }
+            // What TLS sends by itself: handshake flights, alerts, close_notify.
+            if let Some(wire) = self.link.stream.poll_transmit() {
+                self.background = Some(DataSend::new(wire, None, self.link.socket.hex));
+                return self.background_work(now);
+            }
         }
         if self.link.socket.rx_mode == RxMode::Manual && self.link.socket.rx_waiting {
             let read = dialect.read(dialect.max_read());
@@ -238,6 +256,9 @@ impl Session {
             (Purpose::Background, Err(f)) => {
                 // No connection any more (ERROR, SEND FAIL): the session is lost.
                 self.background = None;
+                if let Some(t) = self.link.stream.tls() {
+                    t.set_broken(format!("the modem refused TLS bytes ({f})"));
+                }
                 self.events.push_back(Event::Note(format!(
                     "an MQTT acknowledgement or PINGREQ could not be sent: {f}"
                 )));

@@ -43,6 +43,14 @@ impl Job<'_> {
                 Event::Poll { polls } => format!("poll {polls}: not yet"),
                 Event::Boot(l) => format!("! {l} (modem finished booting)"),
                 Event::Note(n) => format!("note: {n}"),
+                Event::Tls(t) => {
+                    // TLS records and the decrypted packets are not in the raw bytes the
+                    // transcript keeps: they go to it as notes too.
+                    let line = t.to_string();
+                    let note = self.traffic_line(&line);
+                    self.events.push_back(JobEvent::Note(note));
+                    line
+                }
             };
             match self.held_traffic.as_mut() {
                 Some(held) => held.push(line),

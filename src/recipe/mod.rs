@@ -6,6 +6,7 @@ pub mod model;
 pub mod program;
 pub mod schema;
 pub mod template;
+pub mod tls;
 pub mod vars;
 
 pub use diag::{Origin, RecipeError, RecipeWarning};

@@ -364,6 +364,12 @@ pub struct Step {
     /// result is checked (a refused CONNECT or SUBSCRIBE fails the step).
     #[serde(default)]
     pub expect_mqtt: Option<ExpectMqtt>,
+    /// TLS over the open connection, done by sim7k on the host (the modem carries only
+    /// TCP bytes): settings for a handshake (`{}` for the defaults), or `close` to send
+    /// `close_notify`. After the handshake, `send_data` and `expect_mqtt` work as over
+    /// plain TCP. See docs/tls.md.
+    #[serde(default)]
+    pub tls: Option<super::tls::TlsStep>,
     /// Wait this long doing nothing but handle URCs (a timeout-only step).
     #[serde(default, deserialize_with = "duration_opt::deserialize")]
     #[schemars(with = "Option<DurationText>")]

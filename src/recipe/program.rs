@@ -53,6 +53,9 @@ pub struct Program {
     pub finally_deadline: Duration,
     /// Resource limits.
     pub limits: Limits,
+    /// The TLS clients its `tls:` steps loaded (shared by clones of the program): a driver
+    /// may save their session cache files at the end of a run.
+    pub tls_clients: super::tls::TlsClients,
 }
 
 impl Program {
@@ -64,6 +67,12 @@ impl Program {
     /// The step with this id.
     pub fn step(&self, id: usize) -> Option<&ProgramStep> {
         self.all_steps().find(|s| s.id == id)
+    }
+
+    /// True when a step (or teardown step) does a TLS handshake (`tls:` with settings).
+    pub fn uses_tls(&self) -> bool {
+        self.all_steps()
+            .any(|s| matches!(&s.action, StepAction::Tls(t) if t.is_handshake()))
     }
 }
 
@@ -144,6 +153,7 @@ impl ProgramStep {
             StepAction::Send(s) => expand(&s.command),
             StepAction::SendData(d) => format!("send_data {}", d.var),
             StepAction::Wait(w) => format!("wait {}", humantime::format_duration(w.duration)),
+            StepAction::Tls(t) => t.describe().to_string(),
             StepAction::ExpectMqtt(_) | StepAction::Local => format!("step {}", self.id + 1),
         }
     }
@@ -178,6 +188,8 @@ pub enum StepAction {
     Wait(WaitStep),
     /// `expect_mqtt:`.
     ExpectMqtt(ExpectMqttStep),
+    /// `tls:`: a handshake over the open connection, or `close_notify`.
+    Tls(super::tls::TlsProgram),
 }
 
 /// A command step.

@@ -262,6 +262,22 @@ impl TlsStream {
         (self.sent, self.received)
     }
 
+    /// The server asked for a client certificate during the handshake, none was sent, and
+    /// nothing came from the server since: under TLS 1.3 a server that requires one checks
+    /// it only after the handshake and then closes the connection (its alert may never be
+    /// read). A driver that sees the connection close names that cause with this.
+    pub fn missing_client_cert(&self) -> Option<TlsFailure> {
+        let session = self.session.as_ref()?;
+        (self.seen.client_cert_requested
+            && !self.seen.client_cert_offered
+            && self.received <= session.handshake_received)
+            .then(|| TlsFailure::ClientCertRequired {
+                server: self.server.clone(),
+                acceptable_issuers: self.seen.acceptable_issuers.clone(),
+                alert: None,
+            })
+    }
+
     /// Ciphertext waiting to be sent.
     pub fn pending_send(&self) -> usize {
         self.out.len().saturating_sub(self.out_pos)

@@ -94,7 +94,8 @@ impl MemServer {
         }
     }
 
-    fn take_in(&mut self, mut data: &[u8]) {
+    /// Ciphertext from the client.
+    pub fn take_in(&mut self, mut data: &[u8]) {
         self.received += data.len();
         while !data.is_empty() && self.error.is_none() {
             match self.conn.read_tls(&mut data) {
@@ -119,7 +120,8 @@ impl MemServer {
         }
     }
 
-    fn take_out(&mut self) -> Vec<u8> {
+    /// Ciphertext for the client.
+    pub fn take_out(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         while self.conn.wants_write() {
             if self.conn.write_tls(&mut out).unwrap_or(0) == 0 {

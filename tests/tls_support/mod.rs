@@ -3,6 +3,7 @@
 //! driver that moves bytes as the modem would, and real peers (`openssl s_server`, mosquitto).
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod memory;
 pub mod net;
 pub mod peers;

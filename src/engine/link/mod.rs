@@ -3,7 +3,7 @@
 //! ```text
 //!   MqttSession  (packets, acks, keep-alive; told protocol and keep-alive by the plan)
 //!       │ plaintext
-//!   Stream       (a Transform slot: identity now, TLS next)
+//!   Stream       (a Transform slot: identity, or TLS after a recipe's `tls:` step)
 //!       │ bytes on the wire
 //!   Socket       (connected, receive mode, data waiting; commands from the dialect)
 //! ```
@@ -13,6 +13,7 @@
 pub mod mqtt;
 pub mod socket;
 pub mod stream;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +22,16 @@ use crate::engine::failure::MqttFailure;
 use crate::engine::plan::MqttParams;
 use mqtt::{Message, MqttSession};
 use socket::{Socket, SocketChange};
-use stream::Stream;
+use stream::{Stream, TransformError};
+
+fn mqtt_failure(e: TransformError, name: &str, what: &str) -> MqttFailure {
+    match e {
+        TransformError::Tls(t) => MqttFailure::Tls(t),
+        TransformError::Other(reason) => MqttFailure::Garbled {
+            reason: format!("the {name} transform {what}: {reason}"),
+        },
+    }
+}
 
 /// The connection: socket, stream, MQTT session.
 #[derive(Debug, Default)]
@@ -47,14 +57,12 @@ impl Link {
     /// Bytes received on the socket. Returns the MQTT messages they completed.
     pub fn on_received(&mut self, wire: Vec<u8>) -> Vec<Message> {
         match self.stream.open(wire) {
+            Ok(plain) if plain.is_empty() => Vec::new(),
             Ok(plain) => self.mqtt.on_data(&plain),
             Err(e) => {
-                self.mqtt.fail(MqttFailure::Garbled {
-                    reason: format!(
-                        "the {} transform refused the received bytes: {e}",
-                        self.stream.transform_name()
-                    ),
-                });
+                let name = self.stream.transform_name();
+                self.mqtt
+                    .fail(mqtt_failure(e, name, "refused the received bytes"));
                 Vec::new()
             }
         }
@@ -62,12 +70,10 @@ impl Link {
 
     /// Plaintext to send → the bytes for the socket.
     pub fn seal(&mut self, plain: Arc<[u8]>) -> Result<Arc<[u8]>, MqttFailure> {
-        self.stream.seal(plain).map_err(|e| MqttFailure::Garbled {
-            reason: format!(
-                "the {} transform cannot send the data: {e}",
-                self.stream.transform_name()
-            ),
-        })
+        let name = self.stream.transform_name();
+        self.stream
+            .seal(plain)
+            .map_err(|e| mqtt_failure(e, name, "cannot send the data"))
     }
 
     /// Bytes went out on the socket; `session`: they opened an MQTT session.
@@ -82,5 +88,11 @@ impl Link {
     /// background, whatever step runs.
     pub fn session_live(&self) -> bool {
         self.socket.connected && self.mqtt.active()
+    }
+
+    /// The link works in the background (reads, replies, TLS's own bytes): an MQTT
+    /// session runs, or TLS does.
+    pub fn background_live(&self) -> bool {
+        self.socket.connected && (self.mqtt.active() || self.stream.is_tls())
     }
 }

@@ -1,16 +1,33 @@
 //! The byte stream over the socket, with a slot for a [`Transform`] between the MQTT
 //! session and the socket: plaintext out → bytes to send; bytes received → plaintext in.
-//! The identity transform is the default; TLS done by sim7k on the host is the next one.
+//! The identity transform is the default; TLS done by sim7k on the host
+//! ([`super::tls::TlsTransform`]) is installed by a recipe's `tls:` step for the
+//! connection it runs on, and the next connection starts plain again.
+//!
+//! Bytes a transform produces must reach the socket in the order it produced them (a TLS
+//! record sequence number is in each record's tag): the engine takes them in one place
+//! ([`Stream::seal`] and [`Stream::poll_transmit`] each hand over everything queued) and
+//! sends one buffer at a time, never two interleaved.
 
 use std::sync::Arc;
 
+use super::tls::TlsTransform;
+
 /// Why a transform failed (a TLS alert, a bad record…).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransformError(pub String);
+pub enum TransformError {
+    /// The TLS connection failed.
+    Tls(crate::tls::TlsFailure),
+    /// Anything else.
+    Other(String),
+}
 
 impl std::fmt::Display for TransformError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            TransformError::Tls(t) => t.fmt(f),
+            TransformError::Other(s) => f.write_str(s),
+        }
     }
 }
 
@@ -32,6 +49,14 @@ pub trait Transform: std::fmt::Debug + Send {
     }
     /// A new connection: start over (a new handshake).
     fn reset(&mut self) {}
+    /// The TLS transform, when this is one.
+    fn tls(&mut self) -> Option<&mut TlsTransform> {
+        None
+    }
+    /// The TLS transform, when this is one.
+    fn tls_ref(&self) -> Option<&TlsTransform> {
+        None
+    }
 }
 
 /// The identity transform: plain TCP.
@@ -88,9 +113,29 @@ impl Stream {
         self.transform.poll_transmit()
     }
 
-    /// A new connection.
+    /// A new connection: a TLS connection ends with its socket, so the stream goes back
+    /// to the identity; another transform starts over.
     pub fn reset(&mut self) {
-        self.transform.reset();
+        if self.transform.tls_ref().is_some() {
+            self.transform = Box::new(Identity);
+        } else {
+            self.transform.reset();
+        }
+    }
+
+    /// The TLS transform in force, if any.
+    pub fn tls(&mut self) -> Option<&mut TlsTransform> {
+        self.transform.tls()
+    }
+
+    /// The TLS transform in force, if any.
+    pub fn tls_ref(&self) -> Option<&TlsTransform> {
+        self.transform.tls_ref()
+    }
+
+    /// True while TLS runs over the connection.
+    pub fn is_tls(&self) -> bool {
+        self.tls_ref().is_some()
     }
 }
 

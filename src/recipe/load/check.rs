@@ -110,7 +110,8 @@ pub(super) struct StepFacts {
     pub(super) warnings: Vec<RecipeWarning>,
 }
 
-pub(super) const ACTIONS: [&str; 5] = ["send", "send_data", "wait", "include", "expect_mqtt"];
+pub(super) const ACTIONS: [&str; 6] =
+    ["send", "send_data", "wait", "include", "expect_mqtt", "tls"];
 
 /// Packet names `expect_mqtt` accepts.
 pub(super) const MQTT_PACKETS: [&str; 8] = [
@@ -238,6 +239,9 @@ pub(super) fn check_step(
                 "send_data" => "give the name of a var holding bytes, e.g. `send_data: packet`",
                 "wait" => "give a duration, e.g. `wait: 5s`",
                 "expect_mqtt" => "give the packet to wait for, e.g. `expect_mqtt: connack`",
+                "tls" => {
+                    "give TLS settings, e.g. `tls: { ca_file: ca.pem }` (`tls: {}` for the defaults), or `tls: close`"
+                }
                 _ => "give the path of a `.yaml` file, e.g. `include: carriers/hologram.yaml`",
             };
             return Err(key_error(key, format!("`{key}` is empty: {what}")));
@@ -247,7 +251,7 @@ pub(super) fn check_step(
         return Err(node_error(
             file,
             node,
-            "this step does nothing: give it `send`, `send_data`, `wait`, `expect_mqtt`, `include`, `script` or `say`",
+            "this step does nothing: give it `send`, `send_data`, `wait`, `expect_mqtt`, `tls`, `include`, `script` or `say`",
         ));
     }
     if step.include.is_some() {
@@ -595,6 +599,12 @@ pub(super) fn check_step(
                 ));
             }
         }
+    }
+
+    if let (Some(tls), Some(n)) = (&step.tls, node.get("tls")) {
+        let (tls_refs, tls_captures) = super::tls::check_tls(file, tls, n)?;
+        refs.extend(tls_refs);
+        captures.extend(tls_captures);
     }
 
     Ok(StepFacts {

@@ -293,6 +293,7 @@ impl Loader<'_> {
         let ctx = BuildContext {
             timeout,
             abort: abort.iter().map(compile).collect::<Result<_, _>>()?,
+            tls_clients: crate::recipe::tls::TlsClients::default(),
         };
         let mut steps = Vec::new();
         let mut finally = Vec::new();
@@ -345,6 +346,7 @@ impl Loader<'_> {
             limits: Limits {
                 script_memory: self.settings.script_memory.unwrap_or(DEFAULT_SCRIPT_MEMORY),
             },
+            tls_clients: ctx.tls_clients,
         })
     }
 

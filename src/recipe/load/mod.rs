@@ -32,6 +32,7 @@ mod loader;
 mod read;
 mod record;
 mod spot;
+mod tls;
 mod tree;
 mod yaml;
 

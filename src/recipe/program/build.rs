@@ -22,6 +22,8 @@ pub(crate) struct BuildContext {
     pub timeout: Duration,
     /// The recipe's `abort` list (its default applied), compiled.
     pub abort: Vec<CompiledPattern>,
+    /// The program's TLS clients, shared by its `tls:` steps.
+    pub tls_clients: crate::recipe::tls::TlsClients,
 }
 
 /// Compile `step` (written at `origin`) as step `id`.
@@ -174,6 +176,8 @@ pub(crate) fn build_step(
             quiet: spec.quiet,
             abort: with_recipe_abort(own_abort),
         })
+    } else if let Some(tls) = &step.tls {
+        StepAction::Tls(crate::recipe::tls::build(tls, &ctx.tls_clients)?)
     } else {
         StepAction::Local
     };

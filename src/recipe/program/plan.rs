@@ -92,6 +92,9 @@ pub fn engine_plan(
             plan.abort = matchers(&data.abort)?;
             retry(&mut plan, &data.retry)?;
         }
+        StepAction::Tls(tls) => {
+            plan.action = PlanAction::Tls(tls.plan(vars)?);
+        }
         StepAction::Wait(wait) => {
             plan.action = PlanAction::Wait(wait.duration);
             plan.expect = matchers(&wait.expect)?;
