@@ -556,7 +556,7 @@ fn one_mib_payloads_both_ways() {
     }
     let got = b.received();
     assert_eq!(got.len(), 2);
-    assert!(got.iter().all(|m| m.payload == payload && m.qos == 2));
+    assert!(got.iter().all(|m| *m.payload == *payload && m.qos == 2));
 }
 
 #[test]
@@ -622,7 +622,7 @@ fn malformed_input_closes_the_connection() {
         b.received(),
         [ReceivedMessage {
             topic: "fine".into(),
-            payload: b"1".to_vec(),
+            payload: b"1".to_vec().into(),
             qos: 1,
             retain: false
         }]

@@ -167,7 +167,7 @@ fn raw_mqtt_over_cipsend_to_the_embedded_broker() {
         got,
         vec![ReceivedMessage {
             topic: "sim7k/raw".into(),
-            payload: b"t=21.5\x00\x1a".to_vec(),
+            payload: b"t=21.5\x00\x1a".to_vec().into(),
             qos: 1,
             retain: false
         }]
@@ -183,7 +183,7 @@ fn native_sm_commands_against_the_embedded_broker() {
     let got = broker.wait_for(1, client::GUARD);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].topic, "sim7k/sm");
-    assert_eq!(got[0].payload, b"hello");
+    assert_eq!(&*got[0].payload, b"hello");
     assert_eq!(got[0].qos, 1);
 }
 

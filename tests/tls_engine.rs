@@ -32,7 +32,7 @@ fn received(r: &Rig) -> Vec<(String, Vec<u8>, u8)> {
         .broker
         .received()
         .iter()
-        .map(|m| (m.topic.clone(), m.payload.clone(), m.qos))
+        .map(|m| (m.topic.clone(), m.payload.to_vec(), m.qos))
         .collect()
 }
 

@@ -79,7 +79,7 @@ fn run_recipe(
         .broker
         .received()
         .iter()
-        .map(|m| (m.topic.clone(), m.payload.clone(), m.qos))
+        .map(|m| (m.topic.clone(), m.payload.to_vec(), m.qos))
         .collect();
     (job.into_outcome(), received)
 }

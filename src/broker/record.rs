@@ -9,8 +9,9 @@ use crate::util::escape::{shorten, shorten_bytes};
 pub struct ReceivedMessage {
     /// Topic name (a 5.0 topic alias is resolved to its topic).
     pub topic: String,
-    /// Payload bytes.
-    pub payload: Vec<u8>,
+    /// Payload bytes (shared: the summary, the JSON and every copy of the list hold one
+    /// buffer).
+    pub payload: std::sync::Arc<[u8]>,
     /// QoS the client published with (0, 1 or 2).
     pub qos: u8,
     /// RETAIN flag as sent.
@@ -92,7 +93,7 @@ mod tests {
     fn msg(payload: &[u8]) -> ReceivedMessage {
         ReceivedMessage {
             topic: "t/\x1b[2J".into(),
-            payload: payload.to_vec(),
+            payload: payload.into(),
             qos: 1,
             retain: true,
         }

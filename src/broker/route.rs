@@ -57,9 +57,11 @@ impl Broker {
         // stays 0x00).
         let mut matched = true;
         if first {
+            // One shared copy of the payload for the record and the routing.
+            let payload: Arc<[u8]> = Arc::from(std::mem::take(&mut p.payload));
             self.received.push(ReceivedMessage {
                 topic: p.topic.clone(),
-                payload: p.payload.clone(),
+                payload: payload.clone(),
                 qos: p.qos as u8,
                 retain: p.retain,
             });
@@ -67,7 +69,7 @@ impl Broker {
             properties.subscription_identifiers.clear();
             let msg = Message {
                 topic: std::mem::take(&mut p.topic),
-                payload: Arc::from(std::mem::take(&mut p.payload)),
+                payload,
                 qos: p.qos,
                 retain: p.retain,
                 properties,

@@ -423,6 +423,10 @@ impl Vars {
                     {
                         format!("*** ({} bytes)", b.len())
                     }
+                    VarValue::Bytes(b) if b.len() > JSON_BYTES_MAX => {
+                        let head = b.get(..64).unwrap_or(b);
+                        format!("{}… ({} bytes)", hex(head), b.len())
+                    }
                     VarValue::Bytes(b) => hex(b),
                 }
             };
@@ -505,6 +509,17 @@ mod tests {
         assert_eq!(v.expand("no placeholders").unwrap(), "no placeholders");
         assert_eq!(v.expand("").unwrap(), "");
         assert_eq!(v.expand("ünï{{apn}}cödé").unwrap(), "ünïinternetcödé");
+    }
+
+    #[test]
+    fn big_byte_vars_are_shown_by_head_and_length_in_json() {
+        let mut v = Vars::default();
+        v.set("small", VarValue::Bytes(vec![0xAB; 3].into()), false);
+        v.set("big", VarValue::Bytes(vec![0x30; 1 << 20].into()), false);
+        let j = v.to_json();
+        assert_eq!(j["small"], "ABABAB");
+        let big = j["big"].as_str().unwrap_or_default();
+        assert_eq!(big, format!("{}… (1048576 bytes)", "30".repeat(64)));
     }
 
     #[test]
