@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use super::{EmulateMode, LatencyProfile, RunArgs, compile_scripts, load_recipe};
-use crate::emulator::{EmulatorConfig, Fault, Network, PtyEmulator};
+use super::{EmulateMode, RunArgs, compile_scripts, load_recipe};
+use crate::emulator::{Fault, Network, PtyEmulator};
 use crate::exit::Exit;
 use crate::fleet::progress::{ConsoleMode, Progress};
 use crate::fleet::{Device, DeviceJob, FleetEvents, FleetOptions};
@@ -115,10 +115,7 @@ fn start_fleet(
     }
     let digits = count.to_string().len().max(2);
     for n in 1..=count {
-        let mut config = match args.emulator_profile {
-            LatencyProfile::Zero => EmulatorConfig::default(),
-            LatencyProfile::Nbiot => EmulatorConfig::nbiot_demo(),
-        };
+        let mut config = args.emulator_profile.config();
         config.identity = crate::fleet::identity::derive(&config.identity, u64::from(n - 1));
         config.seed = config.seed.wrapping_add(u64::from(n));
         config.network = network.clone();
@@ -324,7 +321,8 @@ pub fn run(args: &RunArgs) -> Exit {
     let mode = ConsoleMode {
         quiet: args.quiet,
         verbose: args.verbose,
-        bars: !args.quiet && std::io::stderr().is_terminal() && !dumb_terminal(),
+        bars: !args.quiet && std::io::stderr().is_terminal() && !super::color::dumb_terminal(),
+        color: super::color::enabled(),
     };
     let progress = Progress::new(
         devices.len(),
@@ -440,10 +438,6 @@ fn exit_from_code(code: u8) -> Exit {
     .into_iter()
     .find(|e| e.code() == code)
     .unwrap_or(Exit::StepFailed)
-}
-
-fn dumb_terminal() -> bool {
-    std::env::var("TERM").is_ok_and(|t| t == "dumb")
 }
 
 fn vars_text(vars: &[(String, String)]) -> String {

@@ -35,6 +35,8 @@ pub struct ConsoleMode {
     pub verbose: u8,
     /// Draw bars (stderr is a terminal).
     pub bars: bool,
+    /// Colour the verdict tags (`--color`, `NO_COLOR`, a terminal).
+    pub color: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -177,7 +179,13 @@ impl Progress {
             }
         }
         if !record.passed() || !self.mode.quiet {
-            self.println(&verdict_line(record, self.width));
+            let line = verdict_line(record, self.width);
+            let line = if self.mode.color {
+                coloured_tag(&line, record.passed())
+            } else {
+                line
+            };
+            self.println(&line);
         }
         if let Some(o) = &self.overall {
             o.inc(1);
@@ -190,9 +198,13 @@ impl Progress {
         if let Ok(mut c) = self.counts.lock() {
             c.skipped += 1;
         }
+        let tag = if self.mode.color {
+            "\x1b[33mSKIP\x1b[0m   "
+        } else {
+            "SKIP   "
+        };
         self.info(&format!(
-            "{:<7}  {}  {imei:<15}  passed before ({}, run {})",
-            "SKIP",
+            "{tag}  {}  {imei:<15}  passed before ({}, run {})",
             pad(label, self.width),
             previous.ended,
             previous.run
@@ -270,6 +282,14 @@ fn pad(label: &str, width: usize) -> String {
         label.to_string()
     };
     format!("{shown:<width$}")
+}
+
+/// A verdict line with its tag (the first word) in green or red.
+fn coloured_tag(line: &str, passed: bool) -> String {
+    let code = if passed { "32" } else { "1;31" };
+    let split = line.find("  ").unwrap_or(line.len());
+    let (tag, rest) = line.split_at(split);
+    format!("\x1b[{code}m{tag}\x1b[0m{rest}")
 }
 
 /// The tag of a verdict in verdict lines.
@@ -411,6 +431,7 @@ mod tests {
                 quiet: true,
                 verbose: 0,
                 bars: false,
+                color: false,
             },
         );
         {

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::config::{BootMode, EmulatorConfig, Network, Rat, Route};
-use super::fault::Fault;
-use super::pty::PtyEmulator;
+use crate::emulator::{BootMode, EmulatorConfig, Fault, Network, PtyEmulator, Rat, Route};
 use crate::exit::Exit;
 
 /// Latency profile.
@@ -143,14 +141,21 @@ fn check_digits(
     Ok(())
 }
 
+impl Profile {
+    /// The emulator configuration of this profile (before any other option).
+    pub fn config(self) -> EmulatorConfig {
+        match self {
+            Profile::Zero => EmulatorConfig::default(),
+            Profile::Nbiot => EmulatorConfig::nbiot_demo(),
+        }
+    }
+}
+
 impl EmulateArgs {
     /// The emulator configuration these arguments describe (without `--embedded-broker`,
     /// which needs a running broker: see [`run`]).
     pub fn config(&self) -> Result<EmulatorConfig, String> {
-        let mut c = match self.profile {
-            Profile::Zero => EmulatorConfig::default(),
-            Profile::Nbiot => EmulatorConfig::nbiot_demo(),
-        };
+        let mut c = self.profile.config();
         if let Some(v) = &self.imei {
             check_digits(v, "imei", 15..=15, false)?;
             c.identity.imei = v.clone();
@@ -337,7 +342,7 @@ mod tests {
             Network::Redirect("127.0.0.1:1883".parse().unwrap())
         );
         assert_eq!(c.registration.searching_for, Duration::from_secs(2));
-        assert_eq!(c.latency, super::super::config::Latency::nbiot());
+        assert_eq!(c.latency, crate::emulator::Latency::nbiot());
     }
 
     #[test]
@@ -375,7 +380,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.network.route("broker.example", 1883),
-            super::super::config::Target::Addr("127.0.0.1:2000".parse().unwrap())
+            crate::emulator::Target::Addr("127.0.0.1:2000".parse().unwrap())
         );
     }
 }
