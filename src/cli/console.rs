@@ -165,6 +165,14 @@ impl Observer for Console {
         }
     }
 
+    fn wants_packets(&self) -> bool {
+        self.verbose >= 2 && !self.quiet
+    }
+
+    fn packet(&mut self, line: &str) {
+        self.line(&format!("      {line}"));
+    }
+
     fn message(&mut self, m: &ReceivedMessage) {
         use std::io::Write;
         let m = &m.message;

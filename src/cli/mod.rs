@@ -270,6 +270,7 @@ fn load_recipe(path: &Path, set: &[(String, String)]) -> Result<LoadedRecipe, Ex
         overrides: set.to_vec(),
         ..LoadOptions::default()
     };
+    tracing::debug!(recipe = %path.display(), "loading the recipe");
     load(path, &opts).map_err(|e| {
         eprintln!("{}", render_error(&e));
         Exit::Usage
@@ -351,6 +352,7 @@ fn run(args: &RunArgs) -> Exit {
         },
         None => Transcript::memory(start),
     };
+    tracing::debug!(port = %port_spec, baud = args.baud, "opening the port");
     let mut port = match crate::transport::open(&port_spec, args.baud) {
         Ok(p) => p,
         Err(e) => {
@@ -457,11 +459,19 @@ fn start_emulator(
     }
     let modem = PtyEmulator::spawn_redacted(config, None, args.emulator_log.as_deref(), secrets)
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    tracing::debug!(pty = %modem.port_path().display(), network = ?config_network_name(mode), "emulator started");
     Ok(Emulated {
         modem,
         #[cfg(feature = "embedded-broker")]
         broker,
     })
+}
+
+fn config_network_name(mode: EmulateMode) -> &'static str {
+    match mode {
+        EmulateMode::Broker => "embedded broker",
+        EmulateMode::Host => "real hosts",
+    }
 }
 
 fn print_json(report: &serde_json::Value) {

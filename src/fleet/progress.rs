@@ -351,6 +351,14 @@ impl Observer for DeviceProgress<'_> {
         }
     }
 
+    fn wants_packets(&self) -> bool {
+        self.progress.mode.verbose >= 2 && !self.progress.mode.quiet
+    }
+
+    fn packet(&mut self, line: &str) {
+        self.progress.println(&format!("{}  {line}", self.label));
+    }
+
     fn say(&mut self, text: &str) {
         if self.progress.mode.verbose > 0 && !self.progress.mode.quiet {
             self.progress
