@@ -111,7 +111,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 115_200, env = "SIM7K_BAUD")]
     pub baud: u32,
     /// Set a recipe var: `--set apn=nbiot` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::recipe::load::parse_override)]
     pub set: Vec<(String, String)>,
     /// Write a timestamped transcript of every byte to FILE (one port).
     #[arg(long, value_name = "FILE")]
@@ -176,15 +176,8 @@ pub struct CheckArgs {
     #[arg(required = true)]
     pub recipes: Vec<PathBuf>,
     /// Set a recipe var (used for `{{var}}` in include paths).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::recipe::load::parse_override)]
     pub set: Vec<(String, String)>,
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
-    }
 }
 
 /// Entry point of the `sim7k` binary.
