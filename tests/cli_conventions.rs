@@ -322,3 +322,43 @@ fn built_in_recipes_are_listed_and_extracted_with_their_scripts() {
     assert_eq!(o.status.code(), Some(0));
     assert_ne!(std::fs::read_to_string(&edited).unwrap(), "edited");
 }
+
+#[test]
+fn fleet_tags_are_coloured_on_a_terminal_only() {
+    let dir = scratch("fleet");
+    let recipe = tiny_recipe(&dir);
+    let fleet = || {
+        let mut c = sim7k();
+        c.arg("run").arg(&recipe).args([
+            "--emulate",
+            "--emulator-profile",
+            "zero",
+            "--emulate-count",
+            "2",
+        ]);
+        c
+    };
+    // TERM unset: indicatif hides its bars, yet every verdict line is printed (it was lost).
+    let (code, got) = on_terminal(fleet());
+    assert_eq!(code, Some(0), "{got}");
+    assert!(got.contains("\x1b[32mPASS\x1b[0m"), "{got:?}");
+    // With bars.
+    let mut c = fleet();
+    c.env("TERM", "xterm");
+    let (code, got) = on_terminal(c);
+    assert_eq!(code, Some(0), "{got}");
+    assert!(got.contains("\x1b[32mPASS\x1b[0m"), "{got:?}");
+
+    let mut c = fleet();
+    c.env("NO_COLOR", "1").env("TERM", "xterm");
+    let (code, got) = on_terminal(c);
+    assert_eq!(code, Some(0), "{got}");
+    assert!(got.contains("PASS "), "{got:?}");
+    // Bars still move the cursor; no colour codes.
+    for colour in ["\x1b[32m", "\x1b[36m", "\x1b[34m", "\x1b[2m"] {
+        assert!(!got.contains(colour), "NO_COLOR, yet {colour:?} in {got:?}");
+    }
+
+    let o = output(&mut fleet());
+    assert!(!text(&o.stderr).contains('\x1b'), "{}", text(&o.stderr));
+}

@@ -80,9 +80,11 @@ impl Progress {
             multi.set_move_cursor(true);
             let overall = multi.add(ProgressBar::new(total as u64));
             overall.set_style(
-                ProgressStyle::with_template(
-                    "[{bar:30.cyan/blue}] {pos}/{len} done  {msg}  {elapsed_precise}",
-                )
+                ProgressStyle::with_template(if mode.color {
+                    "[{bar:30.cyan/blue}] {pos}/{len} done  {msg}  {elapsed_precise}"
+                } else {
+                    "[{bar:30}] {pos}/{len} done  {msg}  {elapsed_precise}"
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -128,12 +130,14 @@ impl Progress {
     /// Print a line above the bars (or plainly).
     pub fn println(&self, line: &str) {
         match &self.multi {
-            Some(m) => {
+            // A hidden draw target (indicatif judges the terminal by its own rules, e.g.
+            // with TERM unset) drops `println` silently: print the line ourselves.
+            Some(m) if !m.is_hidden() => {
                 if m.println(line).is_err() {
                     eprintln!("{line}");
                 }
             }
-            None => eprintln!("{line}"),
+            _ => eprintln!("{line}"),
         }
     }
 
@@ -150,8 +154,12 @@ impl Progress {
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix} {elapsed:>4} {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(if self.mode.color {
+                    "{spinner:.cyan} {prefix} {elapsed:>4} {wide_msg}"
+                } else {
+                    "{spinner} {prefix} {elapsed:>4} {wide_msg}"
+                })
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_prefix(pad(label, self.width));
             bar.set_message("opening");
