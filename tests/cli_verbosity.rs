@@ -92,3 +92,13 @@ fn q_prints_only_errors() {
     assert!(err.contains("FAILED"), "{err}");
     assert!(!err.contains("ok "), "{err}");
 }
+
+#[test]
+fn vv_shows_each_devices_packets_in_a_fleet() {
+    let o = run(&["-vv", "--emulate-count", "2"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let connects = err.lines().filter(|l| l.contains("> MQTT CONNECT")).count();
+    assert_eq!(connects, 2, "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+}

@@ -226,6 +226,45 @@ impl EmulateArgs {
     }
 }
 
+/// Where emulated modems' TCP connections go: to the embedded broker this process starts, or
+/// to the real hosts. The one bring-up behind `run --emulate`, `run --emulate-count` and
+/// `sim7k emulate --embedded-broker`.
+pub struct EmulatedNetwork {
+    /// The emulator's network setting.
+    pub network: Network,
+    /// The embedded broker, running while this lives.
+    #[cfg(feature = "embedded-broker")]
+    pub broker: Option<crate::broker::EmbeddedBroker>,
+}
+
+impl EmulatedNetwork {
+    /// Start the embedded broker (`embedded_broker`), or go to the real hosts.
+    pub fn start(embedded_broker: bool) -> Result<EmulatedNetwork, String> {
+        #[cfg(feature = "embedded-broker")]
+        if embedded_broker {
+            let b = crate::broker::EmbeddedBroker::start()
+                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
+            tracing::debug!(addr = %b.addr(), "embedded broker started");
+            return Ok(EmulatedNetwork {
+                network: Network::Redirect(b.addr()),
+                broker: Some(b),
+            });
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        if embedded_broker {
+            return Err(
+                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
+                    .into(),
+            );
+        }
+        Ok(EmulatedNetwork {
+            network: Network::Real,
+            #[cfg(feature = "embedded-broker")]
+            broker: None,
+        })
+    }
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -254,14 +293,16 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
     };
     #[cfg(feature = "embedded-broker")]
     let _broker = if args.embedded_broker {
-        match crate::broker::EmbeddedBroker::start() {
-            Ok(b) => {
-                eprintln!("sim7k emulate: embedded MQTT broker on {}", b.addr());
-                config.network = Network::Redirect(b.addr());
-                Some(b)
+        match EmulatedNetwork::start(true) {
+            Ok(net) => {
+                if let Some(b) = &net.broker {
+                    eprintln!("sim7k emulate: embedded MQTT broker on {}", b.addr());
+                }
+                config.network = net.network;
+                net.broker
             }
             Err(e) => {
-                eprintln!("sim7k emulate: cannot start the embedded broker: {e}");
+                eprintln!("sim7k emulate: {e}");
                 return Exit::Io.into();
             }
         }

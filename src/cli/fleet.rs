@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use super::{EmulateMode, RunArgs, compile_scripts, load_recipe};
-use crate::emulator::{Fault, Network, PtyEmulator};
+use crate::emulator::{Fault, PtyEmulator};
 use crate::exit::Exit;
 use crate::fleet::progress::{ConsoleMode, Progress};
 use crate::fleet::{Device, DeviceJob, FleetEvents, FleetOptions};
@@ -89,24 +89,12 @@ fn start_fleet(
         #[cfg(feature = "embedded-broker")]
         broker: None,
     };
-    let network = match mode {
-        #[cfg(feature = "embedded-broker")]
-        EmulateMode::Broker => {
-            let b = crate::broker::EmbeddedBroker::start()
-                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
-            let addr = b.addr();
-            fleet.broker = Some(b);
-            Network::Redirect(addr)
-        }
-        #[cfg(not(feature = "embedded-broker"))]
-        EmulateMode::Broker => {
-            return Err(
-                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
-                    .into(),
-            );
-        }
-        EmulateMode::Host => Network::Real,
-    };
+    let net = super::emulate::EmulatedNetwork::start(mode == EmulateMode::Broker)?;
+    let network = net.network.clone();
+    #[cfg(feature = "embedded-broker")]
+    {
+        fleet.broker = net.broker;
+    }
     // With --emulate-count, --emulator-log names a directory (one log per modem).
     let log_dir = args.emulate_count.and(args.emulator_log.as_ref());
     if let Some(logs) = log_dir {

@@ -424,39 +424,18 @@ fn start_emulator(
     mode: EmulateMode,
     secrets: crate::redact::Secrets,
 ) -> Result<Emulated, String> {
-    use crate::emulator::{Network, PtyEmulator};
+    use crate::emulator::PtyEmulator;
     let mut config = args.emulator_profile.config();
     config.faults.extend(args.faults.iter().cloned());
-    #[cfg(feature = "embedded-broker")]
-    let broker = match mode {
-        EmulateMode::Broker => {
-            let b = crate::broker::EmbeddedBroker::start()
-                .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
-            config.network = Network::Redirect(b.addr());
-            Some(b)
-        }
-        EmulateMode::Host => {
-            config.network = Network::Real;
-            None
-        }
-    };
-    #[cfg(not(feature = "embedded-broker"))]
-    match mode {
-        EmulateMode::Broker => {
-            return Err(
-                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
-                    .into(),
-            );
-        }
-        EmulateMode::Host => config.network = Network::Real,
-    }
+    let net = emulate::EmulatedNetwork::start(mode == EmulateMode::Broker)?;
+    config.network = net.network.clone();
     let modem = PtyEmulator::spawn_redacted(config, None, args.emulator_log.as_deref(), secrets)
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
     tracing::debug!(pty = %modem.port_path().display(), network = ?config_network_name(mode), "emulator started");
     Ok(Emulated {
         modem,
         #[cfg(feature = "embedded-broker")]
-        broker,
+        broker: net.broker,
     })
 }
 
