@@ -14,9 +14,11 @@ pub enum Exit {
     Usage = 2,
     /// A step or the whole recipe ran out of time (the modem went silent).
     Timeout = 3,
-    /// I/O error: the port is missing, busy, or vanished mid-run.
+    /// I/O error: the port is missing, busy, or vanished mid-run, or an output file
+    /// (transcript, report, JUnit, CSV) could not be written.
     Io = 4,
-    /// Stopped by Ctrl-C / SIGTERM (the shell convention 128 + SIGINT).
+    /// Stopped by Ctrl-C, SIGTERM or SIGHUP, or a closed output (the shell convention
+    /// 128 + SIGINT).
     Interrupted = 130,
 }
 
@@ -39,11 +41,13 @@ pub const TABLE: &[(Exit, &str)] = &[
     ),
     (
         Exit::Io,
-        "I/O error: the port is missing, busy, or vanished mid-run",
+        "I/O error: the port is missing, busy, or vanished mid-run, or an output file \
+         (transcript, report, JUnit, CSV) could not be written (the message names the file)",
     ),
     (
         Exit::Interrupted,
-        "interrupted (Ctrl-C / SIGTERM); transcripts and reports are flushed",
+        "interrupted (Ctrl-C, SIGTERM, SIGHUP); the teardown runs, the transcript and `--json` \
+         are still written",
     ),
 ];
 

@@ -25,6 +25,7 @@ pub mod fleet;
 pub mod follow;
 pub mod job;
 pub mod mqtt;
+pub mod output;
 pub mod recipe;
 pub mod records;
 pub mod redact;

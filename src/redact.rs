@@ -12,11 +12,20 @@ use std::borrow::Cow;
 /// What a secret is replaced with.
 pub const REDACTED: &str = "***";
 
-/// Every output form of a set of secret values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Every output form of a set of secret values. Its `Debug` shows how many forms it holds,
+/// never the values.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
     /// Longest first, no duplicates, none empty.
     forms: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("forms", &self.forms.len())
+            .finish()
+    }
 }
 
 impl Secrets {
@@ -92,6 +101,27 @@ impl Secrets {
             .any(|f| bytes.windows(f.len()).any(|w| w == f.as_slice()))
     }
 
+    /// Where secret forms occur in `bytes`, as ranges in order (overlapping occurrences
+    /// merged). A data send keeps each range in one chunk, so no chunk boundary shows a piece
+    /// of a secret.
+    pub fn occurrences(&self, bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+        let mut out: Vec<std::ops::Range<usize>> = Vec::new();
+        if self.forms.is_empty() {
+            return out;
+        }
+        for i in 0..bytes.len() {
+            let Some(len) = self.match_at(&bytes[i..]) else {
+                continue;
+            };
+            let r = i..i + len;
+            match out.last_mut() {
+                Some(last) if r.start < last.end => last.end = last.end.max(r.end),
+                _ => out.push(r),
+            }
+        }
+        out
+    }
+
     /// `bytes` with every secret form replaced by [`REDACTED`].
     pub fn redact<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         if !self.found_in(bytes) {
@@ -135,6 +165,17 @@ impl Secrets {
         self.forms
             .iter()
             .any(|f| f.len() > tail.len() && f.starts_with(tail))
+    }
+}
+
+impl From<Vec<Vec<u8>>> for Secrets {
+    /// Secrets from forms already made (such as [`Secrets::forms`] of another set): each is
+    /// redacted as given, no further forms are derived.
+    fn from(mut forms: Vec<Vec<u8>>) -> Secrets {
+        forms.retain(|f| !f.is_empty());
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        Secrets { forms }
     }
 }
 
@@ -256,6 +297,20 @@ mod tests {
         out.extend(r.push(&s, b"ond"));
         assert_eq!(out, b"second");
         assert!(!r.holding());
+    }
+
+    #[test]
+    fn occurrences_are_found_and_merged() {
+        let s = Secrets::from_values(["S3cr3t-XYZ"]);
+        let text = b"pw S3cr3t-XYZ and 5333637233742D58595A, S3cr3t-XYZS3cr3t-XYZ";
+        let r = s.occurrences(text);
+        assert_eq!(r.len(), 4, "{r:?}");
+        assert_eq!(r[0], 3..13);
+        assert_eq!(r[1], 18..38);
+        assert_eq!(r[3], text.len() - 10..text.len());
+        assert!(Secrets::new().occurrences(text).is_empty());
+        let forms = Secrets::from(s.forms().to_vec());
+        assert_eq!(forms, s);
     }
 
     #[test]

@@ -173,12 +173,21 @@ impl<'a> Runner<'a> {
             stop: options.interrupt,
             buf: vec![0u8; 4096],
             packets,
+            output_reported: false,
         };
         driver.drive(&mut job);
         driver.finish_packets();
         let mut outcome = job.into_outcome();
         if let Err(e) = driver.transcript.flush() {
-            outcome.output_failed(&format!("the transcript could not be written: {e}"));
+            // Named once: the run may already have ended on this error.
+            let message = e.to_string();
+            if !outcome
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.reason.contains(&message))
+            {
+                outcome.output_failed(&message);
+            }
         }
         outcome.set_tail(driver.transcript.tail());
         outcome
@@ -194,6 +203,8 @@ struct Driver<'a> {
     buf: Vec<u8>,
     /// The `-vv` view of the MQTT packets, when the observer wants it.
     packets: Option<PacketLines>,
+    /// The transcript's write error was handed to the job.
+    output_reported: bool,
 }
 
 /// Decoded MQTT packets for the observer: secrets replaced with the ones known when the line
@@ -260,6 +271,10 @@ impl Driver<'_> {
                     }
                 }
                 JobAction::Wait(until) => {
+                    // The transcript's flush deadline bounds the wait too.
+                    let until =
+                        crate::util::time::earliest(Some(until), self.transcript.next_flush())
+                            .unwrap_or(until);
                     let wait = until.saturating_duration_since(now);
                     tracing::trace!(target: "sim7k::engine", "wait up to {wait:?}");
                     if wait.is_zero() && !drained {
@@ -277,6 +292,8 @@ impl Driver<'_> {
                 }
                 JobAction::Done => break,
             }
+            self.transcript.tick(Instant::now());
+            self.check_output(job);
         }
         self.forward(job);
     }
@@ -303,6 +320,16 @@ impl Driver<'_> {
         }
     }
 
+    /// A transcript that can no longer be written ends the run (exit 4), once.
+    fn check_output(&mut self, job: &mut Job<'_>) {
+        if !self.output_reported
+            && let Some(e) = self.transcript.error()
+        {
+            self.output_reported = true;
+            job.handle_output_error(e.to_string(), Instant::now());
+        }
+    }
+
     fn check_stop(&mut self, job: &mut Job<'_>) {
         let cause = self
             .stop
@@ -321,7 +348,11 @@ impl Driver<'_> {
                 JobEvent::StepStarted { index, total, name } => {
                     self.observer.step_started(index, total, &name)
                 }
-                JobEvent::StepFinished(result) => self.observer.step_finished(&result),
+                JobEvent::StepFinished(result) => {
+                    // Every step end makes the transcript durable.
+                    self.transcript.checkpoint();
+                    self.observer.step_finished(&result)
+                }
                 JobEvent::Traffic(line) => self.observer.traffic(&line),
                 JobEvent::Say(line) => self.observer.say(&line),
                 JobEvent::Message(m) => self.observer.message(&m),

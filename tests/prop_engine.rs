@@ -33,6 +33,7 @@ fn plan(pick: u8) -> StepPlan {
             payload: payload.into(),
             chunk: None,
             hex,
+            secrets: Default::default(),
         })
     };
     let mqtt = |want: MqttWant| {

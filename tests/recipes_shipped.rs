@@ -60,11 +60,15 @@ fn every_shipped_recipe_runs_on_the_emulator() {
         let out = cmd.output().expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{}: {stderr}", recipe.display());
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let json: serde_json::Value = stdout
-            .find("{\n")
-            .and_then(|i| serde_json::from_str(&stdout[i..]).ok())
-            .unwrap_or_default();
+        // Issue 10 point 1: with --json, stdout is exactly one JSON document (`jq` reads
+        // it); `say:` lines and messages are inside it, not printed before it.
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: stdout is not one JSON document ({e}):\n{}",
+                recipe.display(),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
         assert_eq!(json["verdict"], "passed", "{}", recipe.display());
         let name = recipe.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let published = json["emulator"]["received"].as_array().map_or(0, Vec::len);
@@ -75,5 +79,43 @@ fn every_shipped_recipe_runs_on_the_emulator() {
             _ => 1,
         };
         assert_eq!(published, expect, "{name}: messages the broker received");
+    }
+}
+
+/// Issue 10 point 1: with `--json` the recipe's `say:` lines go into the document (`said`)
+/// and, for the person watching, to stderr; stdout holds nothing else.
+#[test]
+fn json_keeps_say_lines_inside_the_document_and_on_stderr() {
+    let recipe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/fareastone-nbiot.yaml");
+    let out = sim7k()
+        .arg("run")
+        .arg(&recipe)
+        .args(["--emulate", "--emulator-profile", "zero", "--json"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let said: Vec<&str> = json["said"]
+        .as_array()
+        .expect("said")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(!said.is_empty(), "{json}");
+    for line in &said {
+        assert!(stderr.contains(line), "`{line}` not on stderr:\n{stderr}");
+    }
+    // Without --json the same lines are the command's output on stdout.
+    let plain = sim7k()
+        .arg("run")
+        .arg(&recipe)
+        .args(["--emulate", "--emulator-profile", "zero"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    for line in &said {
+        assert!(stdout.contains(line), "`{line}` not on stdout:\n{stdout}");
     }
 }

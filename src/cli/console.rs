@@ -1,5 +1,7 @@
 //! Step-by-step output of a single run: an indicatif spinner on a terminal, plain lines
-//! otherwise. Progress goes to stderr; `say:` messages go to stdout.
+//! otherwise. Progress goes to stderr; `say:` lines and received messages go to stdout, or
+//! to stderr with `--json` (stdout then carries exactly one JSON document, which holds them
+//! too). A closed stdout stops the run through its teardown (never a panic).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::color::{Paint, paint};
-use crate::job::{ReceivedMessage, RunOutcome, StepResult, StepStatus, Verdict};
+use crate::job::{Interrupt, ReceivedMessage, RunOutcome, StepResult, StepStatus, Verdict};
 use crate::runner::Observer;
 
 /// The console observer.
@@ -20,6 +22,12 @@ pub struct Console {
     bar: Option<ProgressBar>,
     total: usize,
     recipe: String,
+    /// `--json`: stdout is the JSON document's alone.
+    json: bool,
+    /// Stdout is a terminal: payload bytes are escaped there.
+    stdout_tty: bool,
+    /// The reader of stdout went away.
+    stdout_gone: bool,
 }
 
 impl Console {
@@ -33,6 +41,47 @@ impl Console {
             bar: None,
             total: 0,
             recipe: recipe.to_string(),
+            json: false,
+            stdout_tty: std::io::stdout().is_terminal(),
+            stdout_gone: false,
+        }
+    }
+
+    /// With `--json`: `say:` lines and messages go to stderr, stdout is left to the JSON.
+    pub fn json(mut self, json: bool) -> Console {
+        self.json = json;
+        self
+    }
+
+    /// Write one line of output for the user: stdout (stderr with `--json`). A closed
+    /// stdout is remembered (the run then stops, see [`Observer::stop`]), never a panic.
+    fn user_line(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        if self.json {
+            if self.quiet {
+                return;
+            }
+            let text = String::from_utf8_lossy(bytes);
+            self.line(&text);
+            return;
+        }
+        if self.stdout_gone {
+            return;
+        }
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush())
+        };
+        let result = match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        };
+        if result.is_err() {
+            // EPIPE (the reader closed the pipe) or any other failure to write: nobody reads
+            // any more; stop printing and let the run end through its teardown.
+            self.stdout_gone = true;
         }
     }
 
@@ -174,26 +223,24 @@ impl Observer for Console {
     }
 
     fn message(&mut self, m: &ReceivedMessage) {
-        use std::io::Write;
         let m = &m.message;
-        let print = || {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(m.topic.as_bytes());
-            let _ = out.write_all(b" ");
-            let _ = out.write_all(&m.payload);
-            let _ = out.write_all(b"\n");
-            let _ = out.flush();
-        };
-        match &self.bar {
-            Some(bar) => bar.suspend(print),
-            None => print(),
+        // Raw payload bytes (a pipe may want them as they are) never reach a terminal raw:
+        // on a terminal, and on stderr, control bytes are escaped.
+        let mut line = m.topic.as_bytes().to_vec();
+        line.push(b' ');
+        if self.json || self.stdout_tty {
+            line.extend_from_slice(crate::util::escape::escape_bytes(&m.payload).as_bytes());
+        } else {
+            line.extend_from_slice(&m.payload);
         }
+        self.user_line(&line);
     }
 
     fn say(&mut self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
-        }
+        self.user_line(text.as_bytes());
+    }
+
+    fn stop(&mut self) -> Option<Interrupt> {
+        self.stdout_gone.then_some(Interrupt::BrokenPipe)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
@@ -14,8 +14,8 @@ use crate::exit::Exit;
 use crate::fleet::progress::{ConsoleMode, Progress};
 use crate::fleet::{Device, DeviceJob, FleetEvents, FleetOptions};
 use crate::recipe::load::LoadedRecipe;
+use crate::report::DeviceRecord;
 use crate::report::jsonl::JsonlWriter;
-use crate::report::{DeviceRecord, write_atomic};
 use crate::runner::Observer;
 use crate::script::CompiledScripts;
 
@@ -34,6 +34,7 @@ pub fn wanted(args: &RunArgs) -> bool {
         || args.csv.is_some()
         || args.transcript_dir.is_some()
         || args.resume
+        || !args.record_to.is_empty()
 }
 
 /// Parse `--fault-on N:FAULT`.
@@ -132,6 +133,7 @@ fn start_fleet(
 struct Events<'a> {
     progress: &'a Progress,
     jsonl: Option<&'a JsonlWriter>,
+    record_to: Option<&'a super::record_to::RecordTo>,
     write_errors: Mutex<Vec<String>>,
 }
 
@@ -154,6 +156,9 @@ impl FleetEvents for Events<'_> {
                 v.push(msg);
             }
         }
+        if let Some(r) = self.record_to {
+            r.submit(record);
+        }
         self.progress.finished(record);
     }
 
@@ -174,6 +179,9 @@ pub fn run(args: &RunArgs) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Err(code) = super::check_output_paths(args, &base) {
+        return code;
+    }
     let base_scripts = match compile_scripts(&base) {
         Ok(c) => c,
         Err(code) => return code,
@@ -324,13 +332,23 @@ pub fn run(args: &RunArgs) -> Exit {
         if devices.len() == 1 { "" } else { "s" },
         options.run_id
     ));
+    let record_to = match super::record_to::start(args, &options.run_id, jsonl.as_ref()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let clock = Instant::now();
     let events = Events {
         progress: &progress,
-        jsonl: jsonl.as_ref(),
+        jsonl: jsonl
+            .as_ref()
+            .or(record_to.as_ref().and_then(|r| r.writer())),
+        record_to: record_to.as_ref(),
         write_errors: Mutex::new(Vec::new()),
     };
-    let result = crate::fleet::run(&jobs, &options, &events);
+    let result = match &record_to {
+        Some(r) => r.run_with(&progress, || crate::fleet::run(&jobs, &options, &events)),
+        None => crate::fleet::run(&jobs, &options, &events),
+    };
     let wall = clock.elapsed();
     let write_failed = events
         .write_errors
@@ -342,6 +360,11 @@ pub fn run(args: &RunArgs) -> Exit {
     if write_failed {
         worst = worst.max(Exit::Io.code());
     }
+    let sinks = record_to.as_ref().map(|r| {
+        let (code, json) = r.finish();
+        worst = worst.max(code.code());
+        json
+    });
 
     // JUnit and CSV: one entry per device of this run, consistent with the JSONL.
     let records: Vec<DeviceRecord> = result.records();
@@ -351,21 +374,21 @@ pub fn run(args: &RunArgs) -> Exit {
             ports.join(" and ")
         );
     }
-    let mut outputs: Vec<(&Path, String)> = Vec::new();
+    let mut written = Vec::new();
     if let Some(p) = &args.junit {
-        outputs.push((
+        written.push(crate::report::junit::write(
             p,
-            crate::report::junit::render(&records, &base.name, wall.as_secs_f64()),
+            &records,
+            &base.name,
+            wall.as_secs_f64(),
         ));
     }
     if let Some(p) = &args.csv {
-        outputs.push((p, crate::report::csv::render(&records)));
+        written.push(crate::report::csv::write(p, &records));
     }
-    for (path, text) in outputs {
-        if let Err(e) = write_atomic(path, text.as_bytes()) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            worst = worst.max(Exit::Io.code());
-        }
+    for e in written.into_iter().filter_map(Result::err) {
+        eprintln!("error: {e}");
+        worst = worst.max(e.kind().code());
     }
     let passed_now = result.counts.passed;
     let mut run_secrets = base.vars.secrets();
@@ -393,6 +416,9 @@ pub fn run(args: &RunArgs) -> Exit {
         });
         if let (Some(b), Some(obj)) = (broker, value.as_object_mut()) {
             obj.insert("emulator".into(), b);
+        }
+        if let (Some(s), Some(obj)) = (sinks, value.as_object_mut()) {
+            obj.insert("record_to".into(), s);
         }
         super::print_json(&value);
     }

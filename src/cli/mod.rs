@@ -9,6 +9,7 @@ mod generate;
 mod logging;
 mod mqtt;
 mod ports;
+mod record_to;
 mod records;
 mod signal;
 
@@ -134,6 +135,17 @@ pub struct RunArgs {
     /// each port with AT+CGSN) passed; new records are appended to it.
     #[arg(long, requires = "report")]
     pub resume: bool,
+    /// Also send each device's record, as the device finishes, to a PostgreSQL database
+    /// (`postgres://USER@HOST/DB`) or an MQTT broker (`mqtt://HOST:PORT/TOPIC/PREFIX`);
+    /// repeatable. A sink that is down never stops the line: see `sim7k records push`.
+    #[arg(long = "record-to", value_name = "URL")]
+    pub record_to: Vec<String>,
+    /// Station name in the records and MQTT topics (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "record_to")]
+    pub station: Option<String>,
+    /// Exit 4 when a --record-to sink did not get every record of the run.
+    #[arg(long, requires = "record_to")]
+    pub record_required: bool,
     /// Print a JSON summary of the run on stdout.
     #[arg(long)]
     pub json: bool,
@@ -305,6 +317,9 @@ fn run(args: &RunArgs) -> Exit {
         Ok(r) => r,
         Err(code) => return code,
     };
+    if let Err(code) = check_output_paths(args, &recipe) {
+        return code;
+    }
     if !args.quiet {
         print_warnings(&recipe);
     }
@@ -345,15 +360,19 @@ fn run(args: &RunArgs) -> Exit {
         },
         None => Transcript::memory(start),
     };
+    // The recipe's deadline bounds opening the port too (a `tcp://` connect).
+    let open_by = recipe
+        .deadline
+        .map(|d| crate::util::time::later(Instant::now(), d));
     tracing::debug!(port = %port_spec, baud = args.baud, "opening the port");
-    let mut port = match crate::transport::open(&port_spec, args.baud) {
+    let mut port = match crate::transport::open(&port_spec, args.baud, open_by) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Io;
         }
     };
-    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name);
+    let mut console = console::Console::new(args.quiet, args.verbose, &recipe.name).json(args.json);
     let options = RunOptions {
         interrupt: Some(interrupt),
         port: port_spec,
@@ -384,6 +403,48 @@ fn run(args: &RunArgs) -> Exit {
         print_json(&value);
     }
     report.exit()
+}
+
+/// Refuse output paths that cannot work or would clobber something (exit 2), before
+/// anything runs (see [`crate::output::check_outputs`]).
+fn check_output_paths(args: &RunArgs, recipe: &LoadedRecipe) -> Result<(), Exit> {
+    use crate::output::{Output, OutputKind};
+    let log_kind = match args.emulate_count {
+        Some(_) => OutputKind::EmulatorLogDir,
+        None => OutputKind::EmulatorLog,
+    };
+    let outputs: Vec<Output<'_>> = [
+        (OutputKind::Transcript, &args.transcript),
+        (OutputKind::TranscriptDir, &args.transcript_dir),
+        (OutputKind::Report, &args.report),
+        (OutputKind::Junit, &args.junit),
+        (OutputKind::Csv, &args.csv),
+        (log_kind, &args.emulator_log),
+    ]
+    .into_iter()
+    .filter_map(|(kind, p)| p.as_deref().map(|p| Output::new(kind, p)))
+    .collect();
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    for (i, f) in recipe.files().into_iter().enumerate() {
+        let what = if i == 0 {
+            "the recipe"
+        } else {
+            "a file of the recipe (an include or a script)"
+        };
+        inputs.push((what, f));
+    }
+    if let Some(p) = &args.ports_file {
+        inputs.push(("the ports file", p));
+    }
+    for p in &args.ports {
+        if !p.starts_with("tcp://") && !crate::fleet::ports::is_glob(p) {
+            inputs.push(("the port", Path::new(p)));
+        }
+    }
+    crate::output::check_outputs(&outputs, &inputs).map_err(|e| {
+        eprintln!("error: {e}");
+        e.kind()
+    })
 }
 
 /// The in-process emulator of `run --emulate`.

@@ -47,6 +47,8 @@ pub struct DataSend {
     chunk: Option<usize>,
     hex: bool,
     in_flight: usize,
+    /// Ranges no chunk boundary falls inside (secrets), in order, not overlapping.
+    keep_whole: Vec<Range<usize>>,
 }
 
 impl DataSend {
@@ -58,7 +60,17 @@ impl DataSend {
             chunk,
             hex,
             in_flight: 0,
+            keep_whole: Vec::new(),
         }
+    }
+
+    /// Never end a chunk inside one of these ranges of the payload (in order, not
+    /// overlapping) when the range fits in a chunk: each secret goes out in one piece, so no
+    /// output (the transcript, `-v`, the module's echo, the emulator's log) shows a piece of
+    /// it at a chunk boundary, where no redaction could recognise it.
+    pub fn keeping_whole(mut self, ranges: Vec<Range<usize>>) -> DataSend {
+        self.keep_whole = ranges;
+        self
     }
 
     /// The next exchange. `max_send`: what the module reported, if asked.
@@ -95,7 +107,15 @@ impl DataSend {
         }
         .max(1);
         let start = self.offset.min(self.payload.len());
-        let end = start.saturating_add(chunk).min(self.payload.len());
+        let mut end = start.saturating_add(chunk).min(self.payload.len());
+        // End the chunk before a secret that would straddle its end (when the secret fits).
+        if let Some(r) = self
+            .keep_whole
+            .iter()
+            .find(|r| r.start < end && end < r.end && r.start > start && r.len() <= chunk)
+        {
+            end = r.start;
+        }
         self.in_flight = end - start;
         if self.hex {
             let piece = self.payload.get(start..end).unwrap_or_default();
@@ -153,6 +173,57 @@ mod tests {
         }
         assert_eq!(sent, &payload[..]);
         assert!(matches!(d.next(&Sim7000Cip, Some(1460)), Ok(Next::Done)));
+    }
+
+    /// Regression (issue 11 point 5): a secret straddling two chunks showed as `…S3cr3t-`
+    /// then `XYZ…` in the transcript, `-v` and the module's echo, in binary and hex mode.
+    #[test]
+    fn a_secret_is_never_split_between_chunks() {
+        let payload: Arc<[u8]> = b"password S3cr3t-XYZ end, again S3cr3t-XYZ".to_vec().into();
+        let secrets = crate::redact::Secrets::from_values(["S3cr3t-XYZ"]);
+        for hex in [false, true] {
+            let mut d = DataSend::new(payload.clone(), Some(16), hex)
+                .keeping_whole(secrets.occurrences(&payload));
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            loop {
+                match d.next(&Sim7000Cip, None).unwrap() {
+                    Next::Chunk(_, typed) => {
+                        pieces.push(typed.bytes().to_vec());
+                        if d.chunk_sent() {
+                            break;
+                        }
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            let shown: Vec<String> = pieces
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            let whole = if hex {
+                crate::util::hex::hex(b"S3cr3t-XYZ", " ")
+            } else {
+                "S3cr3t-XYZ".to_string()
+            };
+            assert_eq!(
+                shown.iter().filter(|p| p.contains(&whole)).count(),
+                2,
+                "{shown:?}"
+            );
+            assert!(pieces.iter().all(|p| !p.is_empty()));
+        }
+        // A secret longer than a chunk cannot be kept whole: the send still ends.
+        let long: Arc<[u8]> = vec![b'x'; 40].into();
+        let mut d =
+            DataSend::new(long, Some(8), false).keeping_whole(std::iter::once(2..30).collect());
+        let mut n = 0;
+        while let Next::Chunk(..) = d.next(&Sim7000Cip, None).unwrap() {
+            n += 1;
+            if d.chunk_sent() {
+                break;
+            }
+        }
+        assert_eq!(n, 5);
     }
 
     #[test]

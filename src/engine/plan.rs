@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::Matcher;
 use crate::mqtt::{Protocol, StreamDecoder};
+use crate::redact::Secrets;
 
 /// What one step does, fully expanded (no `{{vars}}` left) and compiled.
 #[derive(Debug, Clone)]
@@ -116,6 +117,10 @@ pub struct DataPlan {
     /// CONNECT): the engine then reads the broker's bytes with this protocol version and
     /// keeps the session alive at this interval.
     pub session: Option<MqttParams>,
+    /// The run's secrets: the chunks never split one (each occurrence in the bytes sent goes
+    /// out within one chunk when it fits), so no output shows a piece of a secret at a chunk
+    /// boundary.
+    pub secrets: Secrets,
 }
 
 impl DataPlan {
@@ -126,6 +131,7 @@ impl DataPlan {
             chunk: None,
             hex: false,
             session: None,
+            secrets: Secrets::new(),
         }
     }
 }

@@ -161,7 +161,8 @@ impl Session {
             match self.link.seal(d.payload.clone()) {
                 Ok(wire) => {
                     let hex = d.hex || self.link.socket.hex;
-                    data = Some(DataSend::new(wire, d.chunk, hex));
+                    let keep = d.secrets.occurrences(&wire);
+                    data = Some(DataSend::new(wire, d.chunk, hex).keeping_whole(keep));
                 }
                 Err(f) => self.pending_fatal = self.pending_fatal.take().or(Some(Failure::Mqtt(f))),
             }

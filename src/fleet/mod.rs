@@ -344,7 +344,12 @@ fn run_device(
 ) -> DeviceOutcome {
     let device = job.device;
     let started = epoch_seconds(SystemTime::now());
-    let mut port = match crate::transport::open(&device.port, options.baud) {
+    // The recipe's deadline bounds opening the port too (a `tcp://` connect).
+    let open_by = job
+        .recipe
+        .deadline
+        .map(|d| crate::util::time::later(Instant::now(), d));
+    let mut port = match crate::transport::open(&device.port, options.baud, open_by) {
         Ok(p) => p,
         Err(e) => {
             let cause = RunFailure::Port {

@@ -44,6 +44,8 @@ struct Counts {
     passed: usize,
     skipped: usize,
     failed: usize,
+    /// Stopped by a signal or a closed output (not counted as failed).
+    interrupted: usize,
 }
 
 /// The fleet console. Create with [`Progress::new`], end with [`Progress::finish`].
@@ -182,6 +184,8 @@ impl Progress {
         if let Ok(mut c) = self.counts.lock() {
             if record.passed() {
                 c.passed += 1;
+            } else if record.verdict == crate::job::Verdict::Interrupted {
+                c.interrupted += 1;
             } else {
                 c.failed += 1;
             }
@@ -253,18 +257,26 @@ impl Progress {
         if !self.mode.quiet {
             eprintln!(
                 "{}",
-                summary_line(self.total, c.passed, c.skipped, c.failed, elapsed)
+                summary_line(
+                    self.total,
+                    c.passed,
+                    c.skipped,
+                    c.failed,
+                    c.interrupted,
+                    elapsed
+                )
             );
         }
     }
 }
 
-/// The summary at the end of a run.
+/// The summary at the end of a run (interrupted devices said so, not counted as failed).
 pub fn summary_line(
     total: usize,
     passed: usize,
     skipped: usize,
     failed: usize,
+    interrupted: usize,
     elapsed: Duration,
 ) -> String {
     let mut s = format!(
@@ -274,10 +286,11 @@ pub fn summary_line(
     if skipped > 0 {
         s.push_str(&format!(", {skipped} skipped (passed before)"));
     }
-    s.push_str(&format!(
-        ", {failed} failed in {:.1}s",
-        elapsed.as_secs_f64()
-    ));
+    s.push_str(&format!(", {failed} failed"));
+    if interrupted > 0 {
+        s.push_str(&format!(", {interrupted} interrupted"));
+    }
+    s.push_str(&format!(" in {:.1}s", elapsed.as_secs_f64()));
     s
 }
 
@@ -429,12 +442,17 @@ mod tests {
     #[test]
     fn summary() {
         assert_eq!(
-            summary_line(8, 5, 1, 2, Duration::from_millis(3250)),
+            summary_line(8, 5, 1, 2, 0, Duration::from_millis(3250)),
             "8 devices: 5 passed, 1 skipped (passed before), 2 failed in 3.2s"
         );
         assert_eq!(
-            summary_line(1, 1, 0, 0, Duration::from_secs(1)),
+            summary_line(1, 1, 0, 0, 0, Duration::from_secs(1)),
             "1 device: 1 passed, 0 failed in 1.0s"
+        );
+        // Regression (issue 10 point 19): an interrupted run summarised "0 passed, 3 failed".
+        assert_eq!(
+            summary_line(3, 0, 0, 0, 3, Duration::from_secs(1)),
+            "3 devices: 0 passed, 0 failed, 3 interrupted in 1.0s"
         );
     }
 

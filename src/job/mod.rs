@@ -248,6 +248,8 @@ pub struct Job<'a> {
     mqtt_up: bool,
     interrupt: Option<Interrupt>,
     port_error: Option<String>,
+    /// An output of the run (the transcript) could not be written.
+    output_error: Option<String>,
 }
 
 impl<'a> Job<'a> {
@@ -287,6 +289,7 @@ impl<'a> Job<'a> {
             mqtt_up: false,
             interrupt: None,
             port_error: None,
+            output_error: None,
         };
         job.events.push_back(JobEvent::Secrets(secrets));
         job
@@ -337,6 +340,16 @@ impl<'a> Job<'a> {
     pub fn handle_interrupt(&mut self, cause: Interrupt, _now: Instant) {
         if self.stage == Stage::Main && self.interrupt.is_none() {
             self.interrupt = Some(cause);
+        }
+    }
+
+    /// An output of the run (its transcript) could not be written: the step in progress
+    /// ends and the run fails with exit 4 (a verdict whose evidence is lost is not a pass);
+    /// the teardown still runs (the port works). During the teardown it changes nothing
+    /// here (the driver reports it on the outcome).
+    pub fn handle_output_error(&mut self, message: String, _now: Instant) {
+        if self.stage == Stage::Main && self.output_error.is_none() {
+            self.output_error = Some(message);
         }
     }
 

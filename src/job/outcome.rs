@@ -177,13 +177,24 @@ impl RunFailure {
     }
 }
 
+/// The modem's reply lines as a failure shows them: each escaped and shortened to
+/// [`SHOWN_CHARS`](crate::util::escape::SHOWN_CHARS) characters (a 1 MB line without CR/LF
+/// would otherwise fill the terminal and every record).
+fn shown(replies: &[String]) -> String {
+    replies
+        .iter()
+        .map(|r| crate::util::escape::shorten(r, crate::util::escape::SHOWN_CHARS))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 impl std::fmt::Display for RunFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunFailure::Step { failure, replies } => {
                 write!(f, "{failure}")?;
                 if !replies.is_empty() && !failure.is_timeout() {
-                    write!(f, "; the modem said: {}", replies.join(" | "))?;
+                    write!(f, "; the modem said: {}", shown(replies))?;
                 }
                 Ok(())
             }
@@ -205,7 +216,7 @@ impl std::fmt::Display for RunFailure {
                     _ => write!(
                         f,
                         "the modem answered `AT`, but not with `OK`, within {within} ({failure}); its last reply: {}",
-                        replies.join(" | ")
+                        shown(replies)
                     ),
                 }
             }

@@ -595,6 +595,14 @@ impl<'a> Job<'a> {
             return None;
         }
         if self.stage == Stage::Main
+            && self.output_error.is_some()
+            && let Some((step, origin)) = self.current_step()
+            && let Some(message) = self.output_error.take()
+        {
+            self.release_traffic();
+            self.fail(step, origin, RunFailure::Output { message }, now);
+        }
+        if self.stage == Stage::Main
             && self.interrupt.is_some()
             && let Some((step, origin)) = self.current_step()
             && let Some(cause) = self.interrupt.take()

@@ -194,9 +194,13 @@ pub struct VarSpec {
 /// A YAML scalar kept as text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
+    /// `true` or `false`.
     Bool(bool),
+    /// A whole number.
     Int(i64),
+    /// A number with a fraction or an exponent.
     Float(f64),
+    /// Anything else, as written.
     Text(String),
 }
 
@@ -215,7 +219,9 @@ impl Scalar {
 /// One item or a list of items. An empty value (`key:`) is an empty list.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OneOrMany<T> {
+    /// A single item written without a list.
     One(T),
+    /// A list of items.
     Many(Vec<T>),
 }
 

@@ -17,6 +17,7 @@
 
 pub mod forward;
 pub mod ledger;
+pub mod live;
 pub mod mqtt;
 pub mod pg;
 pub mod record;
@@ -25,6 +26,7 @@ pub mod url;
 pub mod views;
 
 pub use forward::{PushSummary, push_file, push_missing, read_records};
+pub use live::{Live, LiveSummary};
 pub use record::{Record, RecordId};
 pub use sink::{Delivery, Outcome, PushReport, Sink, SinkError, SinkErrorKind, SinkStatus, Sinks};
 pub use url::SinkUrl;

@@ -240,7 +240,8 @@ impl Record {
     }
 
     /// The recipe's identity: an object `recipe: {name, path, hash}`, or `recipe` (name)
-    /// with `recipe_path` / `recipe_hash` beside it, or a `job: {path, hash}` object.
+    /// with `recipe_path` / `recipe_hash` beside it, or an `identity: {name, path, hash, vars}`
+    /// object (what `sim7k run` writes), or a `job: {path, hash}` object.
     fn recipe_part(&self, part: &str) -> Option<&str> {
         if let Some(o) = self.value.get("recipe").and_then(Value::as_object)
             && let Some(v) = o.get(part).and_then(Value::as_str)
@@ -250,7 +251,7 @@ impl Record {
         if let Some(v) = self.str(&format!("recipe_{part}")) {
             return Some(v);
         }
-        ["job", "recipe_identity"]
+        ["identity", "job", "recipe_identity"]
             .iter()
             .filter_map(|k| self.value.get(*k).and_then(Value::as_object))
             .find_map(|o| o.get(part).and_then(Value::as_str))

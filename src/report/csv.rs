@@ -4,11 +4,27 @@
 //! Columns: [`FIXED_COLUMNS`], then `capture.<name>` for every capture name found in any
 //! record (sorted), then `check.<name>` (`pass` / `fail`) for every measurement name (sorted).
 //! A cell is empty where a record has no value.
+//!
+//! Every cell is text from outside (the modem, the recipe), made safe for a spreadsheet:
+//!
+//! * control characters (ESC sequences among them, CR and LF too) are escaped as `\xNN`,
+//!   `\r`, `\n` ([`crate::util::escape::escape_text`]), so one record is one line;
+//! * a cell that starts with `=`, `+`, `-` or `@` and is not a plain number gets a leading
+//!   `'`: spreadsheets run such a cell as a formula (CSV injection). A number such as
+//!   `-85` (an RSSI in dBm) stays a number;
+//! * a cell is cut at [`MAX_CELL`] characters (Excel holds 32,767) with `… N bytes more`.
 
 use std::collections::BTreeSet;
 
+use std::path::Path;
+
 use super::DeviceRecord;
 use super::junit::verdict_name;
+use crate::output::WriteError;
+use crate::util::escape::shorten;
+
+/// Longest cell, in characters.
+pub const MAX_CELL: usize = 32_000;
 
 /// The columns every CSV starts with.
 pub const FIXED_COLUMNS: [&str; 14] = [
@@ -28,13 +44,39 @@ pub const FIXED_COLUMNS: [&str; 14] = [
     "run",
 ];
 
-/// Quote one field if it needs it.
+/// One cell: escaped, shortened, neutralised when a spreadsheet would run it as a formula,
+/// quoted if it needs it.
 pub fn field(text: &str) -> String {
+    let mut text = shorten(text, MAX_CELL);
+    if starts_formula(&text) {
+        text.insert(0, '\'');
+    }
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_string()
+        text
     }
+}
+
+/// True when a spreadsheet would read `text` as a formula: it starts with `=`, `+`, `-` or
+/// `@` and is not a plain decimal number.
+fn starts_formula(text: &str) -> bool {
+    if !text.starts_with(['=', '+', '-', '@']) {
+        return false;
+    }
+    let digits = text.get(1..).unwrap_or_default();
+    let plain_number = !digits.is_empty()
+        && digits.chars().any(|c| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.matches('.').count() <= 1
+        && !text.starts_with(['=', '@']);
+    !plain_number
+}
+
+/// Render the records and replace `path` with them (see [`crate::output::replace`]).
+pub fn write(path: &Path, records: &[DeviceRecord]) -> Result<(), WriteError> {
+    crate::output::replace(path, render(records).as_bytes())
+        .map_err(|e| WriteError::new("CSV report", path, &e))
 }
 
 /// Render the records.
@@ -161,11 +203,40 @@ mod tests {
         assert_eq!(rows[1][col("verdict")], "passed");
         assert_eq!(rows[1][col("capture.iccid")], "");
         assert_eq!(rows[1][col("check.rssi")], "pass");
-        assert_eq!(rows[2][col("reason")], b.reason.unwrap());
+        // Control characters are escaped: one record, one line (issue 11 point 10).
+        assert_eq!(rows[2][col("reason")], "said \"ERROR\", then\\r\\nCLOSED");
         assert_eq!(rows[2][col("capture.iccid")], "8947");
         assert_eq!(rows[2][col("check.rssi")], "fail");
         assert_eq!(rows[2][col("seconds")], "1.500");
         assert!(rows.iter().all(|r| r.len() == header.len()));
+    }
+
+    /// Regression (issue 11 point 10): escape sequences and formulas reached the CSV as is.
+    #[test]
+    fn outside_text_is_escaped_and_formulas_neutralised() {
+        assert_eq!(field("\u{1b}[31mred"), "\\x1b[31mred");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("+CSQ: 24,99"), "\"'+CSQ: 24,99\"");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("-2+3"), "'-2+3");
+        assert_eq!(field("-"), "'-");
+        assert_eq!(field("-85"), "-85");
+        assert_eq!(field("+3.5"), "+3.5");
+        assert_eq!(field("1.500"), "1.500");
+        let long = field(&"x".repeat(40_000));
+        assert!(
+            long.ends_with("… 8000 bytes more"),
+            "{}",
+            &long[long.len() - 30..]
+        );
+        let mut r = sample("ttyUSB1", Verdict::Failed);
+        r.reason = Some("=cmd|' /C calc'!A0 \u{1b}]0;x\u{7}".into());
+        let text = render(&[r]);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(text.contains("'=cmd|"), "{text}");
     }
 
     #[test]

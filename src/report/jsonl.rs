@@ -280,6 +280,15 @@ mod tests {
         );
     }
 
+    /// A failed write or fsync is returned, never ignored (issue 11 point 2; the CLI ends the
+    /// run with exit 4 naming the file).
+    #[test]
+    fn a_write_error_is_returned() {
+        let w = JsonlWriter::open(Path::new("/dev/full")).unwrap();
+        let e = w.append(&sample("a", Verdict::Passed)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+    }
+
     #[test]
     fn a_missing_report_is_empty() {
         let prev = read(Path::new("/nonexistent/sim7k/report.jsonl")).unwrap();

@@ -6,11 +6,17 @@
 //! * A `failed` or `timeout` verdict is a `<failure>`; `io_error`, `recipe_error` and
 //!   `interrupted` are an `<error>`; `type` is the verdict, `message` is
 //!   ``step `<step>`: <reason>``.
+//! * Text from outside (the modem, the recipe) has its control characters escaped as
+//!   `\xNN` ([`crate::util::escape::escape_text`]) before XML escaping, so an escape
+//!   sequence is shown, not run, by whoever reads the report in a terminal.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use super::DeviceRecord;
 use crate::job::Verdict;
+use crate::output::WriteError;
+use crate::util::escape::escape_text;
 
 /// Escape text for an XML attribute or element (XML 1.0: characters it cannot carry become
 /// U+FFFD).
@@ -29,6 +35,23 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Text from a record for an XML attribute or element: control characters shown as
+/// `\xNN`, then XML-escaped.
+fn text(value: &str) -> String {
+    escape(&escape_text(value))
+}
+
+/// Render the records and replace `path` with them (see [`crate::output::replace`]).
+pub fn write(
+    path: &Path,
+    records: &[DeviceRecord],
+    suite: &str,
+    wall_seconds: f64,
+) -> Result<(), WriteError> {
+    crate::output::replace(path, render(records, suite, wall_seconds).as_bytes())
+        .map_err(|e| WriteError::new("JUnit report", path, &e))
 }
 
 /// Whether a verdict counts as a JUnit `<failure>` (else an `<error>`), for non-passed ones.
@@ -54,7 +77,7 @@ pub fn render(records: &[DeviceRecord], suite: &str, wall_seconds: f64) -> Strin
         .min()
         .map(|t| t.get(..19).unwrap_or(t).to_string())
         .unwrap_or_default();
-    let suite = escape(suite);
+    let suite = text(suite);
     let mut x = String::new();
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -64,13 +87,13 @@ pub fn render(records: &[DeviceRecord], suite: &str, wall_seconds: f64) -> Strin
     let _ = writeln!(
         x,
         "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{wall_seconds:.3}\" timestamp=\"{}\">",
-        escape(&timestamp)
+        text(&timestamp)
     );
     for r in records {
         let _ = writeln!(
             x,
             "    <testcase name=\"{}\" classname=\"sim7k.{suite}\" time=\"{:.3}\">",
-            escape(&r.device),
+            text(&r.device),
             r.seconds
         );
         x.push_str("      <properties>\n");
@@ -78,8 +101,8 @@ pub fn render(records: &[DeviceRecord], suite: &str, wall_seconds: f64) -> Strin
             let _ = writeln!(
                 x,
                 "        <property name=\"{}\" value=\"{}\"/>",
-                escape(name),
-                escape(value)
+                text(name),
+                text(value)
             );
         };
         prop("port", &r.port);
@@ -111,16 +134,17 @@ pub fn render(records: &[DeviceRecord], suite: &str, wall_seconds: f64) -> Strin
             } else {
                 "error"
             };
-            let step = r.failed_step.as_deref().unwrap_or("?");
-            let reason = r.reason.as_deref().unwrap_or("");
+            let step = escape_text(r.failed_step.as_deref().unwrap_or("?"));
+            let reason = escape_text(r.reason.as_deref().unwrap_or(""));
             let mut body = format!("step: {step}\n");
             if let Some(o) = &r.failed_origin {
-                let _ = writeln!(body, "at: {o}");
+                let _ = writeln!(body, "at: {}", escape_text(o));
             }
             let _ = writeln!(body, "reason: {reason}");
             if let Some(t) = &r.transcript {
-                let _ = writeln!(body, "transcript: {t}");
+                let _ = writeln!(body, "transcript: {}", escape_text(t));
             }
+            // The parts are escaped above; the body's own line breaks stay.
             let _ = writeln!(
                 x,
                 "      <{tag} type=\"{}\" message=\"{}\">{}</{tag}>",
@@ -164,7 +188,8 @@ mod tests {
         let x = render(&records, "Provision", 3.25);
         assert!(x.contains("tests=\"3\" failures=\"1\" errors=\"1\""), "{x}");
         assert!(x.contains("time=\"3.250\""));
-        assert!(x.contains("<failure type=\"failed\" message=\"step `signal`: got &lt;ERROR&gt; &amp; &quot;x&quot;\u{FFFD}\">"), "{x}");
+        // A control character is shown as `\x01` (issue 11 point 10), not replaced.
+        assert!(x.contains("<failure type=\"failed\" message=\"step `signal`: got &lt;ERROR&gt; &amp; &quot;x&quot;\\x01\">"), "{x}");
         assert!(x.contains("<error type=\"io_error\""));
         assert!(x.contains("<property name=\"capture.rssi\" value=\"5\"/>"));
         assert!(x.contains("<property name=\"measurement.rssi\" value=\"5 fail\"/>"));
@@ -172,6 +197,23 @@ mod tests {
         // Balanced testcase elements.
         assert_eq!(x.matches("<testcase ").count(), 3);
         assert_eq!(x.matches("</testcase>").count(), 3);
+    }
+
+    /// Regression (issue 11 point 10): an escape sequence from the modem reached the XML.
+    #[test]
+    fn escape_sequences_from_outside_are_shown_not_run() {
+        let mut bad = sample("tty\u{1b}[2JUSB1", Verdict::Failed);
+        bad.reason = Some("the modem said: \u{1b}]0;owned\u{7}\r\nERROR".into());
+        bad.captures.insert("iccid".into(), "\u{9b}31m".into());
+        let x = render(&[bad], "Prov\u{1b}[5mision", 1.0);
+        assert!(!x.contains('\u{1b}') && !x.contains('\u{7}') && !x.contains('\u{9b}'));
+        assert!(
+            x.contains("the modem said: \\x1b]0;owned\\x07\\r\\nERROR"),
+            "{x}"
+        );
+        assert!(x.contains("name=\"tty\\x1b[2JUSB1\""), "{x}");
+        assert!(x.contains("value=\"\\x9b31m\""), "{x}");
+        assert!(x.contains("<testsuite name=\"Prov\\x1b[5mision\""), "{x}");
     }
 
     #[test]

@@ -518,6 +518,42 @@ impl Subscriber {
     }
 }
 
+impl Subscriber {
+    /// Like [`Subscriber::messages`], with the QoS each message was delivered at (from
+    /// `mosquitto_sub -d`'s `received PUBLISH (d0, q1, …)` line before it): `(topic, payload,
+    /// qos)`. The subscription is QoS 1, so a message arrives at QoS 1 only when it was
+    /// published at QoS 1 (or 2).
+    pub fn messages_with_qos(
+        &mut self,
+        prefix: &str,
+        n: usize,
+        quiet: Duration,
+    ) -> Vec<(String, String, Option<u8>)> {
+        let mut out = Vec::new();
+        let mut qos = None;
+        while out.len() < n {
+            match self.lines.recv_timeout(quiet) {
+                Ok(l) => {
+                    if let Some(i) = l.find("received PUBLISH (") {
+                        qos = l[i..]
+                            .split(", q")
+                            .nth(1)
+                            .and_then(|r| r.chars().next())
+                            .and_then(|c| c.to_digit(10))
+                            .and_then(|d| u8::try_from(d).ok());
+                    } else if l.starts_with(prefix)
+                        && let Some((t, p)) = l.split_once(' ')
+                    {
+                        out.push((t.to_string(), p.to_string(), qos.take()));
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
 impl Drop for Subscriber {
     fn drop(&mut self) {
         let _ = self.child.kill();

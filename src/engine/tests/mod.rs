@@ -157,6 +157,7 @@ fn data_plan(payload: &[u8], chunk: Option<usize>) -> StepPlan {
         chunk,
         hex: false,
         session: MqttParams::of_connect(payload),
+        secrets: Default::default(),
     });
     p.abort = default_aborts();
     p

@@ -191,6 +191,18 @@ pub struct LoadedRecipe {
 }
 
 impl LoadedRecipe {
+    /// Every file the recipe was made of: the recipe, its includes, its scripts. Outputs
+    /// must never be one of them (see [`crate::output::check_outputs`]).
+    pub fn files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = self.sources.iter().map(|(p, _)| p.as_path()).collect();
+        for s in &self.scripts {
+            if !files.contains(&s.path.as_path()) {
+                files.push(&s.path);
+            }
+        }
+        files
+    }
+
     /// The text of a file read while loading.
     pub fn source_text(&self, file: &Path) -> Option<&str> {
         self.sources

@@ -86,6 +86,8 @@ pub fn engine_plan(
                 payload,
                 chunk: data.chunk,
                 hex: data.hex,
+                // No chunk boundary falls inside a secret.
+                secrets: vars.secrets(),
             });
             plan.abort = matchers(&data.abort)?;
             retry(&mut plan, &data.retry)?;
