@@ -34,6 +34,14 @@ pub trait Observer {
     fn say(&mut self, _text: &str) {}
     /// An MQTT message from the broker.
     fn message(&mut self, _message: &ReceivedMessage) {}
+    /// Whether to decode the MQTT packets going over the modem (`-vv`) for
+    /// [`Observer::packet`]; asked once when the run starts.
+    fn wants_packets(&self) -> bool {
+        false
+    }
+    /// One decoded MQTT packet, both ways (`> MQTT CONNECT …`, `< MQTT CONNACK …`), secrets
+    /// replaced.
+    fn packet(&mut self, _line: &str) {}
     /// Asked after every event and read: `Some` stops the run (e.g. the console's reader
     /// went away: [`Interrupt::BrokenPipe`]). The teardown still runs.
     fn stop(&mut self) -> Option<Interrupt> {
@@ -155,15 +163,20 @@ impl<'a> Runner<'a> {
         if let Some(host) = scripts {
             job = job.with_scripts(host);
         }
+        let packets = observer
+            .wants_packets()
+            .then(|| PacketLines::new(Instant::now()));
         let mut driver = Driver {
             port,
             transcript,
             observer,
             stop: options.interrupt,
             buf: vec![0u8; 4096],
+            packets,
             output_reported: false,
         };
         driver.drive(&mut job);
+        driver.finish_packets();
         let mut outcome = job.into_outcome();
         if let Err(e) = driver.transcript.flush() {
             // Named once: the run may already have ended on this error.
@@ -188,8 +201,51 @@ struct Driver<'a> {
     observer: &'a mut dyn Observer,
     stop: Option<StopFlag>,
     buf: Vec<u8>,
+    /// The `-vv` view of the MQTT packets, when the observer wants it.
+    packets: Option<PacketLines>,
     /// The transcript's write error was handed to the job.
     output_reported: bool,
+}
+
+/// Decoded MQTT packets for the observer: secrets replaced with the ones known when the line
+/// is shown, held back with the transcript while a step captures secrets.
+struct PacketLines {
+    view: crate::follow::LiveView,
+    secrets: crate::redact::Secrets,
+    held: Option<Vec<String>>,
+}
+
+impl PacketLines {
+    fn new(start: Instant) -> PacketLines {
+        PacketLines {
+            view: crate::follow::LiveView::new(start),
+            secrets: crate::redact::Secrets::default(),
+            held: None,
+        }
+    }
+
+    fn shown(&self, line: &str) -> String {
+        crate::util::escape::shorten(
+            &self.secrets.redact_str(line),
+            crate::util::escape::SHOWN_CHARS,
+        )
+    }
+
+    /// Lines to show now (none while held).
+    fn take(&mut self, lines: Vec<String>) -> Vec<String> {
+        match self.held.as_mut() {
+            Some(held) => {
+                held.extend(lines);
+                Vec::new()
+            }
+            None => lines.iter().map(|l| self.shown(l)).collect(),
+        }
+    }
+
+    fn release(&mut self) -> Vec<String> {
+        let held = self.held.take().unwrap_or_default();
+        held.iter().map(|l| self.shown(l)).collect()
+    }
 }
 
 impl Driver<'_> {
@@ -204,7 +260,9 @@ impl Driver<'_> {
             match action {
                 JobAction::Write(bytes) => {
                     drained = false;
+                    tracing::trace!(target: "sim7k::engine", "write {} bytes", bytes.len());
                     self.transcript.tx(&bytes);
+                    self.packets_of(&bytes, true);
                     if let Err(e) = self.port.write_all(&bytes) {
                         job.handle_port_error(
                             format!("write to the port failed: {e}"),
@@ -218,6 +276,7 @@ impl Driver<'_> {
                         crate::util::time::earliest(Some(until), self.transcript.next_flush())
                             .unwrap_or(until);
                     let wait = until.saturating_duration_since(now);
+                    tracing::trace!(target: "sim7k::engine", "wait up to {wait:?}");
                     if wait.is_zero() && !drained {
                         drained = true;
                         for _ in 0..DRAIN_READS {
@@ -248,6 +307,9 @@ impl Driver<'_> {
                 self.transcript.rx(bytes);
                 job.handle_bytes(bytes, Instant::now());
                 self.forward(job);
+                tracing::trace!(target: "sim7k::engine", "read {n} bytes");
+                let bytes = self.buf.get(..n).unwrap_or_default().to_vec();
+                self.packets_of(&bytes, false);
                 n
             }
             Err(e) => {
@@ -295,10 +357,56 @@ impl Driver<'_> {
                 JobEvent::Say(line) => self.observer.say(&line),
                 JobEvent::Message(m) => self.observer.message(&m),
                 JobEvent::Note(text) => self.transcript.note(&text),
-                JobEvent::Secrets(s) => self.transcript.set_secrets(s.forms().to_vec()),
-                JobEvent::HoldTranscript => self.transcript.hold(),
-                JobEvent::ReleaseTranscript => self.transcript.release(),
+                JobEvent::Secrets(s) => {
+                    self.transcript.set_secrets(s.forms().to_vec());
+                    if let Some(p) = self.packets.as_mut() {
+                        p.secrets = s;
+                    }
+                }
+                JobEvent::HoldTranscript => {
+                    self.transcript.hold();
+                    if let Some(p) = self.packets.as_mut() {
+                        p.held.get_or_insert_with(Vec::new);
+                    }
+                }
+                JobEvent::ReleaseTranscript => {
+                    self.transcript.release();
+                    if let Some(p) = self.packets.as_mut() {
+                        for line in p.release() {
+                            self.observer.packet(&line);
+                        }
+                    }
+                }
             }
+        }
+    }
+
+    /// Decode the MQTT packets in bytes written (`sent`) or read, for `-vv`.
+    fn packets_of(&mut self, bytes: &[u8], sent: bool) {
+        let Some(p) = self.packets.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let lines = if sent {
+            p.view.written(bytes, now)
+        } else {
+            p.view.read(bytes, now)
+        };
+        for line in p.take(lines) {
+            self.observer.packet(&line);
+        }
+    }
+
+    /// The run ended: what is held and what is incomplete.
+    fn finish_packets(&mut self) {
+        let Some(p) = self.packets.as_mut() else {
+            return;
+        };
+        let mut lines = p.release();
+        let rest = p.view.finish();
+        lines.extend(rest.iter().map(|l| p.shown(l)));
+        for line in lines {
+            self.observer.packet(&line);
         }
     }
 }

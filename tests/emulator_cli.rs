@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use client::{Client, Dir, show};
-use sim7k::emulator::{EmulateArgs, run};
+use sim7k::cli::emulate::{EmulateArgs, run};
 
 #[derive(Parser)]
 struct Cli {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::color::{Paint, paint};
 use crate::job::{Interrupt, ReceivedMessage, RunOutcome, StepResult, StepStatus, Verdict};
 use crate::runner::Observer;
 
@@ -17,6 +18,7 @@ pub struct Console {
     quiet: bool,
     verbose: u8,
     tty: bool,
+    color: bool,
     bar: Option<ProgressBar>,
     total: usize,
     recipe: String,
@@ -35,6 +37,7 @@ impl Console {
             quiet,
             verbose,
             tty: std::io::stderr().is_terminal(),
+            color: super::color::enabled(),
             bar: None,
             total: 0,
             recipe: recipe.to_string(),
@@ -105,8 +108,11 @@ impl Console {
             None => {
                 if !self.quiet {
                     eprintln!(
-                        "PASSED {} on {} in {:.1}s",
-                        self.recipe, report.port, report.seconds
+                        "{} {} on {} in {:.1}s",
+                        paint("PASSED", Paint::Green, self.color),
+                        self.recipe,
+                        report.port,
+                        report.seconds
                     );
                 }
             }
@@ -123,7 +129,12 @@ impl Console {
                     .as_ref()
                     .map(|o| format!(" ({o})"))
                     .unwrap_or_default();
-                eprintln!("{what}: step `{}`{at}: {}", f.step, f.reason);
+                eprintln!(
+                    "{}: step `{}`{at}: {}",
+                    paint(what, Paint::Red, self.color),
+                    f.step,
+                    f.reason
+                );
                 if !f.tail.is_empty() {
                     eprintln!("last transcript lines:");
                     for l in &f.tail {
@@ -150,8 +161,13 @@ impl Observer for Console {
             format!("[{}/{}] {}", index + 1, total, name)
         };
         let bar = ProgressBar::new_spinner();
+        let template = if self.color {
+            "{spinner} {msg} {elapsed:.dim}"
+        } else {
+            "{spinner} {msg} {elapsed}"
+        };
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}")
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(label);
@@ -169,35 +185,41 @@ impl Observer for Console {
             return;
         }
         let label = self.label(record);
+        let c = self.color;
         let text = match record.status {
-            StepStatus::Passed => format!("ok    {label} ({:.2}s)", record.seconds),
-            StepStatus::Skipped => format!("skip  {label}"),
+            StepStatus::Passed => format!(
+                "{}    {label} ({:.2}s)",
+                paint("ok", Paint::Green, c),
+                record.seconds
+            ),
+            StepStatus::Skipped => format!("{}  {label}", paint("skip", Paint::Yellow, c)),
             StepStatus::FailedContinued => format!(
-                "fail  {label} (continuing): {}",
+                "{}  {label} (continuing): {}",
+                paint("fail", Paint::Yellow, c),
                 record.reason.as_deref().unwrap_or("")
             ),
+            // The verdict block repeats the reason.
             StepStatus::Failed => format!(
-                "FAIL  {label} ({:.2}s): {}",
-                record.seconds,
-                record.reason.as_deref().unwrap_or("")
+                "{}  {label} ({:.2}s)",
+                paint("FAIL", Paint::Red, c),
+                record.seconds
             ),
         };
-        if self.quiet && record.status == StepStatus::FailedContinued {
-            eprintln!("{text}");
-            return;
-        }
-        if record.status == StepStatus::Failed {
-            // The verdict block repeats the reason.
-            eprintln!("FAIL  {label} ({:.2}s)", record.seconds);
-        } else {
-            eprintln!("{text}");
-        }
+        eprintln!("{text}");
     }
 
     fn traffic(&mut self, line: &str) {
         if self.verbose > 0 && !self.quiet {
             self.line(&format!("      {line}"));
         }
+    }
+
+    fn wants_packets(&self) -> bool {
+        self.verbose >= 2 && !self.quiet
+    }
+
+    fn packet(&mut self, line: &str) {
+        self.line(&format!("      {line}"));
     }
 
     fn message(&mut self, m: &ReceivedMessage) {

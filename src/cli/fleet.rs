@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use super::{EmulateMode, LatencyProfile, RunArgs, compile_scripts, load_recipe};
-use crate::emulator::{EmulatorConfig, Fault, Network, PtyEmulator};
+use super::{EmulateMode, RunArgs, compile_scripts, load_recipe};
+use crate::emulator::{Fault, PtyEmulator};
 use crate::exit::Exit;
 use crate::fleet::progress::{ConsoleMode, Progress};
 use crate::fleet::{Device, DeviceJob, FleetEvents, FleetOptions};
@@ -91,29 +91,12 @@ fn start_fleet(
         #[cfg(feature = "embedded-broker")]
         broker: None,
     };
-    let network = match mode {
-        #[cfg(feature = "embedded-broker")]
-        EmulateMode::Broker => {
-            let b = if tls {
-                crate::broker::EmbeddedBroker::start_tls(Default::default())
-            } else {
-                crate::broker::EmbeddedBroker::start()
-            }
-            .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
-            let addr = b.addr();
-            fleet.broker = Some(b);
-            Network::Redirect(addr)
-        }
-        #[cfg(not(feature = "embedded-broker"))]
-        EmulateMode::Broker => {
-            let _ = tls;
-            return Err(
-                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
-                    .into(),
-            );
-        }
-        EmulateMode::Host => Network::Real,
-    };
+    let net = super::emulate::EmulatedNetwork::start(mode == EmulateMode::Broker, tls)?;
+    let network = net.network.clone();
+    #[cfg(feature = "embedded-broker")]
+    {
+        fleet.broker = net.broker;
+    }
     // With --emulate-count, --emulator-log names a directory (one log per modem).
     let log_dir = args.emulate_count.and(args.emulator_log.as_ref());
     if let Some(logs) = log_dir {
@@ -122,10 +105,7 @@ fn start_fleet(
     }
     let digits = count.to_string().len().max(2);
     for n in 1..=count {
-        let mut config = match args.emulator_profile {
-            LatencyProfile::Zero => EmulatorConfig::default(),
-            LatencyProfile::Nbiot => EmulatorConfig::nbiot_demo(),
-        };
+        let mut config = args.emulator_profile.config();
         config.identity = crate::fleet::identity::derive(&config.identity, u64::from(n - 1));
         config.seed = config.seed.wrapping_add(u64::from(n));
         config.network = network.clone();
@@ -350,7 +330,8 @@ pub fn run(args: &RunArgs) -> Exit {
     let mode = ConsoleMode {
         quiet: args.quiet,
         verbose: args.verbose,
-        bars: !args.quiet && std::io::stderr().is_terminal() && !dumb_terminal(),
+        bars: !args.quiet && std::io::stderr().is_terminal() && !super::color::dumb_terminal(),
+        color: super::color::enabled(),
     };
     let progress = Progress::new(
         devices.len(),
@@ -488,10 +469,6 @@ fn exit_from_code(code: u8) -> Exit {
     .into_iter()
     .find(|e| e.code() == code)
     .unwrap_or(Exit::StepFailed)
-}
-
-fn dumb_terminal() -> bool {
-    std::env::var("TERM").is_ok_and(|t| t == "dumb")
 }
 
 fn vars_text(vars: &[(String, String)]) -> String {

@@ -1,7 +1,12 @@
 //! The `sim7k` command line.
 
+mod builtin;
+pub mod color;
 mod console;
+pub mod emulate;
 mod fleet;
+mod generate;
+mod logging;
 mod mqtt;
 mod ports;
 mod record_to;
@@ -13,38 +18,24 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::exit::Exit;
 use crate::recipe::load::{LoadOptions, LoadedRecipe, load};
 use crate::runner::{RunOptions, Runner};
 use crate::transcript::Transcript;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0    every step passed
-  1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
-  2    usage error, or a recipe or script that does not load
-  3    a step or the recipe deadline timed out (e.g. the modem went silent)
-  4    I/O error: the port is missing, busy, or vanished mid-run, or an output file
-       (transcript, report, JUnit, CSV) could not be written
-  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)";
-
-const RUN_AFTER_HELP: &str = "\
-Exit codes:
-  0    every step passed
-  1    a step failed (ERROR, abort pattern, expectation not met, validation, URC handler)
-  2    usage error, or a recipe or script that does not load
-  3    a step or the recipe deadline timed out (e.g. the modem went silent)
-  4    I/O error: the port is missing, busy, or vanished mid-run, or an output file
-       (transcript, report, JUnit, CSV) could not be written
-  130  interrupted (Ctrl-C, SIGTERM, SIGHUP)
-
+/// The part of `sim7k run --help` after the exit codes.
+const RUN_MORE_HELP: &str = "\
 Several devices (--port repeated or a glob, --ports-file, --emulate-count, or any of
 --report/--junit/--csv/--transcript-dir/--resume) run in parallel, one job per port. The exit
 code is 0 when every device passed (or was skipped by --resume because it passed before),
 else the highest code among the devices: 130 > 4 > 3 > 2 > 1. It is at least 4 when a record
 could not be written.
+
+Output: -v shows the AT traffic, -vv adds the MQTT packets decoded both ways, -vvv adds the
+engine's events; RUST_LOG (e.g. RUST_LOG=sim7k=debug) selects library diagnostics. -q prints
+only errors.
 
 Factory line:
   sim7k run recipes/provision-sim7000.yaml --port '/dev/ttyUSB*' \\
@@ -52,10 +43,18 @@ Factory line:
   sim7k run recipes/provision-sim7000.yaml --ports-file bench.txt --report line.jsonl --resume
   sim7k run recipes/provision-sim7000.yaml --emulate --emulate-count 8 --fault-on 3:error=CIICR";
 
+fn run_after_help() -> String {
+    format!("{}\n\n{RUN_MORE_HELP}", Exit::help_text())
+}
+
 /// sim7k: run YAML recipes of AT commands on SIMCom SIM7000 modems.
 #[derive(Debug, Parser)]
-#[command(name = "sim7k", version, about, after_help = EXIT_CODES)]
+#[command(name = "sim7k", version, about, after_help = Exit::help_text())]
 pub struct Cli {
+    /// When to colour the output: `auto` colours a terminal unless NO_COLOR is set or
+    /// TERM=dumb.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    color: color::ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,7 +62,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a recipe against a modem, or against many at once (factory line).
-    #[command(after_help = RUN_AFTER_HELP)]
+    #[command(after_help = run_after_help())]
     Run(RunArgs),
     /// Validate recipes (and their scripts) without touching a port.
     Check(CheckArgs),
@@ -73,12 +72,18 @@ enum Command {
     #[command(subcommand, after_help = mqtt::MQTT_EXIT_CODES)]
     Mqtt(mqtt::MqttCommand),
     /// Act as a SIM7000 on a pseudo-terminal until stopped.
-    Emulate(crate::emulator::EmulateArgs),
+    Emulate(emulate::EmulateArgs),
     /// List serial ports (USB VID:PID, interface, product where known).
     Ports(ports::PortsArgs),
     /// Factory records: push a JSONL report to PostgreSQL or MQTT; yield, failures, firmware.
     #[command(subcommand)]
     Records(records::RecordsCommand),
+    /// List the built-in recipes, or write them (with their scripts) out with --extract.
+    Recipes(builtin::RecipesArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(generate::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command with --dir.
+    Man(generate::ManArgs),
 }
 
 /// Where the emulated modem's TCP connections go.
@@ -90,15 +95,6 @@ pub enum EmulateMode {
     Host,
 }
 
-/// Latency profile of the emulated modem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LatencyProfile {
-    /// No delays (tests).
-    Zero,
-    /// Realistic NB-IoT timings (attach, CIICR, CONNECT OK, SEND OK take seconds).
-    Nbiot,
-}
-
 /// Arguments of `sim7k run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -106,24 +102,24 @@ pub struct RunArgs {
     pub recipe: PathBuf,
     /// Serial port (`/dev/ttyUSB2`) or `tcp://host:port` for a modem behind ser2net. Repeat it,
     /// or give a quoted glob (`'/dev/ttyUSB*'`), to run on several modems at once.
-    #[arg(long = "port", short = 'p', value_name = "PORT")]
+    #[arg(long = "port", short = 'p', value_name = "PORT", env = "SIM7K_PORT")]
     pub ports: Vec<String>,
     /// Read ports from FILE, one per line: `PORT [KEY=VALUE ...]` (vars for that device only;
     /// `#` starts a comment).
     #[arg(long, value_name = "FILE")]
     pub ports_file: Option<PathBuf>,
     /// Baud rate (the SIM7000 autobauds between 9600 and 115200).
-    #[arg(long, default_value_t = 115_200)]
+    #[arg(long, default_value_t = 115_200, env = "SIM7K_BAUD")]
     pub baud: u32,
     /// Set a recipe var: `--set apn=nbiot` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::recipe::load::parse_override)]
     pub set: Vec<(String, String)>,
     /// Write a timestamped transcript of every byte to FILE (one port).
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
     /// Write each device's transcript to `DIR/<device>.log` (never overwriting an earlier
     /// one: then `DIR/<device>.2.log`, ...).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "SIM7K_TRANSCRIPT_DIR")]
     pub transcript_dir: Option<PathBuf>,
     /// Append one JSON record per device to FILE (JSON Lines), written and fsynced as each
     /// device finishes.
@@ -153,15 +149,16 @@ pub struct RunArgs {
     /// Print a JSON summary of the run on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Print only errors.
-    #[arg(long, short)]
+    /// Print only errors (not with -v).
+    #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Show the AT traffic.
+    /// Show the AT traffic; -vv adds the MQTT packets decoded both ways, -vvv the engine's
+    /// events.
     #[arg(long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Run against the built-in SIM7000 emulator instead of a port: `--emulate` leads its
     /// TCP connections to an embedded MQTT broker, `--emulate=host` to the real hosts.
-    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "broker", conflicts_with_all = ["ports", "ports_file"])]
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "broker", conflicts_with = "ports_file")]
     pub emulate: Option<EmulateMode>,
     /// Run on N emulated modems at once (distinct IMEIs and ICCIDs, one shared broker).
     #[arg(long, value_name = "N", requires = "emulate",
@@ -177,7 +174,7 @@ pub struct RunArgs {
     pub fault_on: Vec<(u16, crate::emulator::Fault)>,
     /// Emulator latency profile.
     #[arg(long, value_enum, default_value = "nbiot", requires = "emulate")]
-    pub emulator_profile: LatencyProfile,
+    pub emulator_profile: emulate::Profile,
     /// Write the emulator's own timestamped transcript to FILE (with --emulate-count: to
     /// FILE/emuNN.log, FILE being a directory).
     #[arg(long, value_name = "FILE", requires = "emulate")]
@@ -191,20 +188,24 @@ pub struct CheckArgs {
     #[arg(required = true)]
     pub recipes: Vec<PathBuf>,
     /// Set a recipe var (used for `{{var}}` in include paths).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::recipe::load::parse_override)]
     pub set: Vec<(String, String)>,
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
-    }
 }
 
 /// Entry point of the `sim7k` binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let choice = color::from_args(&argv);
+    color::init(choice);
+    let parsed = Cli::command()
+        .color(color::clap_choice(choice))
+        .try_get_matches_from(&argv)
+        .and_then(|m| {
+            let mut cli = Cli::from_arg_matches(&m)?;
+            settle(&m, &mut cli)?;
+            Ok(cli)
+        });
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -215,6 +216,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    logging::init(match &cli.command {
+        Command::Run(args) => args.verbose,
+        _ => 0,
+    });
     match cli.command {
         Command::Run(args) => run(&args).into(),
         Command::Check(args) => check(&args).into(),
@@ -222,11 +227,47 @@ pub fn main() -> ExitCode {
             print!("{}", crate::recipe::schema::schema_json());
             Exit::Success.into()
         }
-        Command::Emulate(args) => crate::emulator::run(&args),
+        Command::Emulate(args) => emulate::run(&args),
         Command::Ports(args) => ports::run(&args).into(),
         Command::Records(cmd) => records::run(&cmd).into(),
         Command::Mqtt(cmd) => mqtt::run(&cmd),
+        Command::Recipes(args) => builtin::run(&args).into(),
+        Command::Completions(args) => generate::completions(&args).into(),
+        Command::Man(args) => generate::man(&args).into(),
     }
+}
+
+/// Settle what clap cannot: settings from the environment yield to the command line
+/// (`SIM7K_PORT` is ignored when `--port`, `--ports-file` or `--emulate` is given,
+/// `SIM7K_TRANSCRIPT_DIR` when `--transcript` is), and `--emulate` with a `--port` typed on
+/// the command line is a usage error.
+fn settle(matches: &clap::ArgMatches, cli: &mut Cli) -> Result<(), clap::Error> {
+    use clap::parser::ValueSource;
+    let Command::Run(args) = &mut cli.command else {
+        return Ok(());
+    };
+    let Some(run) = matches.subcommand_matches("run") else {
+        return Ok(());
+    };
+    let from_env = |id: &str| run.value_source(id) == Some(ValueSource::EnvVariable);
+    if from_env("ports") && (args.emulate.is_some() || args.ports_file.is_some()) {
+        args.ports.clear();
+    }
+    if from_env("transcript_dir") && args.transcript.is_some() {
+        args.transcript_dir = None;
+    }
+    if args.emulate.is_some() && !args.ports.is_empty() {
+        let mut cmd = Cli::command();
+        let run_cmd = cmd
+            .find_subcommand_mut("run")
+            .map(|c| c.clone().bin_name("sim7k run"));
+        return Err(run_cmd.unwrap_or(cmd).error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--emulate runs on the built-in emulator and cannot be used with --port \
+             (drop one of them)",
+        ));
+    }
+    Ok(())
 }
 
 fn load_recipe(path: &Path, set: &[(String, String)]) -> Result<LoadedRecipe, Exit> {
@@ -234,16 +275,19 @@ fn load_recipe(path: &Path, set: &[(String, String)]) -> Result<LoadedRecipe, Ex
         overrides: set.to_vec(),
         ..LoadOptions::default()
     };
+    tracing::debug!(recipe = %path.display(), "loading the recipe");
     load(path, &opts).map_err(|e| {
         eprintln!("{}", render_error(&e));
         Exit::Usage
     })
 }
 
+/// A recipe error: the graphical diagnostic (source excerpt, labels) on a terminal or with
+/// `--color=always`, coloured only when colour is on; one plain line otherwise.
 fn render_error(e: &crate::recipe::RecipeError) -> String {
     use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        e.render(true)
+    if std::io::stderr().is_terminal() || color::enabled() {
+        e.render(color::enabled())
     } else {
         format!("error: {e}")
     }
@@ -323,6 +367,7 @@ fn run(args: &RunArgs) -> Exit {
     let open_by = recipe
         .deadline
         .map(|d| crate::util::time::later(Instant::now(), d));
+    tracing::debug!(port = %port_spec, baud = args.baud, "opening the port");
     let mut port = match crate::transport::open(&port_spec, args.baud, open_by) {
         Ok(p) => p,
         Err(e) => {
@@ -490,48 +535,26 @@ fn start_emulator(
     secrets: crate::redact::Secrets,
     tls: bool,
 ) -> Result<Emulated, String> {
-    use crate::emulator::{EmulatorConfig, Network, PtyEmulator};
-    let mut config = match args.emulator_profile {
-        LatencyProfile::Zero => EmulatorConfig::default(),
-        LatencyProfile::Nbiot => EmulatorConfig::nbiot_demo(),
-    };
+    use crate::emulator::PtyEmulator;
+    let mut config = args.emulator_profile.config();
     config.faults.extend(args.faults.iter().cloned());
-    #[cfg(feature = "embedded-broker")]
-    let broker = match mode {
-        EmulateMode::Broker => {
-            let b = if tls {
-                crate::broker::EmbeddedBroker::start_tls(Default::default())
-            } else {
-                crate::broker::EmbeddedBroker::start()
-            }
-            .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
-            config.network = Network::Redirect(b.addr());
-            Some(b)
-        }
-        EmulateMode::Host => {
-            config.network = Network::Real;
-            None
-        }
-    };
-    #[cfg(not(feature = "embedded-broker"))]
-    let _ = tls;
-    #[cfg(not(feature = "embedded-broker"))]
-    match mode {
-        EmulateMode::Broker => {
-            return Err(
-                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
-                    .into(),
-            );
-        }
-        EmulateMode::Host => config.network = Network::Real,
-    }
+    let net = emulate::EmulatedNetwork::start(mode == EmulateMode::Broker, tls)?;
+    config.network = net.network.clone();
     let modem = PtyEmulator::spawn_redacted(config, None, args.emulator_log.as_deref(), secrets)
         .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    tracing::debug!(pty = %modem.port_path().display(), network = ?config_network_name(mode), "emulator started");
     Ok(Emulated {
         modem,
         #[cfg(feature = "embedded-broker")]
-        broker,
+        broker: net.broker,
     })
+}
+
+fn config_network_name(mode: EmulateMode) -> &'static str {
+    match mode {
+        EmulateMode::Broker => "embedded broker",
+        EmulateMode::Host => "real hosts",
+    }
 }
 
 fn print_json(report: &serde_json::Value) {

@@ -8,7 +8,7 @@
 //!   its own transcript (secrets redacted, [`PtyEmulator::spawn_redacted`]).
 //! * [`memory::Bench`]: the module in memory under a virtual clock, its connections served
 //!   by a [`memory::MemoryNetwork`] (no threads, no pty, no sockets).
-//! * [`EmulateArgs`] / [`run`]: the `sim7k emulate` subcommand.
+//! * The `sim7k emulate` command line lives in `crate::cli` (this module knows no clap).
 //!
 //! What the real module prints, with its public sources, is in `docs/sim7000.md`; the
 //! emulator follows it. Where that page marks a point inferred or open, the emulator chooses
@@ -59,7 +59,6 @@
 //!   mode (`CIPMODE=1`), UDP. Not implemented (answer `ERROR` like unknown commands):
 //!   `CIPSERVER`, `SAPBR`, HTTP/FTP, SMS, GNSS, `ATO`/`+++`, V.25 `D`.
 
-mod cli;
 mod config;
 mod fault;
 pub mod memory;
@@ -68,7 +67,6 @@ mod net;
 mod pty;
 mod transcript;
 
-pub use cli::{BootArg, EmulateArgs, Profile, RatArg, run};
 pub use config::{
     BootMode, EmulatorConfig, Identity, Latency, Network, PushFraming, Rat, Registration, Route,
     Span, Target,

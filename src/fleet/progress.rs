@@ -35,6 +35,8 @@ pub struct ConsoleMode {
     pub verbose: u8,
     /// Draw bars (stderr is a terminal).
     pub bars: bool,
+    /// Colour the verdict tags (`--color`, `NO_COLOR`, a terminal).
+    pub color: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,9 +82,11 @@ impl Progress {
             multi.set_move_cursor(true);
             let overall = multi.add(ProgressBar::new(total as u64));
             overall.set_style(
-                ProgressStyle::with_template(
-                    "[{bar:30.cyan/blue}] {pos}/{len} done  {msg}  {elapsed_precise}",
-                )
+                ProgressStyle::with_template(if mode.color {
+                    "[{bar:30.cyan/blue}] {pos}/{len} done  {msg}  {elapsed_precise}"
+                } else {
+                    "[{bar:30}] {pos}/{len} done  {msg}  {elapsed_precise}"
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -128,12 +132,14 @@ impl Progress {
     /// Print a line above the bars (or plainly).
     pub fn println(&self, line: &str) {
         match &self.multi {
-            Some(m) => {
+            // A hidden draw target (indicatif judges the terminal by its own rules, e.g.
+            // with TERM unset) drops `println` silently: print the line ourselves.
+            Some(m) if !m.is_hidden() => {
                 if m.println(line).is_err() {
                     eprintln!("{line}");
                 }
             }
-            None => eprintln!("{line}"),
+            _ => eprintln!("{line}"),
         }
     }
 
@@ -150,8 +156,12 @@ impl Progress {
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new_spinner());
             bar.set_style(
-                ProgressStyle::with_template("{spinner:.cyan} {prefix} {elapsed:>4} {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(if self.mode.color {
+                    "{spinner:.cyan} {prefix} {elapsed:>4} {wide_msg}"
+                } else {
+                    "{spinner} {prefix} {elapsed:>4} {wide_msg}"
+                })
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_prefix(pad(label, self.width));
             bar.set_message("opening");
@@ -181,7 +191,13 @@ impl Progress {
             }
         }
         if !record.passed() || !self.mode.quiet {
-            self.println(&verdict_line(record, self.width));
+            let line = verdict_line(record, self.width);
+            let line = if self.mode.color {
+                coloured_tag(&line, record.passed())
+            } else {
+                line
+            };
+            self.println(&line);
         }
         if let Some(o) = &self.overall {
             o.inc(1);
@@ -194,9 +210,13 @@ impl Progress {
         if let Ok(mut c) = self.counts.lock() {
             c.skipped += 1;
         }
+        let tag = if self.mode.color {
+            "\x1b[33mSKIP\x1b[0m   "
+        } else {
+            "SKIP   "
+        };
         self.info(&format!(
-            "{:<7}  {}  {imei:<15}  passed before ({}, run {})",
-            "SKIP",
+            "{tag}  {}  {imei:<15}  passed before ({}, run {})",
             pad(label, self.width),
             previous.ended,
             previous.run
@@ -285,6 +305,14 @@ fn pad(label: &str, width: usize) -> String {
     format!("{shown:<width$}")
 }
 
+/// A verdict line with its tag (the first word) in green or red.
+fn coloured_tag(line: &str, passed: bool) -> String {
+    let code = if passed { "32" } else { "1;31" };
+    let split = line.find("  ").unwrap_or(line.len());
+    let (tag, rest) = line.split_at(split);
+    format!("\x1b[{code}m{tag}\x1b[0m{rest}")
+}
+
 /// The tag of a verdict in verdict lines.
 pub fn tag(v: Verdict) -> &'static str {
     match v {
@@ -342,6 +370,14 @@ impl Observer for DeviceProgress<'_> {
         if self.progress.mode.verbose > 0 && !self.progress.mode.quiet {
             self.progress.println(&format!("{}  {line}", self.label));
         }
+    }
+
+    fn wants_packets(&self) -> bool {
+        self.progress.mode.verbose >= 2 && !self.progress.mode.quiet
+    }
+
+    fn packet(&mut self, line: &str) {
+        self.progress.println(&format!("{}  {line}", self.label));
     }
 
     fn say(&mut self, text: &str) {
@@ -429,6 +465,7 @@ mod tests {
                 quiet: true,
                 verbose: 0,
                 bars: false,
+                color: false,
             },
         );
         {

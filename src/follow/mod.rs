@@ -19,6 +19,7 @@
 //! [`follow`] does it from a reader to a writer.
 
 mod entry;
+mod live;
 mod modem;
 mod render;
 mod send;
@@ -32,6 +33,7 @@ use entry::Kind;
 use modem::{Event, Modem};
 use stream::{Decoded, Stream};
 
+pub use live::LiveView;
 pub use render::Format;
 
 /// Which way bytes went.
@@ -116,6 +118,14 @@ pub enum Item {
     },
 }
 
+/// The stamp of a live feed.
+fn live_stamp(seconds: f64) -> Stamp {
+    Stamp {
+        text: format!("{seconds:.3}"),
+        seconds,
+    }
+}
+
 /// One TCP connection's two directions.
 #[derive(Debug)]
 struct Connection {
@@ -166,16 +176,32 @@ impl Follower {
             text: e.stamp,
             seconds: e.seconds,
         };
+        self.entry(&e.kind, at)
+    }
+
+    /// Feed bytes sim7k wrote to the modem `seconds` after the run started: a live run
+    /// followed as it goes (`sim7k run -vv`), without a transcript.
+    pub fn written(&mut self, bytes: &[u8], seconds: f64) -> Vec<Item> {
+        self.entry(&Kind::Written(bytes.to_vec()), live_stamp(seconds))
+    }
+
+    /// Feed bytes the modem sent `seconds` after the run started (see [`Follower::written`]).
+    pub fn read(&mut self, bytes: &[u8], seconds: f64) -> Vec<Item> {
+        self.entry(&Kind::Read(bytes.to_vec()), live_stamp(seconds))
+    }
+
+    fn entry(&mut self, kind: &Kind, at: Stamp) -> Vec<Item> {
+        let e_seconds = at.seconds;
         // A pause in the transcript is a pause on the line: a pushed packet waiting for
         // what follows it settles, as in the engine.
-        let paused = e.seconds - self.last.seconds >= crate::at::push::PUSH_SETTLE.as_secs_f64();
+        let paused = e_seconds - self.last.seconds >= crate::at::push::PUSH_SETTLE.as_secs_f64();
         self.last = at.clone();
         let mut events = if paused {
             self.modem.settle()
         } else {
             Vec::new()
         };
-        events.extend(match &e.kind {
+        events.extend(match kind {
             Kind::Written(b) => self.modem.written(b),
             Kind::Read(b) => self.modem.read(b),
             Kind::Note => Vec::new(),

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::config::{BootMode, EmulatorConfig, Network, Rat, Route};
-use super::fault::Fault;
-use super::pty::PtyEmulator;
+use crate::emulator::{BootMode, EmulatorConfig, Fault, Network, PtyEmulator, Rat, Route};
 use crate::exit::Exit;
 
 /// Latency profile.
@@ -143,14 +141,21 @@ fn check_digits(
     Ok(())
 }
 
+impl Profile {
+    /// The emulator configuration of this profile (before any other option).
+    pub fn config(self) -> EmulatorConfig {
+        match self {
+            Profile::Zero => EmulatorConfig::default(),
+            Profile::Nbiot => EmulatorConfig::nbiot_demo(),
+        }
+    }
+}
+
 impl EmulateArgs {
     /// The emulator configuration these arguments describe (without `--embedded-broker`,
     /// which needs a running broker: see [`run`]).
     pub fn config(&self) -> Result<EmulatorConfig, String> {
-        let mut c = match self.profile {
-            Profile::Zero => EmulatorConfig::default(),
-            Profile::Nbiot => EmulatorConfig::nbiot_demo(),
-        };
+        let mut c = self.profile.config();
         if let Some(v) = &self.imei {
             check_digits(v, "imei", 15..=15, false)?;
             c.identity.imei = v.clone();
@@ -221,6 +226,52 @@ impl EmulateArgs {
     }
 }
 
+/// Where emulated modems' TCP connections go: to the embedded broker this process starts, or
+/// to the real hosts. The one bring-up behind `run --emulate`, `run --emulate-count` and
+/// `sim7k emulate --embedded-broker`.
+pub struct EmulatedNetwork {
+    /// The emulator's network setting.
+    pub network: Network,
+    /// The embedded broker, running while this lives.
+    #[cfg(feature = "embedded-broker")]
+    pub broker: Option<crate::broker::EmbeddedBroker>,
+}
+
+impl EmulatedNetwork {
+    /// Start the embedded broker (`embedded_broker`; with a TLS listener and a CA made at
+    /// start when the recipe speaks `tls`), or go to the real hosts.
+    pub fn start(embedded_broker: bool, tls: bool) -> Result<EmulatedNetwork, String> {
+        #[cfg(not(feature = "embedded-broker"))]
+        let _ = tls;
+        #[cfg(feature = "embedded-broker")]
+        if embedded_broker {
+            let b = if tls {
+                crate::broker::EmbeddedBroker::start_tls(Default::default())
+            } else {
+                crate::broker::EmbeddedBroker::start()
+            }
+            .map_err(|e| format!("cannot start the embedded MQTT broker: {e}"))?;
+            tracing::debug!(addr = %b.addr(), "embedded broker started");
+            return Ok(EmulatedNetwork {
+                network: Network::Redirect(b.addr()),
+                broker: Some(b),
+            });
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        if embedded_broker {
+            return Err(
+                "this build has no embedded broker (feature `embedded-broker`); use --emulate=host"
+                    .into(),
+            );
+        }
+        Ok(EmulatedNetwork {
+            network: Network::Real,
+            #[cfg(feature = "embedded-broker")]
+            broker: None,
+        })
+    }
+}
+
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
@@ -249,14 +300,16 @@ pub fn run(args: &EmulateArgs) -> ExitCode {
     };
     #[cfg(feature = "embedded-broker")]
     let _broker = if args.embedded_broker {
-        match crate::broker::EmbeddedBroker::start() {
-            Ok(b) => {
-                eprintln!("sim7k emulate: embedded MQTT broker on {}", b.addr());
-                config.network = Network::Redirect(b.addr());
-                Some(b)
+        match EmulatedNetwork::start(true, false) {
+            Ok(net) => {
+                if let Some(b) = &net.broker {
+                    eprintln!("sim7k emulate: embedded MQTT broker on {}", b.addr());
+                }
+                config.network = net.network;
+                net.broker
             }
             Err(e) => {
-                eprintln!("sim7k emulate: cannot start the embedded broker: {e}");
+                eprintln!("sim7k emulate: {e}");
                 return Exit::Io.into();
             }
         }
@@ -337,7 +390,7 @@ mod tests {
             Network::Redirect("127.0.0.1:1883".parse().unwrap())
         );
         assert_eq!(c.registration.searching_for, Duration::from_secs(2));
-        assert_eq!(c.latency, super::super::config::Latency::nbiot());
+        assert_eq!(c.latency, crate::emulator::Latency::nbiot());
     }
 
     #[test]
@@ -375,7 +428,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.network.route("broker.example", 1883),
-            super::super::config::Target::Addr("127.0.0.1:2000".parse().unwrap())
+            crate::emulator::Target::Addr("127.0.0.1:2000".parse().unwrap())
         );
     }
 }
