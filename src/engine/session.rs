@@ -15,7 +15,7 @@ use super::step::{Phase, StepRun};
 use super::timers::{Timer, TimerTable};
 use super::{Action, Event, Matcher, StepOutcome};
 use crate::at::command::{Command, Shape};
-use crate::at::dialect::{SocketState, SocketUrc};
+use crate::at::dialect::SocketState;
 use crate::at::effects::{Effect, numeric_result};
 use crate::at::framer::{Frame, Framer};
 use crate::at::line::{Urc, known_urc, result_code};
@@ -474,22 +474,12 @@ impl Session {
         if self.run.is_none() && self.backlog.len() < BACKLOG {
             self.backlog.push(line.clone());
         }
-        if let Some((socket_urc, change)) = self.link.socket.on_urc(&line) {
+        if let Some((_, change)) = self.link.socket.on_urc(&line) {
             self.link.on_socket(change);
-            // A send still waiting for its prompt will only get ERROR now.
-            if matches!(socket_urc, SocketUrc::Closed | SocketUrc::BearerLost)
-                && let Some(ex) = self.exchange.as_ref()
-                && matches!(ex.purpose, Purpose::Chunk | Purpose::Background)
-                && !ex.payload_sent
-            {
-                let purpose = ex.purpose;
-                self.end_exchange();
-                if purpose == Purpose::Chunk {
-                    self.finish(Some(Failure::ErrorResult { line: line.clone() }), now);
-                } else {
-                    self.background = None;
-                }
-            }
+            // A send still waiting for its prompt will only get `ERROR` now: that reply is
+            // still to come and ends the exchange (a chunk fails the step, a background send
+            // loses the session). Ending the exchange here instead would hand that `ERROR` to
+            // the next command (the teardown's `AT+CIPSHUT` after a late `close_notify`).
         }
         self.events.push_back(Event::Unsolicited {
             line: line.clone(),

@@ -103,7 +103,14 @@ impl StepRun {
         if purpose == Purpose::Step && self.plan.until.iter().any(|m| m.is_match(line)) {
             self.until_matched = true;
         }
-        if !expect_hit && let Some(m) = self.plan.abort.iter().find(|m| m.is_match(line)) {
+        // The step's abort patterns judge the step's own exchanges; the replies to the link's
+        // background work (acknowledgements, PINGREQ, `close_notify`, reads) are judged by the
+        // link (`background_done`): an `ERROR` for a `close_notify` sent after the peer closed
+        // must not stop the teardown's `AT+CIPSHUT` from going out.
+        if purpose.is_step()
+            && !expect_hit
+            && let Some(m) = self.plan.abort.iter().find(|m| m.is_match(line))
+        {
             return Some(Failure::Aborted {
                 pattern: m.source().to_string(),
                 line: line.to_string(),
