@@ -111,7 +111,7 @@ pub(super) struct Conns {
 
 impl Conns {
     /// Queue bytes for `id`.
-    pub fn write(&mut self, id: ConnId, bytes: &[u8]) {
+    pub(super) fn write(&mut self, id: ConnId, bytes: &[u8]) {
         if let Some(c) = self.map.get_mut(&id) {
             c.out.extend_from_slice(bytes);
             self.woken.insert(id);
@@ -120,14 +120,14 @@ impl Conns {
 
     /// Encode `p` in `protocol` and queue it for `id` (a packet that does not encode is
     /// dropped: the core builds only valid ones).
-    pub fn send(&mut self, id: ConnId, protocol: Protocol, p: &Packet) {
+    pub(super) fn send(&mut self, id: ConnId, protocol: Protocol, p: &Packet) {
         if let Ok(bytes) = p.encode(protocol) {
             self.write(id, &bytes);
         }
     }
 
     /// Bytes waiting for `id`.
-    pub fn pending(&self, id: ConnId) -> usize {
+    pub(super) fn pending(&self, id: ConnId) -> usize {
         self.map.get(&id).map_or(0, |c| c.out.len())
     }
 }

@@ -105,7 +105,7 @@ pub(super) struct Session {
 
 impl Session {
     /// A fresh packet id not in flight (`None` when all 65,535 are).
-    pub fn next_packet_id(&mut self) -> Option<u16> {
+    pub(super) fn next_packet_id(&mut self) -> Option<u16> {
         for _ in 0..u16::MAX {
             self.next_id = self.next_id.checked_add(1).unwrap_or(1);
             if !self.inflight.contains_key(&self.next_id) {
@@ -116,13 +116,13 @@ impl Session {
     }
 
     /// True when another QoS 1/2 message may be sent now.
-    pub fn has_window(&self) -> bool {
+    pub(super) fn has_window(&self) -> bool {
         let max = self.link.map_or(0, |l| l.receive_max);
         self.inflight.len() < max.min(MAX_INFLIGHT)
     }
 
     /// Queue a delivery for later; `false` when the queue is full (the delivery is dropped).
-    pub fn enqueue(&mut self, d: Delivery) -> bool {
+    pub(super) fn enqueue(&mut self, d: Delivery) -> bool {
         if self.queue.len() >= MAX_QUEUED {
             return false;
         }

@@ -187,7 +187,7 @@ impl Drop for TempDir {
 /// port: a connection whose first byte is a TLS handshake record (`0x16`; an MQTT CONNECT
 /// starts with `0x10`) is served through TLS.
 #[derive(Debug)]
-pub struct TlsAcceptor {
+pub(super) struct TlsAcceptor {
     config: Arc<ServerConfig>,
     ca_file: PathBuf,
     _dir: TempDir,
@@ -214,7 +214,7 @@ impl TlsAcceptor {
     }
 
     /// The CA certificate (PEM) clients must trust; removed when the broker stops.
-    pub fn ca_file(&self) -> &Path {
+    pub(super) fn ca_file(&self) -> &Path {
         &self.ca_file
     }
 
@@ -234,7 +234,7 @@ pub(super) const TLS_HANDSHAKE: u8 = 0x16;
 
 /// A TLS server connection over TCP, shareable between the reader and writer threads of
 /// one broker connection: each handle has the socket (cloned) and the same rustls state.
-pub struct TlsServerStream {
+pub(super) struct TlsServerStream {
     tcp: TcpStream,
     conn: Arc<Mutex<ServerConnection>>,
     raw: Vec<u8>,

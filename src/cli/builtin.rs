@@ -12,11 +12,11 @@ use clap::Args;
 use crate::exit::Exit;
 
 /// Every embedded file: its path relative to the repository root, and its text.
-pub const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
+pub(super) const FILES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_recipes.rs"));
 
 /// Arguments of `sim7k recipes`.
 #[derive(Debug, Args)]
-pub struct RecipesArgs {
+pub(super) struct RecipesArgs {
     /// Write the built-in recipes, scripts and schema under DIR (DIR/recipes/…,
     /// DIR/scripts/…), to run or edit them. Existing files are left alone unless --force.
     #[arg(long, value_name = "DIR")]
@@ -35,7 +35,7 @@ struct Head {
 
 /// The runnable recipes: `recipes/*.yaml` (files under `recipes/carriers/` are included by
 /// them, not run alone).
-pub fn recipes() -> impl Iterator<Item = (&'static str, &'static str)> {
+pub(super) fn recipes() -> impl Iterator<Item = (&'static str, &'static str)> {
     FILES.iter().copied().filter(|(p, _)| {
         p.strip_prefix("recipes/")
             .is_some_and(|rest| !rest.contains('/') && rest.ends_with(".yaml"))
@@ -43,7 +43,7 @@ pub fn recipes() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 /// Run `sim7k recipes`.
-pub fn run(args: &RecipesArgs) -> Exit {
+pub(super) fn run(args: &RecipesArgs) -> Exit {
     match &args.extract {
         Some(dir) => extract(dir, args.force),
         None => list(),

@@ -14,7 +14,7 @@ use crate::job::{Interrupt, ReceivedMessage, RunOutcome, StepResult, StepStatus,
 use crate::runner::Observer;
 
 /// The console observer.
-pub struct Console {
+pub(super) struct Console {
     quiet: bool,
     verbose: u8,
     tty: bool,
@@ -32,7 +32,7 @@ pub struct Console {
 
 impl Console {
     /// Output for one run of `recipe`.
-    pub fn new(quiet: bool, verbose: u8, recipe: &str) -> Console {
+    pub(super) fn new(quiet: bool, verbose: u8, recipe: &str) -> Console {
         Console {
             quiet,
             verbose,
@@ -48,7 +48,7 @@ impl Console {
     }
 
     /// With `--json`: `say:` lines and messages go to stderr, stdout is left to the JSON.
-    pub fn json(mut self, json: bool) -> Console {
+    pub(super) fn json(mut self, json: bool) -> Console {
         self.json = json;
         self
     }
@@ -100,7 +100,7 @@ impl Console {
     }
 
     /// Print the verdict (and the failure with the transcript tail).
-    pub fn finish(&mut self, report: &RunOutcome, transcript: Option<&Path>) {
+    pub(super) fn finish(&mut self, report: &RunOutcome, transcript: Option<&Path>) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

@@ -21,10 +21,10 @@ use crate::script::CompiledScripts;
 
 /// Most emulated modems `--emulate-count` starts (each holds a few file descriptors and
 /// threads).
-pub const MAX_EMULATED: u16 = 256;
+pub(super) const MAX_EMULATED: u16 = 256;
 
 /// Whether these arguments ask for a multi-device run.
-pub fn wanted(args: &RunArgs) -> bool {
+pub(super) fn wanted(args: &RunArgs) -> bool {
     args.ports.len() > 1
         || args.ports.iter().any(|p| crate::fleet::ports::is_glob(p))
         || args.ports_file.is_some()
@@ -38,7 +38,7 @@ pub fn wanted(args: &RunArgs) -> bool {
 }
 
 /// Parse `--fault-on N:FAULT`.
-pub fn parse_fault_on(s: &str) -> Result<(u16, Fault), String> {
+pub(super) fn parse_fault_on(s: &str) -> Result<(u16, Fault), String> {
     let Some((n, spec)) = s.split_once(':') else {
         return Err(format!(
             "expected N:FAULT (device number, then a fault such as error=CIICR), got `{s}`"
@@ -169,7 +169,7 @@ impl FleetEvents for Events<'_> {
 }
 
 /// Run the recipe on every device.
-pub fn run(args: &RunArgs) -> Exit {
+pub(super) fn run(args: &RunArgs) -> Exit {
     if args.transcript.is_some() {
         eprintln!(
             "error: --transcript FILE is for a run on one port; with several devices use --transcript-dir DIR (one DIR/<device>.log each)"

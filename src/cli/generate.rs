@@ -10,7 +10,7 @@ use crate::exit::Exit;
 
 /// Arguments of `sim7k completions`.
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(super) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -18,7 +18,7 @@ pub struct CompletionsArgs {
 
 /// Arguments of `sim7k man`.
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(super) struct ManArgs {
     /// Write one page per command (sim7k.1, sim7k-run.1, …) into DIR instead of printing
     /// sim7k(1) on stdout.
     #[arg(long, value_name = "DIR")]
@@ -38,7 +38,7 @@ fn write_out(bytes: &[u8]) -> Exit {
 }
 
 /// Print the completion script for `args.shell`.
-pub fn completions(args: &CompletionsArgs) -> Exit {
+pub(super) fn completions(args: &CompletionsArgs) -> Exit {
     let mut cmd = super::Cli::command();
     let mut buf = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "sim7k", &mut buf);
@@ -46,7 +46,7 @@ pub fn completions(args: &CompletionsArgs) -> Exit {
 }
 
 /// Print the roff man page, or write every page into a directory.
-pub fn man(args: &ManArgs) -> Exit {
+pub(super) fn man(args: &ManArgs) -> Exit {
     let cmd = super::Cli::command();
     if let Some(dir) = &args.dir {
         if let Err(e) = std::fs::create_dir_all(dir) {

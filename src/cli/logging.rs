@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Install the subscriber when `RUST_LOG` is set or `verbose` is 3 or more; otherwise none
 /// (the `tracing` macros then cost a relaxed load each).
-pub fn init(verbose: u8) {
+pub(super) fn init(verbose: u8) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
             Ok(f) => f,

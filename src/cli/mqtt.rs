@@ -23,7 +23,7 @@ use crate::mqtt::{
 use crate::util::hex::hex;
 
 /// Exit codes of `sim7k mqtt`, for its help.
-pub const MQTT_EXIT_CODES: &str = "\
+pub(super) const MQTT_EXIT_CODES: &str = "\
 Exit codes:
   0    done (also when the reader of the output went away, e.g. `| head -1`)
   2    bad input: not hex, bytes that do not decode, a packet that cannot be encoded, a file
@@ -32,7 +32,7 @@ Exit codes:
 
 /// `sim7k mqtt <cmd>`.
 #[derive(Subcommand, Debug, Clone)]
-pub enum MqttCommand {
+pub(super) enum MqttCommand {
     /// Encode one MQTT packet and print it as hex.
     #[command(after_help = MQTT_EXIT_CODES)]
     Encode(EncodeArgs),
@@ -47,7 +47,7 @@ pub enum MqttCommand {
 
 /// Arguments of `sim7k mqtt encode`.
 #[derive(Args, Debug, Clone)]
-pub struct EncodeArgs {
+pub(super) struct EncodeArgs {
     /// The packet to encode.
     #[command(subcommand)]
     pub packet: EncodePacket,
@@ -55,7 +55,7 @@ pub struct EncodeArgs {
 
 /// Options every `encode` packet takes.
 #[derive(Args, Debug, Clone)]
-pub struct CommonArgs {
+pub(super) struct CommonArgs {
     /// MQTT version: 3.1, 3.1.1 or 5.
     #[arg(long = "version", value_name = "VERSION", default_value = "3.1.1", value_parser = parse_protocol)]
     pub protocol: Protocol,
@@ -98,7 +98,7 @@ fn parse_code(s: &str) -> Result<u8, String> {
 
 /// Bytes given as hex on the command line (a newtype so clap takes one value, not a list).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HexBytes(pub Vec<u8>);
+pub(super) struct HexBytes(pub Vec<u8>);
 
 fn parse_hex_arg(s: &str) -> Result<HexBytes, String> {
     crate::util::hex::parse_hex(s)
@@ -109,7 +109,7 @@ fn parse_hex_arg(s: &str) -> Result<HexBytes, String> {
 /// The packet kinds `encode` knows. Each takes `--version` for the MQTT version, so clap's
 /// own `--version` flag is disabled on them (it would clash under `propagate_version`).
 #[derive(Subcommand, Debug, Clone)]
-pub enum EncodePacket {
+pub(super) enum EncodePacket {
     /// CONNECT.
     #[command(disable_version_flag = true)]
     Connect(ConnectArgs),
@@ -159,11 +159,11 @@ pub enum EncodePacket {
 
 /// The client id `encode connect` uses unless told otherwise: valid in every version (MQTT 3.1
 /// needs 1 to 23 characters; an empty id needs a clean session in 3.1.1).
-pub const DEFAULT_CLIENT_ID: &str = "sim7k";
+pub(super) const DEFAULT_CLIENT_ID: &str = "sim7k";
 
 /// `encode connect`.
 #[derive(Args, Debug, Clone)]
-pub struct ConnectArgs {
+pub(super) struct ConnectArgs {
     /// Client identifier (`""` for none: MQTT 3.1.1 then needs --clean, 3.1 refuses it).
     #[arg(long, default_value = DEFAULT_CLIENT_ID)]
     pub client_id: String,
@@ -204,7 +204,7 @@ pub struct ConnectArgs {
 
 /// `encode connack`.
 #[derive(Args, Debug, Clone)]
-pub struct ConnackArgs {
+pub(super) struct ConnackArgs {
     /// Session present flag.
     #[arg(long)]
     pub session_present: bool,
@@ -218,7 +218,7 @@ pub struct ConnackArgs {
 
 /// `encode publish`.
 #[derive(Args, Debug, Clone)]
-pub struct PublishArgs {
+pub(super) struct PublishArgs {
     /// Topic name.
     #[arg(long)]
     pub topic: String,
@@ -259,7 +259,7 @@ pub struct PublishArgs {
 
 /// `encode puback|pubrec|pubrel|pubcomp`.
 #[derive(Args, Debug, Clone)]
-pub struct AckArgs {
+pub(super) struct AckArgs {
     /// Packet identifier.
     #[arg(long)]
     pub packet_id: u16,
@@ -279,7 +279,7 @@ pub struct AckArgs {
 
 /// `encode subscribe`.
 #[derive(Args, Debug, Clone)]
-pub struct SubscribeArgs {
+pub(super) struct SubscribeArgs {
     /// Topic filter (repeatable).
     #[arg(long = "filter", required = true)]
     pub filters: Vec<String>,
@@ -311,7 +311,7 @@ pub struct SubscribeArgs {
 
 /// `encode unsubscribe`.
 #[derive(Args, Debug, Clone)]
-pub struct UnsubscribeArgs {
+pub(super) struct UnsubscribeArgs {
     /// Topic filter (repeatable).
     #[arg(long = "filter", required = true)]
     pub filters: Vec<String>,
@@ -328,7 +328,7 @@ pub struct UnsubscribeArgs {
 
 /// `encode suback|unsuback`.
 #[derive(Args, Debug, Clone)]
-pub struct CodesArgs {
+pub(super) struct CodesArgs {
     /// Packet identifier.
     #[arg(long)]
     pub packet_id: u16,
@@ -342,7 +342,7 @@ pub struct CodesArgs {
 
 /// `encode pingreq|pingresp`.
 #[derive(Args, Debug, Clone)]
-pub struct PlainArgs {
+pub(super) struct PlainArgs {
     /// Common options.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -350,7 +350,7 @@ pub struct PlainArgs {
 
 /// `encode disconnect`.
 #[derive(Args, Debug, Clone)]
-pub struct DisconnectArgs {
+pub(super) struct DisconnectArgs {
     /// MQTT 5.0 reason code, decimal or 0x hex.
     #[arg(long, value_parser = parse_code, default_value = "0")]
     pub code: u8,
@@ -367,7 +367,7 @@ pub struct DisconnectArgs {
 
 /// `encode auth`.
 #[derive(Args, Debug, Clone)]
-pub struct AuthArgs {
+pub(super) struct AuthArgs {
     /// Reason code (0x00, 0x18, 0x19).
     #[arg(long, value_parser = parse_code, default_value = "0")]
     pub code: u8,
@@ -384,7 +384,7 @@ pub struct AuthArgs {
 
 /// Arguments of `sim7k mqtt decode`.
 #[derive(Args, Debug, Clone)]
-pub struct DecodeArgs {
+pub(super) struct DecodeArgs {
     /// Hex bytes (spaces, newlines, `0x` prefixes and `#` comments allowed), or `-` for stdin.
     pub input: String,
     /// MQTT version of non-CONNECT packets: 3.1, 3.1.1 or 5 (a CONNECT in the input sets it).
@@ -401,7 +401,7 @@ pub struct DecodeArgs {
 
 /// Arguments of `sim7k mqtt follow`.
 #[derive(Args, Debug, Clone)]
-pub struct FollowArgs {
+pub(super) struct FollowArgs {
     /// A transcript written by `sim7k run … --transcript FILE` (or `--transcript-dir`), or `-`
     /// for stdin.
     pub transcript: PathBuf,
@@ -627,7 +627,7 @@ fn build_packet<'a>(
 }
 
 /// Run `sim7k mqtt <cmd>` with these streams: warnings go to `err`.
-pub fn run_with(
+pub(super) fn run_with(
     cmd: &MqttCommand,
     stdin: &mut dyn BufRead,
     stdout: &mut dyn Write,
@@ -694,7 +694,7 @@ pub fn run_with(
 }
 
 /// Run `sim7k mqtt <cmd>` on the process's streams and return its exit code.
-pub fn run(cmd: &MqttCommand) -> ExitCode {
+pub(super) fn run(cmd: &MqttCommand) -> ExitCode {
     let mut stdin = std::io::stdin().lock();
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     let mut stderr = std::io::stderr();

@@ -11,7 +11,7 @@ use crate::exit::Exit;
 
 /// Arguments of `sim7k ports`.
 #[derive(Debug, Args)]
-pub struct PortsArgs {
+pub(super) struct PortsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -22,7 +22,7 @@ pub struct PortsArgs {
 
 /// One port, as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortRow {
+pub(super) struct PortRow {
     /// Device path.
     pub port: String,
     /// `usb`, `pci`, `bluetooth` or `other`.
@@ -60,7 +60,7 @@ fn vendor_note(vid: u16) -> Option<&'static str> {
 }
 
 /// Turn serialport's list into rows, sorted in natural order of the path.
-pub fn rows(ports: Vec<SerialPortInfo>) -> Vec<PortRow> {
+pub(super) fn rows(ports: Vec<SerialPortInfo>) -> Vec<PortRow> {
     let mut out: Vec<PortRow> = ports
         .into_iter()
         .map(|p| {
@@ -98,7 +98,7 @@ pub fn rows(ports: Vec<SerialPortInfo>) -> Vec<PortRow> {
 }
 
 /// Render rows as an aligned table.
-pub fn table(rows: &[PortRow]) -> String {
+pub(super) fn table(rows: &[PortRow]) -> String {
     let header = [
         "PORT",
         "TYPE",
@@ -164,7 +164,7 @@ fn available() -> Result<Vec<SerialPortInfo>, String> {
 }
 
 /// Run `sim7k ports`.
-pub fn run(args: &PortsArgs) -> Exit {
+pub(super) fn run(args: &PortsArgs) -> Exit {
     let ports = match available() {
         Ok(p) => p,
         Err(e) => {

@@ -13,7 +13,7 @@ use crate::report::jsonl::JsonlWriter;
 use super::RunArgs;
 
 /// The record sinks of one `sim7k run`.
-pub struct RecordTo {
+pub(super) struct RecordTo {
     live: Live,
     own: Option<JsonlWriter>,
     required: bool,
@@ -40,7 +40,7 @@ fn station_of(args: &RunArgs) -> Result<String, String> {
 
 /// Set up the sinks of `--record-to` (none contacted yet); `None` without `--record-to`.
 /// `report` is the `--report` writer; without one, sim7k opens its own file.
-pub fn start(
+pub(super) fn start(
     args: &RunArgs,
     run_id: &str,
     report: Option<&JsonlWriter>,
@@ -95,17 +95,17 @@ pub fn start(
 
 impl RecordTo {
     /// sim7k's own JSONL when there is no `--report` (every record is appended to it).
-    pub fn writer(&self) -> Option<&JsonlWriter> {
+    pub(super) fn writer(&self) -> Option<&JsonlWriter> {
         self.own.as_ref()
     }
 
     /// Queue a finished device's record (after it is in the JSONL).
-    pub fn submit(&self, record: &DeviceRecord) {
+    pub(super) fn submit(&self, record: &DeviceRecord) {
         self.live.submit(record);
     }
 
     /// Run the fleet with the records worker beside it; its warnings go through `progress`.
-    pub fn run_with<R>(&self, progress: &Progress, body: impl FnOnce() -> R) -> R {
+    pub(super) fn run_with<R>(&self, progress: &Progress, body: impl FnOnce() -> R) -> R {
         let quiet = self.quiet;
         let say = move |line: &str| {
             if !quiet {
@@ -118,7 +118,7 @@ impl RecordTo {
     /// At the end of the run: say which sinks are behind and how to catch them up; the exit
     /// code this asks for (4 with `--record-required` when a sink is behind) and a JSON
     /// summary for `--json`.
-    pub fn finish(&self) -> (Exit, serde_json::Value) {
+    pub(super) fn finish(&self) -> (Exit, serde_json::Value) {
         let summary = self.live.finish();
         let behind = summary.behind();
         for line in self.live.summary_lines(&summary) {

@@ -23,7 +23,7 @@ Examples:
 /// `sim7k records …`
 #[derive(Debug, Subcommand)]
 #[command(after_help = RECORDS_AFTER_HELP)]
-pub enum RecordsCommand {
+pub(super) enum RecordsCommand {
     /// Send each sink the records of a JSONL report it lacks (store and forward). Records
     /// already there are not sent again. Exit 0 when every sink has every record, 4 otherwise.
     Push(PushArgs),
@@ -39,7 +39,7 @@ pub enum RecordsCommand {
 
 /// Arguments of `sim7k records push`.
 #[derive(Debug, Args)]
-pub struct PushArgs {
+pub(super) struct PushArgs {
     /// The JSONL report (`sim7k run --report FILE.jsonl`).
     pub file: PathBuf,
     /// A sink URL (repeatable).
@@ -55,7 +55,7 @@ pub struct PushArgs {
 
 /// Where a view reads records.
 #[derive(Debug, Args)]
-pub struct ViewArgs {
+pub(super) struct ViewArgs {
     /// A JSONL report.
     #[arg(
         long,
@@ -73,7 +73,7 @@ pub struct ViewArgs {
 }
 
 /// Run a `sim7k records` subcommand.
-pub fn run(cmd: &RecordsCommand) -> Exit {
+pub(super) fn run(cmd: &RecordsCommand) -> Exit {
     match cmd {
         RecordsCommand::Push(a) => push(a),
         RecordsCommand::Yield(a) => view(View::Yield, a),

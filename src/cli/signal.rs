@@ -14,7 +14,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 /// Install SIGINT/SIGTERM/SIGHUP handlers (once) and return the flag they set (with the signal).
-pub fn install() -> StopFlag {
+pub(super) fn install() -> StopFlag {
     let flag = FLAG.get_or_init(StopFlag::new).clone();
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {

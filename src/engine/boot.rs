@@ -26,7 +26,7 @@ pub const REBOOT_GRACE: Duration = Duration::from_secs(60);
 
 /// What a boot line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootVerdict {
+pub(super) enum BootVerdict {
     /// Part of the expected boot.
     Boot,
     /// A restart is suspected (log it).
@@ -39,7 +39,7 @@ pub enum BootVerdict {
 
 /// Restart detection state.
 #[derive(Debug, Clone, Default)]
-pub struct Boot {
+pub(super) struct Boot {
     /// Until when boot lines are the expected boot.
     window_until: Option<Instant>,
     /// The expected boot finished (`SMS Ready` seen).
@@ -56,7 +56,7 @@ pub struct Boot {
 
 impl Boot {
     /// A step starts; `reset`: it is an `AT+CFUN=…,1` (a restart is expected).
-    pub fn on_step(&mut self, now: Instant, reset: bool) {
+    pub(super) fn on_step(&mut self, now: Instant, reset: bool) {
         if reset {
             self.window_until = Some(later(now, REBOOT_GRACE));
             self.done = false;
@@ -70,7 +70,7 @@ impl Boot {
     }
 
     /// When the boot window closes (for the timer table), while it is open.
-    pub fn window_end(&self) -> Option<Instant> {
+    pub(super) fn window_end(&self) -> Option<Instant> {
         if self.done { None } else { self.window_until }
     }
 
@@ -79,12 +79,12 @@ impl Boot {
     }
 
     /// A command got its final result.
-    pub fn on_answer(&mut self) {
+    pub(super) fn on_answer(&mut self) {
         self.answered = true;
     }
 
     /// A boot line arrived (`RDY`, `SMS Ready`, `Call Ready`, `+CPIN: READY`).
-    pub fn on_line(&mut self, line: &str, now: Instant) -> BootVerdict {
+    pub(super) fn on_line(&mut self, line: &str, now: Instant) -> BootVerdict {
         let t = line.trim();
         if t == "RDY" {
             if std::mem::take(&mut self.expect_rdy) || !self.answered {
@@ -113,7 +113,7 @@ impl Boot {
     }
 
     /// A setting the recipe made is gone (`why`): confirms a suspicion, or waits for one.
-    pub fn on_evidence(&mut self, why: String) -> Option<(String, String)> {
+    pub(super) fn on_evidence(&mut self, why: String) -> Option<(String, String)> {
         match self.suspect.clone() {
             Some(line) => Some((line, why)),
             None => {
@@ -125,7 +125,7 @@ impl Boot {
 
     /// A setting the recipe made is still in force: a suspicion is ruled out. Returns the
     /// suspected line.
-    pub fn on_settings_intact(&mut self) -> Option<String> {
+    pub(super) fn on_settings_intact(&mut self) -> Option<String> {
         self.evidence = None;
         self.suspect.take()
     }

@@ -8,7 +8,7 @@ use crate::at::dialect::SocketDialect;
 
 /// Bytes to type after a prompt: a range of a shared buffer.
 #[derive(Debug, Clone)]
-pub struct Typed {
+pub(super) struct Typed {
     /// The buffer.
     pub data: Arc<[u8]>,
     /// The bytes of it to type.
@@ -17,20 +17,20 @@ pub struct Typed {
 
 impl Typed {
     /// The whole of `data`.
-    pub fn all(data: Arc<[u8]>) -> Typed {
+    pub(super) fn all(data: Arc<[u8]>) -> Typed {
         let range = 0..data.len();
         Typed { data, range }
     }
 
     /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub(super) fn bytes(&self) -> &[u8] {
         self.data.get(self.range.clone()).unwrap_or_default()
     }
 }
 
 /// The next exchange of a send.
 #[derive(Debug)]
-pub enum Next {
+pub(super) enum Next {
     /// Ask the module for its largest block (`AT+CIPSEND?`).
     Query(String),
     /// Send one chunk: the command, and what to type after its prompt.
@@ -41,7 +41,7 @@ pub enum Next {
 
 /// A send in progress.
 #[derive(Debug)]
-pub struct DataSend {
+pub(super) struct DataSend {
     payload: Arc<[u8]>,
     offset: usize,
     chunk: Option<usize>,
@@ -53,7 +53,7 @@ pub struct DataSend {
 
 impl DataSend {
     /// A send of `payload` (bytes for the wire, already through the stream's transform).
-    pub fn new(payload: Arc<[u8]>, chunk: Option<usize>, hex: bool) -> DataSend {
+    pub(super) fn new(payload: Arc<[u8]>, chunk: Option<usize>, hex: bool) -> DataSend {
         DataSend {
             payload,
             offset: 0,
@@ -68,13 +68,13 @@ impl DataSend {
     /// overlapping) when the range fits in a chunk: each secret goes out in one piece, so no
     /// output (the transcript, `-v`, the module's echo, the emulator's log) shows a piece of
     /// it at a chunk boundary, where no redaction could recognise it.
-    pub fn keeping_whole(mut self, ranges: Vec<Range<usize>>) -> DataSend {
+    pub(super) fn keeping_whole(mut self, ranges: Vec<Range<usize>>) -> DataSend {
         self.keep_whole = ranges;
         self
     }
 
     /// The next exchange. `max_send`: what the module reported, if asked.
-    pub fn next(
+    pub(super) fn next(
         &mut self,
         dialect: &dyn SocketDialect,
         max_send: Option<usize>,
@@ -136,19 +136,19 @@ impl DataSend {
 
     /// The payload (already through the stream's transform) is not all sent: nothing else
     /// may go out before it ends.
-    pub fn unfinished(&self) -> bool {
+    pub(super) fn unfinished(&self) -> bool {
         self.offset < self.payload.len()
     }
 
     /// The chunk in flight was accepted. Returns true when the whole payload is sent.
-    pub fn chunk_sent(&mut self) -> bool {
+    pub(super) fn chunk_sent(&mut self) -> bool {
         self.offset = (self.offset + self.in_flight).min(self.payload.len());
         self.in_flight = 0;
         self.offset >= self.payload.len()
     }
 
     /// The chunk in flight failed: it is sent again on a retry.
-    pub fn chunk_failed(&mut self) {
+    pub(super) fn chunk_failed(&mut self) {
         self.in_flight = 0;
     }
 }

@@ -9,7 +9,7 @@ use crate::at::line::ResultCode;
 
 /// Why a command was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(super) enum Purpose {
     /// The step's own command.
     Step,
     /// The largest-send query before a data send.
@@ -30,14 +30,14 @@ pub enum Purpose {
 
 impl Purpose {
     /// True for exchanges that belong to the step (not to the link in the background).
-    pub fn is_step(self) -> bool {
+    pub(super) fn is_step(self) -> bool {
         !matches!(self, Purpose::Background | Purpose::Read)
     }
 }
 
 /// The command in flight.
 #[derive(Debug)]
-pub struct Exchange {
+pub(super) struct Exchange {
     /// The command.
     pub cmd: Command,
     /// What for.
@@ -64,7 +64,7 @@ pub struct Exchange {
 }
 
 /// Did a response line end the exchange?
-pub enum Verdict {
+pub(super) enum Verdict {
     /// Finished: `Ok(())` or the failure.
     Finished(Result<(), Failure>),
     /// Not yet.
@@ -72,7 +72,7 @@ pub enum Verdict {
 }
 
 /// Judge a response line (`code`: its result code, if it is one).
-pub fn verdict(ex: &mut Exchange, line: &str, code: Option<&ResultCode>) -> Verdict {
+pub(super) fn verdict(ex: &mut Exchange, line: &str, code: Option<&ResultCode>) -> Verdict {
     let fail = |line: &str| Verdict::Finished(Err(Failure::ErrorResult { line: line.into() }));
     match ex.cmd.shape {
         Shape::Standard | Shape::Own(_) => match code {
@@ -123,7 +123,7 @@ pub fn verdict(ex: &mut Exchange, line: &str, code: Option<&ResultCode>) -> Verd
 
 /// What the exchange is waiting for, for messages (`expect`: the step's patterns, when the
 /// exchange is the step's own command).
-pub fn waiting_for(ex: &Exchange, expect: Option<String>) -> String {
+pub(super) fn waiting_for(ex: &Exchange, expect: Option<String>) -> String {
     match ex.cmd.shape {
         Shape::Prompt if !ex.payload_sent => format!("the `> ` prompt after `{}`", ex.cmd.text),
         Shape::Prompt => "SEND OK".to_string(),

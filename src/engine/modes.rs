@@ -16,7 +16,7 @@ pub enum Echo {
 
 /// Echo and result-code format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Modes {
+pub(super) struct Modes {
     /// Command echo.
     pub echo: Echo,
     /// `ATV0`: result codes come as digits (`0` for OK, `4` for ERROR).
@@ -38,7 +38,7 @@ impl Default for Modes {
 
 impl Modes {
     /// Follow a successful command's effect.
-    pub fn apply(&mut self, effect: Effect) {
+    pub(super) fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::Echo(on) => {
                 self.echo = if on { Echo::On } else { Echo::Off };
@@ -52,7 +52,7 @@ impl Modes {
 
     /// After a reset: verbose codes (V1 is the power-on default); echo is on unless a
     /// saved profile (`AT&W`) says otherwise, so it is unknown until seen.
-    pub fn power_on(&mut self) {
+    pub(super) fn power_on(&mut self) {
         *self = Modes {
             echo: Echo::Unknown,
             numeric: false,

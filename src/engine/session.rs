@@ -34,7 +34,7 @@ pub struct UrcRule {
 
 /// Most unsolicited lines kept between steps for a `wait` step that starts next.
 const BACKLOG: usize = 64;
-pub use crate::at::push::PUSH_SETTLE;
+pub(super) use crate::at::push::PUSH_SETTLE;
 /// A pause this long in the echo of typed data means the echo stopped: the window closes
 /// and what comes next is read as modem lines.
 pub const ECHO_QUIET: Duration = Duration::from_secs(1);

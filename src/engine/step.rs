@@ -30,13 +30,13 @@ pub const QUIET_GAP: Duration = Duration::from_millis(200);
 /// A timeout may be moved by at least this much while a reply is arriving.
 pub const MIN_EXTENSION: Duration = Duration::from_secs(2);
 /// Bound on one exchange the link makes in the background (acks, PINGREQ, reads).
-pub const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on the `AT` liveness probe at the end of a wait that heard nothing.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the step is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(super) enum Phase {
     /// Waiting for [`Timer::Pause`]: the first attempt, a retry, the next poll.
     Pause,
     /// Its own exchange is in flight.
@@ -54,7 +54,7 @@ pub enum Phase {
 
 /// The step in progress.
 #[derive(Debug)]
-pub struct StepRun {
+pub(super) struct StepRun {
     /// What the step does.
     pub plan: StepPlan,
     /// When it started.
@@ -88,7 +88,7 @@ pub struct StepRun {
 impl StepRun {
     /// A response line to the step's own command or data chunk: collect, match, capture.
     /// `Some(failure)` when an abort pattern matched.
-    pub fn on_response(
+    pub(super) fn on_response(
         &mut self,
         line: &str,
         purpose: Purpose,
@@ -125,7 +125,7 @@ impl StepRun {
 }
 
 /// `pattern` or `pattern`, as written.
-pub fn describe_expect(plan: &StepPlan) -> String {
+pub(super) fn describe_expect(plan: &StepPlan) -> String {
     if plan.expect.is_empty() {
         "OK".to_string()
     } else {
@@ -138,7 +138,7 @@ pub fn describe_expect(plan: &StepPlan) -> String {
 }
 
 /// The patterns as written.
-pub fn sources(ms: &[super::Matcher]) -> Vec<String> {
+pub(super) fn sources(ms: &[super::Matcher]) -> Vec<String> {
     ms.iter().map(|m| m.source().to_string()).collect()
 }
 

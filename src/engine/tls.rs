@@ -40,7 +40,7 @@ use crate::tls::TlsState;
 use crate::util::time::later;
 
 /// What a TLS step waits for, in words.
-pub fn describe(plan: &StepPlan) -> String {
+pub(super) fn describe(plan: &StepPlan) -> String {
     match &plan.action {
         PlanAction::Tls(TlsPlan::Handshake(h)) => match &h.host {
             Some(host) => format!("the TLS handshake with {host}"),

@@ -33,7 +33,7 @@ use crate::at::dialect::RxMode;
 use crate::util::time::later;
 
 /// What an MQTT wait waits for, in words.
-pub fn describe_mqtt(plan: &StepPlan) -> String {
+pub(super) fn describe_mqtt(plan: &StepPlan) -> String {
     match &plan.action {
         PlanAction::Mqtt(m) => match &m.want {
             MqttWant::Packet(t) => match m.packet_id {

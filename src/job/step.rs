@@ -13,7 +13,7 @@ use crate::redact::REDACTED;
 use crate::util::time::{earliest, later};
 
 /// `if:` truthiness: empty, `false`, `0`, `no`, `off` (any case, trimmed) are false.
-pub fn truthy(text: &str) -> bool {
+pub(super) fn truthy(text: &str) -> bool {
     !matches!(
         text.trim().to_ascii_lowercase().as_str(),
         "" | "false" | "0" | "no" | "off"

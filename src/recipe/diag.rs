@@ -46,7 +46,7 @@ pub(crate) struct SourceFile {
 }
 
 impl SourceFile {
-    pub fn new(path: PathBuf, text: impl Into<Arc<str>>) -> Arc<SourceFile> {
+    pub(crate) fn new(path: PathBuf, text: impl Into<Arc<str>>) -> Arc<SourceFile> {
         Arc::new(SourceFile {
             path,
             text: text.into(),
@@ -55,7 +55,7 @@ impl SourceFile {
     }
 
     /// The same file, whose lines diagnostics never show (saying `why`).
-    pub fn hidden(file: &Arc<SourceFile>, why: &'static str) -> Arc<SourceFile> {
+    pub(crate) fn hidden(file: &Arc<SourceFile>, why: &'static str) -> Arc<SourceFile> {
         Arc::new(SourceFile {
             path: file.path.clone(),
             text: Arc::clone(&file.text),
@@ -77,7 +77,12 @@ pub(crate) struct Spot {
 impl Spot {
     /// The spot at a 1-based `line` and character `column`. The label covers `len`
     /// bytes when given, otherwise the token starting there.
-    pub fn at_line_col(file: &Arc<SourceFile>, line: u32, column: u32, len: Option<usize>) -> Spot {
+    pub(crate) fn at_line_col(
+        file: &Arc<SourceFile>,
+        line: u32,
+        column: u32,
+        len: Option<usize>,
+    ) -> Spot {
         let text = &file.text;
         let line = line.max(1);
         let column = column.max(1);
@@ -93,7 +98,7 @@ impl Spot {
     }
 
     /// The spot at a byte offset (clamped to the text).
-    pub fn at_offset(file: &Arc<SourceFile>, offset: usize, len: Option<usize>) -> Spot {
+    pub(crate) fn at_offset(file: &Arc<SourceFile>, offset: usize, len: Option<usize>) -> Spot {
         let text = &file.text;
         let mut offset = offset.min(text.len());
         while offset > 0 && !text.is_char_boundary(offset) {
@@ -111,11 +116,11 @@ impl Spot {
     }
 
     /// The start of the file.
-    pub fn file_start(file: &Arc<SourceFile>) -> Spot {
+    pub(crate) fn file_start(file: &Arc<SourceFile>) -> Spot {
         Spot::at_offset(file, 0, Some(0))
     }
 
-    pub fn origin(&self) -> Origin {
+    pub(crate) fn origin(&self) -> Origin {
         Origin {
             file: self.file.path.clone(),
             line: self.line,

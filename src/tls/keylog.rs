@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use super::TlsConfigError;
 
 /// Appends `LABEL <client_random> <secret>` lines (NSS key log format).
-pub struct KeyLogFile {
+pub(super) struct KeyLogFile {
     path: PathBuf,
     file: Mutex<File>,
 }
@@ -29,7 +29,7 @@ impl std::fmt::Debug for KeyLogFile {
 
 impl KeyLogFile {
     /// Open (create, owner-only) `path` for appending.
-    pub fn open(path: &Path) -> Result<KeyLogFile, TlsConfigError> {
+    pub(super) fn open(path: &Path) -> Result<KeyLogFile, TlsConfigError> {
         let mut opts = OpenOptions::new();
         opts.append(true).create(true);
         #[cfg(unix)]

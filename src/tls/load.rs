@@ -86,7 +86,7 @@ fn pem_error(e: pem::Error) -> String {
 }
 
 /// Every certificate of a PEM file, in order; an error when there is none.
-pub fn load_certificates(
+pub(super) fn load_certificates(
     what: &'static str,
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
@@ -127,7 +127,7 @@ pub fn load_certificates(
 }
 
 /// The first private key of a PEM file (PKCS#8, SEC1 or PKCS#1 RSA).
-pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
+pub(super) fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
     const WHAT: &str = "client key";
     let bytes = read_pem(
         WHAT,

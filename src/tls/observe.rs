@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 /// What one connection's handshake callbacks saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observations {
+pub(super) struct Observations {
     /// The server's end-entity certificate, as far as it could be read.
     pub server_cert: Option<CertSummary>,
     /// How many intermediate certificates the server sent.

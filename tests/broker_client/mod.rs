@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use sim7k::mqtt::*;
 
 /// Hang guard only: a broker on loopback answers in milliseconds.
-pub const GUARD: Duration = Duration::from_secs(20);
+pub(crate) const GUARD: Duration = Duration::from_secs(20);
 
 /// A client connection.
-pub struct Raw {
+pub(crate) struct Raw {
     /// The socket.
     pub stream: TcpStream,
     decoder: StreamDecoder,
@@ -23,7 +23,7 @@ pub struct Raw {
 
 impl Raw {
     /// Open a TCP connection (no CONNECT yet).
-    pub fn open(addr: SocketAddr, protocol: Protocol) -> Raw {
+    pub(crate) fn open(addr: SocketAddr, protocol: Protocol) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect to the broker");
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -38,7 +38,7 @@ impl Raw {
     }
 
     /// Connect with `c`; the CONNACK and its bytes.
-    pub fn connect(addr: SocketAddr, c: Connect) -> (Raw, ConnAck, Vec<u8>) {
+    pub(crate) fn connect(addr: SocketAddr, c: Connect) -> (Raw, ConnAck, Vec<u8>) {
         let mut r = Raw::open(addr, c.protocol);
         r.send(&Packet::Connect(c));
         match r.recv() {
@@ -48,25 +48,25 @@ impl Raw {
     }
 
     /// Connect with a clean session and expect success.
-    pub fn client(addr: SocketAddr, v: Protocol, id: &str) -> Raw {
+    pub(crate) fn client(addr: SocketAddr, v: Protocol, id: &str) -> Raw {
         let (r, ack, _) = Raw::connect(addr, Connect::new(v, id));
         assert!(ack.is_success(), "CONNACK {ack:?}");
         r
     }
 
     /// Send a packet (strictly encoded).
-    pub fn send(&mut self, p: &Packet) {
+    pub(crate) fn send(&mut self, p: &Packet) {
         let b = p.encode(self.protocol).expect("strict encode");
         self.send_raw(&b);
     }
 
     /// Send bytes as they are.
-    pub fn send_raw(&mut self, b: &[u8]) {
+    pub(crate) fn send_raw(&mut self, b: &[u8]) {
         self.stream.write_all(b).expect("write to the broker");
     }
 
     /// The next packet and its exact bytes (panics if the broker closes or stays silent).
-    pub fn recv(&mut self) -> (Packet, Vec<u8>) {
+    pub(crate) fn recv(&mut self) -> (Packet, Vec<u8>) {
         match self.next() {
             Ok(p) => p,
             Err(why) => panic!("no packet from the broker: {why}"),
@@ -74,7 +74,7 @@ impl Raw {
     }
 
     /// The next packet, or why there is none (closed, timeout).
-    pub fn next(&mut self) -> Result<(Packet, Vec<u8>), String> {
+    pub(crate) fn next(&mut self) -> Result<(Packet, Vec<u8>), String> {
         let start = Instant::now();
         loop {
             let from = self.decoder.stream_offset();
@@ -108,7 +108,7 @@ impl Raw {
     }
 
     /// The next packet, which must be a PUBLISH.
-    pub fn publish_in(&mut self) -> (Publish, Vec<u8>) {
+    pub(crate) fn publish_in(&mut self) -> (Publish, Vec<u8>) {
         match self.recv() {
             (Packet::Publish(p), raw) => (p, raw),
             (other, _) => panic!("expected PUBLISH, got {other:?}"),
@@ -117,7 +117,7 @@ impl Raw {
 
     /// True once the broker closes the connection (after any packets still coming, which are
     /// returned); panics when it stays open.
-    pub fn closed(&mut self) -> Vec<Packet> {
+    pub(crate) fn closed(&mut self) -> Vec<Packet> {
         let mut got = Vec::new();
         loop {
             match self.next() {
@@ -129,7 +129,7 @@ impl Raw {
     }
 
     /// Subscribe to one filter and return the SUBACK codes.
-    pub fn subscribe(&mut self, id: u16, filter: &str, qos: QoS) -> Vec<u8> {
+    pub(crate) fn subscribe(&mut self, id: u16, filter: &str, qos: QoS) -> Vec<u8> {
         self.send(&Packet::Subscribe(Subscribe::new(id, filter, qos)));
         match self.recv().0 {
             Packet::SubAck(a) => {
@@ -143,7 +143,7 @@ impl Raw {
     /// Publish and complete the QoS flow as a publisher (QoS 0: a PINGREQ round trip), so the
     /// broker has routed the message when this returns; the packets received meanwhile (a
     /// 5.0 broker may answer 0x10 "no matching subscribers", a success too).
-    pub fn publish(&mut self, p: Publish) -> Vec<Packet> {
+    pub(crate) fn publish(&mut self, p: Publish) -> Vec<Packet> {
         let (qos, id) = (p.qos, p.packet_id);
         self.send(&Packet::Publish(p));
         let mut acks = Vec::new();
@@ -174,7 +174,7 @@ impl Raw {
     }
 
     /// Acknowledge a received PUBLISH as a subscriber (PUBACK, or PUBREC/PUBREL/PUBCOMP).
-    pub fn ack(&mut self, p: &Publish) {
+    pub(crate) fn ack(&mut self, p: &Publish) {
         match (p.qos, p.packet_id) {
             (QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(PubAck::new(id))),
             (QoS::ExactlyOnce, Some(id)) => {
@@ -187,7 +187,7 @@ impl Raw {
     }
 
     /// A round trip (PINGREQ → PINGRESP): everything the broker had for us before is read.
-    pub fn sync(&mut self) -> Vec<Packet> {
+    pub(crate) fn sync(&mut self) -> Vec<Packet> {
         self.send(&Packet::PingReq);
         let mut before = Vec::new();
         loop {
@@ -200,7 +200,7 @@ impl Raw {
 }
 
 /// A publish with QoS, packet id and retain set.
-pub fn publish(topic: &str, payload: &[u8], qos: QoS, id: u16, retain: bool) -> Publish {
+pub(crate) fn publish(topic: &str, payload: &[u8], qos: QoS, id: u16, retain: bool) -> Publish {
     Publish {
         qos,
         retain,

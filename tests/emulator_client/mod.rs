@@ -9,22 +9,22 @@ use std::time::{Duration, Instant};
 use serialport::TTYPort;
 
 /// Generous hang guard for every wait (never a timing assertion).
-pub const GUARD: Duration = Duration::from_secs(30);
+pub(crate) const GUARD: Duration = Duration::from_secs(30);
 
 /// Render bytes readably in assertion messages.
-pub fn show(b: &[u8]) -> String {
+pub(crate) fn show(b: &[u8]) -> String {
     sim7k::emulator::escape(b)
 }
 
 /// An open serial port plus what has been read but not consumed yet.
-pub struct Client {
+pub(crate) struct Client {
     pub port: TTYPort,
     pub buf: Vec<u8>,
 }
 
 impl Client {
     /// Open the port (115200 8N1, 100 ms read timeout).
-    pub fn open(path: &Path) -> Client {
+    pub(crate) fn open(path: &Path) -> Client {
         let port = serialport::new(path.to_string_lossy(), 115_200)
             .timeout(Duration::from_millis(100))
             .open_native()
@@ -36,13 +36,13 @@ impl Client {
     }
 
     /// Write bytes.
-    pub fn send(&mut self, b: &[u8]) {
+    pub(crate) fn send(&mut self, b: &[u8]) {
         self.port.write_all(b).expect("write to the emulated port");
         self.port.flush().expect("flush");
     }
 
     /// Read what is available within `d`.
-    pub fn pump(&mut self, d: Duration) {
+    pub(crate) fn pump(&mut self, d: Duration) {
         let end = Instant::now() + d;
         let mut chunk = [0u8; 4096];
         while Instant::now() < end {
@@ -55,7 +55,7 @@ impl Client {
     }
 
     /// Read until `pat` appears; return everything up to and including it (consumed).
-    pub fn until(&mut self, pat: &[u8]) -> Vec<u8> {
+    pub(crate) fn until(&mut self, pat: &[u8]) -> Vec<u8> {
         let end = Instant::now() + GUARD;
         let mut chunk = [0u8; 4096];
         loop {
@@ -78,7 +78,7 @@ impl Client {
     }
 
     /// Read exactly `n` bytes.
-    pub fn take(&mut self, n: usize) -> Vec<u8> {
+    pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
         let end = Instant::now() + GUARD;
         let mut chunk = [0u8; 4096];
         while self.buf.len() < n {
@@ -98,13 +98,13 @@ impl Client {
     }
 
     /// Send `line\r` and read up to and including `end`; returns that text.
-    pub fn cmd(&mut self, line: &str, end: &str) -> String {
+    pub(crate) fn cmd(&mut self, line: &str, end: &str) -> String {
         self.send(format!("{line}\r").as_bytes());
         String::from_utf8_lossy(&self.until(end.as_bytes())).into_owned()
     }
 
     /// Send `line\r` and expect exactly `want` back (echo off), waiting for all of it.
-    pub fn expect(&mut self, line: &str, want: &[u8]) {
+    pub(crate) fn expect(&mut self, line: &str, want: &[u8]) {
         self.send(format!("{line}\r").as_bytes());
         let got = self.take(want.len());
         assert_eq!(show(&got), show(want), "after {line:?}");
@@ -112,10 +112,10 @@ impl Client {
 }
 
 /// A temporary directory removed on drop.
-pub struct Dir(pub std::path::PathBuf);
+pub(crate) struct Dir(pub std::path::PathBuf);
 
 impl Dir {
-    pub fn new(tag: &str) -> Dir {
+    pub(crate) fn new(tag: &str) -> Dir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let p = std::env::temp_dir().join(format!("sim7k-emu-{tag}-{}-{n}", std::process::id()));
@@ -123,7 +123,7 @@ impl Dir {
         std::fs::create_dir_all(&p).expect("temp dir");
         Dir(p)
     }
-    pub fn join(&self, s: &str) -> std::path::PathBuf {
+    pub(crate) fn join(&self, s: &str) -> std::path::PathBuf {
         self.0.join(s)
     }
 }
@@ -135,7 +135,7 @@ impl Drop for Dir {
 }
 
 /// A TCP echo server on loopback (one thread per connection).
-pub fn echo_server() -> std::net::SocketAddr {
+pub(crate) fn echo_server() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("addr");
     std::thread::spawn(move || {

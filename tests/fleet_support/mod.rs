@@ -8,20 +8,20 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Hang guard for waits (not a timing assertion).
-pub const GUARD: Duration = Duration::from_secs(120);
+pub(crate) const GUARD: Duration = Duration::from_secs(120);
 
 /// The repository root (recipes live there).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The provisioning recipe.
-pub fn provision_recipe() -> PathBuf {
+pub(crate) fn provision_recipe() -> PathBuf {
     root().join("recipes/provision-sim7000.yaml")
 }
 
 /// A `sim7k emulate` process serving a pty behind `link`; killed on drop.
-pub struct Emulator {
+pub(crate) struct Emulator {
     child: Child,
     /// The link clients open.
     pub link: PathBuf,
@@ -29,7 +29,7 @@ pub struct Emulator {
 
 impl Emulator {
     /// Start `sim7k emulate --link LINK --embedded-broker ARGS...` and wait until it serves.
-    pub fn spawn(link: &Path, args: &[&str]) -> Emulator {
+    pub(crate) fn spawn(link: &Path, args: &[&str]) -> Emulator {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sim7k"))
             .arg("emulate")
             .arg("--link")
@@ -57,7 +57,7 @@ impl Emulator {
     }
 
     /// Kill the process at once (the modem "vanishes"), leaving its link behind.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -71,7 +71,7 @@ impl Drop for Emulator {
 }
 
 /// Run `sim7k ARGS...` to completion.
-pub fn sim7k(args: &[&str]) -> Output {
+pub(crate) fn sim7k(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sim7k"))
         .args(args)
         .current_dir(root())
@@ -80,7 +80,7 @@ pub fn sim7k(args: &[&str]) -> Output {
 }
 
 /// Exit code, stdout and stderr of a finished run, for messages.
-pub fn show(out: &Output) -> String {
+pub(crate) fn show(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
         out.status.code(),
@@ -90,7 +90,7 @@ pub fn show(out: &Output) -> String {
 }
 
 /// Every line of a JSONL file, parsed (panics on a line that is not JSON).
-pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty())
@@ -103,7 +103,7 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Wait until `cond` holds (hang guard only).
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + GUARD;
     while !cond() {
         assert!(Instant::now() < end, "hang guard: {what}");
@@ -112,7 +112,7 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Luhn check of a digit string.
-pub fn luhn_ok(n: &str) -> bool {
+pub(crate) fn luhn_ok(n: &str) -> bool {
     let digits: Vec<u32> = n.chars().filter_map(|c| c.to_digit(10)).collect();
     if digits.len() != n.len() || digits.len() < 2 {
         return false;
@@ -134,7 +134,7 @@ pub fn luhn_ok(n: &str) -> bool {
 }
 
 /// A minimal RFC 4180 reader: rows of fields, header first.
-pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn csv_rows(text: &str) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     let mut row = Vec::new();
     let mut field = String::new();
@@ -175,7 +175,7 @@ pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
 }
 
 /// CSV rows as maps from the header.
-pub fn csv_records(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+pub(crate) fn csv_records(text: &str) -> Vec<std::collections::BTreeMap<String, String>> {
     let rows = csv_rows(text);
     let (header, body) = rows.split_first().expect("CSV header");
     body.iter()
@@ -188,7 +188,7 @@ pub fn csv_records(text: &str) -> Vec<std::collections::BTreeMap<String, String>
 
 /// One JUnit testcase: name, and the tag and `type` of its failure/error if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Case {
+pub(crate) struct Case {
     pub name: String,
     pub outcome: Option<(String, String)>,
     pub properties: Vec<(String, String)>,
@@ -203,7 +203,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The testcases of a JUnit file, and the suite's `tests`/`failures`/`errors` counts.
-pub fn junit(xml: &str) -> (Vec<Case>, (usize, usize, usize)) {
+pub(crate) fn junit(xml: &str) -> (Vec<Case>, (usize, usize, usize)) {
     let attr = |tag: &str, name: &str| -> String {
         let re = regex::Regex::new(&format!(r#"\b{name}="([^"]*)""#)).unwrap();
         re.captures(tag)

@@ -7,7 +7,7 @@ use proptest::option;
 use proptest::prelude::*;
 use sim7k::mqtt::*;
 
-pub fn protocol() -> impl Strategy<Value = Protocol> {
+pub(crate) fn protocol() -> impl Strategy<Value = Protocol> {
     prop_oneof![
         Just(Protocol::V31),
         Just(Protocol::V311),
@@ -15,7 +15,7 @@ pub fn protocol() -> impl Strategy<Value = Protocol> {
     ]
 }
 
-pub fn qos() -> impl Strategy<Value = QoS> {
+pub(crate) fn qos() -> impl Strategy<Value = QoS> {
     prop_oneof![
         Just(QoS::AtMostOnce),
         Just(QoS::AtLeastOnce),
@@ -24,15 +24,15 @@ pub fn qos() -> impl Strategy<Value = QoS> {
 }
 
 /// Valid MQTT string content (no U+0000), including multi-byte characters.
-pub fn text() -> impl Strategy<Value = String> {
+pub(crate) fn text() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9 _é€😀\u{1}-]{0,10}"
 }
 
-pub fn topic_name() -> impl Strategy<Value = String> {
+pub(crate) fn topic_name() -> impl Strategy<Value = String> {
     "[a-z0-9é$]{1,4}(/[a-z0-9 ]{0,4}){0,3}"
 }
 
-pub fn topic_filter() -> impl Strategy<Value = String> {
+pub(crate) fn topic_filter() -> impl Strategy<Value = String> {
     (
         vec(prop_oneof![Just("+".to_owned()), "[a-z0-9é]{0,4}"], 1..4),
         any::<bool>(),
@@ -46,11 +46,11 @@ pub fn topic_filter() -> impl Strategy<Value = String> {
         })
 }
 
-pub fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+pub(crate) fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..max)
 }
 
-pub fn code(t: PacketType, p: Protocol) -> impl Strategy<Value = u8> {
+pub(crate) fn code(t: PacketType, p: Protocol) -> impl Strategy<Value = u8> {
     let codes = allowed_codes(t, p).to_vec();
     if codes.is_empty() {
         Just(0u8).boxed()
@@ -60,7 +60,7 @@ pub fn code(t: PacketType, p: Protocol) -> impl Strategy<Value = u8> {
 }
 
 /// Any properties (all fields), values within their rules.
-pub fn any_properties() -> impl Strategy<Value = Properties> {
+pub(crate) fn any_properties() -> impl Strategy<Value = Properties> {
     let a = (
         option::of(any::<bool>()),
         option::of(any::<u32>()),
@@ -125,7 +125,7 @@ pub fn any_properties() -> impl Strategy<Value = Properties> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Ctx {
+pub(crate) enum Ctx {
     Connect,
     Will,
     ConnAck,
@@ -138,7 +138,7 @@ pub enum Ctx {
 }
 
 /// Keep only the properties the spec allows in `ctx` (MQTT 5.0 §2.2.2.2 table).
-pub fn mask(p: Properties, ctx: Ctx, v: Protocol) -> Properties {
+pub(crate) fn mask(p: Properties, ctx: Ctx, v: Protocol) -> Properties {
     if v != Protocol::V5 {
         return Properties::default();
     }
@@ -207,11 +207,11 @@ pub fn mask(p: Properties, ctx: Ctx, v: Protocol) -> Properties {
     o
 }
 
-pub fn props(ctx: Ctx, v: Protocol) -> impl Strategy<Value = Properties> {
+pub(crate) fn props(ctx: Ctx, v: Protocol) -> impl Strategy<Value = Properties> {
     any_properties().prop_map(move |p| mask(p, ctx, v))
 }
 
-pub fn connect(v: Protocol) -> impl Strategy<Value = Packet> {
+pub(crate) fn connect(v: Protocol) -> impl Strategy<Value = Packet> {
     let will = option::of((
         topic_name(),
         bytes(8),
@@ -260,7 +260,7 @@ pub fn connect(v: Protocol) -> impl Strategy<Value = Packet> {
         )
 }
 
-pub fn publish(v: Protocol) -> impl Strategy<Value = Packet> {
+pub(crate) fn publish(v: Protocol) -> impl Strategy<Value = Packet> {
     (
         any::<bool>(),
         qos(),
@@ -292,7 +292,7 @@ pub fn publish(v: Protocol) -> impl Strategy<Value = Packet> {
         )
 }
 
-pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
+pub(crate) fn packet(v: Protocol) -> BoxedStrategy<Packet> {
     let ack = move |t: PacketType| (1u16.., code(t, v), props(Ctx::Ack, v));
     let filters = vec(
         (topic_filter(), qos(), any::<bool>(), any::<bool>(), 0u8..3),
@@ -442,11 +442,11 @@ pub fn packet(v: Protocol) -> BoxedStrategy<Packet> {
     proptest::strategy::Union::new(s).boxed()
 }
 
-pub fn versioned_packet() -> impl Strategy<Value = (Protocol, Packet)> {
+pub(crate) fn versioned_packet() -> impl Strategy<Value = (Protocol, Packet)> {
     protocol().prop_flat_map(|v| (Just(v), packet(v)))
 }
 
-pub fn versioned_stream() -> impl Strategy<Value = (Protocol, Vec<Packet>, Vec<usize>)> {
+pub(crate) fn versioned_stream() -> impl Strategy<Value = (Protocol, Vec<Packet>, Vec<usize>)> {
     protocol().prop_flat_map(|v| {
         (
             Just(v),

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use sim7k::report::DeviceRecord;
 
 /// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// A fresh directory under the system temp dir.
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let p = std::env::temp_dir().join(format!("sim7k-rec-{tag}-{}-{n}", std::process::id()));
@@ -31,7 +31,7 @@ impl TempDir {
     }
 
     /// The path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -43,7 +43,7 @@ impl Drop for TempDir {
 }
 
 /// A free TCP port on loopback.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
 }
@@ -66,7 +66,7 @@ fn missing<T>(flag_name: &str, what: &str) -> Option<T> {
 
 /// How the test cluster checks passwords on TCP.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum PgAuth {
+pub(crate) enum PgAuth {
     /// `md5` in pg_hba.conf: SCRAM for roles stored with SCRAM, MD5 for roles stored as MD5.
     Password,
     /// `trust`: no password asked.
@@ -74,7 +74,7 @@ pub enum PgAuth {
 }
 
 /// A PostgreSQL cluster in a temporary directory, stopped on drop.
-pub struct PgServer {
+pub(crate) struct PgServer {
     bin: PathBuf,
     user: Option<String>,
     dir: TempDir,
@@ -84,13 +84,13 @@ pub struct PgServer {
 }
 
 /// The roles every test cluster has (all on database `factory`, owned by `line`).
-pub const LINE_USER: &str = "line";
+pub(crate) const LINE_USER: &str = "line";
 /// Password of [`LINE_USER`] (stored as SCRAM-SHA-256).
-pub const LINE_PASSWORD: &str = "line-Pa55";
+pub(crate) const LINE_PASSWORD: &str = "line-Pa55";
 /// A role whose password is stored as MD5 (logs in with the MD5 exchange).
-pub const MD5_USER: &str = "oldline";
+pub(crate) const MD5_USER: &str = "oldline";
 /// Password of [`MD5_USER`].
-pub const MD5_PASSWORD: &str = "old-Pa55";
+pub(crate) const MD5_PASSWORD: &str = "old-Pa55";
 
 fn pg_bin_dir() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -127,7 +127,7 @@ fn user_exists(name: &str) -> bool {
 impl PgServer {
     /// Start a cluster with the roles above. `None` (skip) when PostgreSQL is not installed,
     /// unless `SIM7K_REQUIRE_POSTGRES=1`.
-    pub fn start(auth: PgAuth) -> Option<PgServer> {
+    pub(crate) fn start(auth: PgAuth) -> Option<PgServer> {
         Self::start_with(
             auth,
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
@@ -135,7 +135,7 @@ impl PgServer {
     }
 
     /// Start with extra server options (`-c name=value …`).
-    pub fn start_with(auth: PgAuth, extra: &str) -> Option<PgServer> {
+    pub(crate) fn start_with(auth: PgAuth, extra: &str) -> Option<PgServer> {
         let Some(bin) = pg_bin_dir() else {
             return missing(
                 "SIM7K_REQUIRE_POSTGRES",
@@ -265,7 +265,7 @@ impl PgServer {
     }
 
     /// Stop the server (fast shutdown), keeping its data.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let _ = self
             .as_user("pg_ctl")
             .arg("-D")
@@ -277,7 +277,7 @@ impl PgServer {
     }
 
     /// Start it again on the same port.
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         assert!(
             self.pg_ctl_start(),
             "PostgreSQL did not restart: {}",
@@ -286,7 +286,7 @@ impl PgServer {
     }
 
     /// `postgres://line:PASSWORD@127.0.0.1:PORT/factory?sslmode=disable` plus `extra`.
-    pub fn url(&self, extra: &str) -> String {
+    pub(crate) fn url(&self, extra: &str) -> String {
         format!(
             "postgres://{LINE_USER}:{LINE_PASSWORD}@127.0.0.1:{}/factory?sslmode=disable{extra}",
             self.port
@@ -295,7 +295,7 @@ impl PgServer {
 
     /// Run SQL as the superuser on database `factory` through `psql` (an independent client);
     /// the rows as `|`-separated lines.
-    pub fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         self.psql_super_db("factory", sql)
     }
 
@@ -354,7 +354,7 @@ fn find(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// A mosquitto broker on 127.0.0.1, killed on drop.
-pub struct Mosquitto {
+pub(crate) struct Mosquitto {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -363,12 +363,12 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     /// Anonymous access.
-    pub fn start() -> Option<Mosquitto> {
+    pub(crate) fn start() -> Option<Mosquitto> {
         Self::start_inner(None)
     }
 
     /// Only `user` with `password` may connect (`allow_anonymous false`, a password file).
-    pub fn start_with_password(user: &str, password: &str) -> Option<Mosquitto> {
+    pub(crate) fn start_with_password(user: &str, password: &str) -> Option<Mosquitto> {
         Self::start_inner(Some((user, password)))
     }
 
@@ -434,7 +434,7 @@ impl Mosquitto {
     }
 
     /// `mqtt://[auth@]127.0.0.1:PORT/<prefix>` plus `extra`.
-    pub fn url(&self, auth: &str, prefix: &str, extra: &str) -> String {
+    pub(crate) fn url(&self, auth: &str, prefix: &str, extra: &str) -> String {
         format!(
             "mqtt://{auth}127.0.0.1:{}/{prefix}{extra}",
             self.addr.port()
@@ -450,14 +450,18 @@ impl Drop for Mosquitto {
 }
 
 /// `mosquitto_sub` subscribed to a filter (an independent MQTT client).
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Subscriber {
     /// Subscribe (QoS 1) and wait until the broker confirmed the subscription.
-    pub fn start(broker: &Mosquitto, filter: &str, auth: Option<(&str, &str)>) -> Subscriber {
+    pub(crate) fn start(
+        broker: &Mosquitto,
+        filter: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Subscriber {
         let bin = find(&["mosquitto_sub"]).expect("mosquitto_sub (package mosquitto-clients)");
         // Line-buffered: its debug lines ("Subscribed …") would otherwise wait in a pipe buffer.
         let mut cmd = Command::new("stdbuf");
@@ -500,7 +504,12 @@ impl Subscriber {
 
     /// Collect `(topic, payload)` messages whose topic starts with `prefix`, until `n` have
     /// arrived or `quiet` passes without any.
-    pub fn messages(&mut self, prefix: &str, n: usize, quiet: Duration) -> Vec<(String, String)> {
+    pub(crate) fn messages(
+        &mut self,
+        prefix: &str,
+        n: usize,
+        quiet: Duration,
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         while out.len() < n {
             match self.lines.recv_timeout(quiet) {
@@ -523,7 +532,7 @@ impl Subscriber {
     /// `mosquitto_sub -d`'s `received PUBLISH (d0, q1, …)` line before it): `(topic, payload,
     /// qos)`. The subscription is QoS 1, so a message arrives at QoS 1 only when it was
     /// published at QoS 1 (or 2).
-    pub fn messages_with_qos(
+    pub(crate) fn messages_with_qos(
         &mut self,
         prefix: &str,
         n: usize,
@@ -566,7 +575,7 @@ impl Drop for Subscriber {
 
 /// A device record as `sim7k run` writes it: device `emuNN`, IMEI from `n`, firmware, a
 /// measurement, and a failure on every fourth device.
-pub fn device_record(run: &str, n: usize) -> DeviceRecord {
+pub(crate) fn device_record(run: &str, n: usize) -> DeviceRecord {
     let passed = n % 4 != 3;
     let imei = format!("86995103{:07}", 1_234_560 + n);
     let value = serde_json::json!({
@@ -604,7 +613,7 @@ pub fn device_record(run: &str, n: usize) -> DeviceRecord {
 }
 
 /// Append records to a JSONL file with the real report writer.
-pub fn write_jsonl(path: &Path, records: &[DeviceRecord]) {
+pub(crate) fn write_jsonl(path: &Path, records: &[DeviceRecord]) {
     let w = sim7k::report::jsonl::JsonlWriter::open(path).expect("open JSONL");
     for r in records {
         w.append(r).expect("append");
@@ -612,7 +621,7 @@ pub fn write_jsonl(path: &Path, records: &[DeviceRecord]) {
 }
 
 /// A TCP listener that accepts connections and never answers (a hung server).
-pub struct Silent {
+pub(crate) struct Silent {
     /// Where it listens.
     pub addr: SocketAddr,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -621,7 +630,7 @@ pub struct Silent {
 
 impl Silent {
     /// Start it.
-    pub fn start() -> Silent {
+    pub(crate) fn start() -> Silent {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.set_nonblocking(true).expect("nonblocking");
         let addr = l.local_addr().expect("addr");
@@ -655,7 +664,7 @@ impl Drop for Silent {
 
 /// A TCP server that answers every connection with fixed bytes (an HTTP error, garbage),
 /// then keeps it open.
-pub fn talker(reply: &'static [u8]) -> (SocketAddr, Silent) {
+pub(crate) fn talker(reply: &'static [u8]) -> (SocketAddr, Silent) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.set_nonblocking(true).expect("nonblocking");
     let addr = l.local_addr().expect("addr");
@@ -682,7 +691,7 @@ pub fn talker(reply: &'static [u8]) -> (SocketAddr, Silent) {
 }
 
 /// Write `text` to `path`.
-pub fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     let mut f = std::fs::File::create(path).expect("create");
     f.write_all(text.as_bytes()).expect("write");
 }

@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The `sim7k` binary, run from the repository root.
-pub fn sim7k() -> Command {
+pub(crate) fn sim7k() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sim7k"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
     c
 }
 
 /// A running emulator process.
-pub struct EmulatorProcess {
+pub(crate) struct EmulatorProcess {
     child: Child,
     /// What a client opens.
     pub link: PathBuf,
@@ -20,7 +20,7 @@ pub struct EmulatorProcess {
 
 impl EmulatorProcess {
     /// Zero-latency emulator in `dir`, its TCP connections redirected to `redirect`.
-    pub fn start(dir: &Path, redirect: &str, extra: &[&str]) -> EmulatorProcess {
+    pub(crate) fn start(dir: &Path, redirect: &str, extra: &[&str]) -> EmulatorProcess {
         let link = dir.join("modem");
         let mut child = sim7k()
             .args([
@@ -52,7 +52,7 @@ impl EmulatorProcess {
     }
 
     /// The port path as a string.
-    pub fn port(&self) -> &str {
+    pub(crate) fn port(&self) -> &str {
         self.link.to_str().unwrap_or_default()
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A mosquitto process on 127.0.0.1, killed on drop.
-pub struct Mosquitto {
+pub(crate) struct Mosquitto {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -17,7 +17,7 @@ pub struct Mosquitto {
 
 /// True when CI demands the real broker (`SIM7K_REQUIRE_MOSQUITTO=1`): tests that need
 /// mosquitto then fail instead of skipping when it is missing.
-pub fn mosquitto_required() -> bool {
+pub(crate) fn mosquitto_required() -> bool {
     std::env::var("SIM7K_REQUIRE_MOSQUITTO").is_ok_and(|v| v == "1")
 }
 
@@ -32,17 +32,17 @@ fn find_mosquitto() -> Option<PathBuf> {
 }
 
 /// A free TCP port on loopback (bind to 0, read the port, release it).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local_addr").port()
 }
 
 /// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// Make a fresh directory under the system temp dir.
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let p = std::env::temp_dir().join(format!("sim7k-{tag}-{}-{n}", std::process::id()));
@@ -51,7 +51,7 @@ impl TempDir {
         TempDir(p)
     }
     /// The path.
-    pub fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.0
     }
 }
@@ -65,12 +65,12 @@ impl Drop for TempDir {
 impl Mosquitto {
     /// Start mosquitto with anonymous access. Returns `None` (test should skip) when the
     /// binary is missing, unless [`mosquitto_required`], in which case it panics.
-    pub fn start() -> Option<Mosquitto> {
+    pub(crate) fn start() -> Option<Mosquitto> {
         Self::start_with("")
     }
 
     /// Start mosquitto with extra configuration lines appended.
-    pub fn start_with(extra_conf: &str) -> Option<Mosquitto> {
+    pub(crate) fn start_with(extra_conf: &str) -> Option<Mosquitto> {
         let Some(bin) = find_mosquitto() else {
             if mosquitto_required() {
                 panic!("mosquitto is required (SIM7K_REQUIRE_MOSQUITTO=1) but not installed");
@@ -125,6 +125,6 @@ impl Drop for Mosquitto {
     }
 }
 
-pub mod emulator;
-pub mod mqtt_client;
-pub mod peer;
+pub(crate) mod emulator;
+pub(crate) mod mqtt_client;
+pub(crate) mod peer;

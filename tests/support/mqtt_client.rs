@@ -11,7 +11,7 @@ use sim7k::mqtt::{
 };
 
 /// A connected client.
-pub struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     decoder: StreamDecoder,
     next_id: u16,
@@ -19,7 +19,7 @@ pub struct Client {
 
 impl Client {
     /// Connect with a clean session.
-    pub fn connect(addr: SocketAddr, client_id: &str) -> Client {
+    pub(crate) fn connect(addr: SocketAddr, client_id: &str) -> Client {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         stream.set_nodelay(true).ok();
         let mut c = Client {
@@ -35,7 +35,7 @@ impl Client {
     }
 
     /// Subscribe to `filter` at QoS 2 (so publishes arrive at the QoS they were sent with).
-    pub fn subscribe(&mut self, filter: &str) {
+    pub(crate) fn subscribe(&mut self, filter: &str) {
         self.next_id += 1;
         let s = Subscribe::new(self.next_id, filter, QoS::ExactlyOnce);
         self.send(&Packet::Subscribe(s));
@@ -46,7 +46,7 @@ impl Client {
     }
 
     /// Publish and complete the QoS flow.
-    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS) {
+    pub(crate) fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS) {
         let mut p = Publish::new(topic, payload.to_vec());
         p.qos = qos;
         if qos != QoS::AtMostOnce {
@@ -69,7 +69,7 @@ impl Client {
     }
 
     /// Wait for `n` PUBLISH packets (acknowledging them), within `timeout`.
-    pub fn messages(&mut self, n: usize, timeout: Duration) -> Vec<Publish> {
+    pub(crate) fn messages(&mut self, n: usize, timeout: Duration) -> Vec<Publish> {
         let end = Instant::now() + timeout;
         let mut out = Vec::new();
         while out.len() < n {
@@ -100,7 +100,7 @@ impl Client {
     }
 
     /// The next packet, or `None` on timeout or close.
-    pub fn next(&mut self, timeout: Duration) -> Option<Packet> {
+    pub(crate) fn next(&mut self, timeout: Duration) -> Option<Packet> {
         let end = Instant::now() + timeout;
         let mut buf = [0u8; 65536];
         loop {

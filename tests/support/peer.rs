@@ -13,7 +13,7 @@ use serialport::{SerialPort, TTYPort};
 
 /// What the peer does when a command arrives.
 #[derive(Clone, Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Write these bytes.
     Bytes(Vec<u8>),
     /// Write these bytes one at a time with a short pause between them.
@@ -26,7 +26,7 @@ pub enum Reply {
 
 /// One expected command.
 #[derive(Clone, Debug)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Exact command text, or a prefix ending in `*`.
     pub command: String,
     /// How many times in a row this rule matches.
@@ -38,7 +38,7 @@ pub struct Rule {
 }
 
 /// `rule("AT+CSQ", "\r\n+CSQ: 20,99\r\n\r\nOK\r\n")`
-pub fn rule(command: &str, reply: &str) -> Rule {
+pub(crate) fn rule(command: &str, reply: &str) -> Rule {
     Rule {
         command: command.to_string(),
         times: 1,
@@ -49,24 +49,24 @@ pub fn rule(command: &str, reply: &str) -> Rule {
 
 impl Rule {
     /// Repeat this rule `n` times.
-    pub fn times(mut self, n: usize) -> Rule {
+    pub(crate) fn times(mut self, n: usize) -> Rule {
         self.times = n;
         self
     }
     /// Drip the reply.
-    pub fn drip(mut self) -> Rule {
+    pub(crate) fn drip(mut self) -> Rule {
         if let Reply::Bytes(b) = self.reply {
             self.reply = Reply::Drip(b);
         }
         self
     }
     /// Use another reply.
-    pub fn reply(mut self, reply: Reply) -> Rule {
+    pub(crate) fn reply(mut self, reply: Reply) -> Rule {
         self.reply = reply;
         self
     }
     /// Expect `n` data bytes after the reply (a prompt), then answer `after`.
-    pub fn data(mut self, n: usize, after: &str) -> Rule {
+    pub(crate) fn data(mut self, n: usize, after: &str) -> Rule {
         self.data = Some((n, Reply::Bytes(after.as_bytes().to_vec())));
         self
     }
@@ -80,7 +80,7 @@ impl Rule {
 
 /// What the peer saw.
 #[derive(Default, Debug, Clone)]
-pub struct PeerLog {
+pub(crate) struct PeerLog {
     /// Command lines received, in order.
     pub commands: Vec<String>,
     /// Data blocks received after prompts.
@@ -90,7 +90,7 @@ pub struct PeerLog {
 }
 
 /// A scripted modem on a pseudo-terminal.
-pub struct Peer {
+pub(crate) struct Peer {
     /// Path a client opens.
     pub path: PathBuf,
     log: Arc<Mutex<PeerLog>>,
@@ -100,7 +100,7 @@ pub struct Peer {
 
 impl Peer {
     /// Start a peer. `echo`: echo command lines back as the SIM7000 does at power-on.
-    pub fn spawn(echo: bool, rules: Vec<Rule>) -> Peer {
+    pub(crate) fn spawn(echo: bool, rules: Vec<Rule>) -> Peer {
         let (master, slave) = TTYPort::pair().expect("pty pair");
         // Keep these fds out of child processes, or a spawned `sim7k` would hold the master
         // open and never see the device vanish.
@@ -125,12 +125,12 @@ impl Peer {
     }
 
     /// What the peer saw so far.
-    pub fn log(&self) -> PeerLog {
+    pub(crate) fn log(&self) -> PeerLog {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Stop the peer thread.
-    pub fn stop(mut self) -> PeerLog {
+    pub(crate) fn stop(mut self) -> PeerLog {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
             let _ = h.join();

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One server side: TLS over a broker connection.
-pub struct Side {
+pub(crate) struct Side {
     /// The TLS server.
     pub tls: MemServer,
     /// Ciphertext it received until its handshake completed.
@@ -32,7 +32,7 @@ pub struct Side {
 }
 
 /// In-memory TLS in front of the broker core.
-pub struct TlsBroker {
+pub(crate) struct TlsBroker {
     /// The broker.
     pub broker: Broker,
     config: Arc<ServerConfig>,
@@ -46,7 +46,7 @@ pub struct TlsBroker {
 
 impl TlsBroker {
     /// A broker behind `server` (its certificate) with `opts`.
-    pub fn new(server: &Issued, opts: &ServerOpts, start: Instant) -> TlsBroker {
+    pub(crate) fn new(server: &Issued, opts: &ServerOpts, start: Instant) -> TlsBroker {
         TlsBroker {
             broker: Broker::new(BrokerConfig::default()),
             config: server_config(server, opts),
@@ -124,7 +124,7 @@ impl MemoryNetwork for TlsBroker {
 }
 
 /// The engine driving the emulated modem over the in-memory TLS broker.
-pub struct Rig {
+pub(crate) struct Rig {
     /// sim7k's step engine.
     pub session: Session,
     /// The emulated modem and its network.
@@ -136,7 +136,7 @@ pub struct Rig {
 }
 
 /// Test material for one rig: a CA and a server certificate for `broker.test`.
-pub struct Certs {
+pub(crate) struct Certs {
     /// Where they are.
     pub pki: Pki,
     /// The CA.
@@ -147,7 +147,7 @@ pub struct Certs {
 
 impl Certs {
     /// A fresh CA and server certificate (ECDSA P-256).
-    pub fn new(tag: &str) -> Certs {
+    pub(crate) fn new(tag: &str) -> Certs {
         let pki = Pki::new(tag);
         let ca = pki.ca("bench", super::Alg::EcdsaP256);
         let server = pki.server(
@@ -161,7 +161,7 @@ impl Certs {
     }
 
     /// A client trusting the CA, with `edit` applied to its settings.
-    pub fn client(&self, edit: impl FnOnce(&mut TlsConfig)) -> Arc<TlsClient> {
+    pub(crate) fn client(&self, edit: impl FnOnce(&mut TlsConfig)) -> Arc<TlsClient> {
         let mut config = TlsConfig {
             ca_file: Some(self.ca.issued.cert.clone()),
             ..TlsConfig::default()
@@ -172,7 +172,7 @@ impl Certs {
 }
 
 /// A command plan with `timeout`.
-pub fn cmd(line: &str) -> StepPlan {
+pub(crate) fn cmd(line: &str) -> StepPlan {
     let mut p = StepPlan::command(line, Duration::from_secs(10));
     p.abort = ["ERROR", "+CME ERROR", "CONNECT FAIL", "SEND FAIL"]
         .iter()
@@ -182,7 +182,7 @@ pub fn cmd(line: &str) -> StepPlan {
 }
 
 /// The handshake step.
-pub fn handshake(client: &Arc<TlsClient>, chunk: Option<usize>) -> StepPlan {
+pub(crate) fn handshake(client: &Arc<TlsClient>, chunk: Option<usize>) -> StepPlan {
     let mut p = cmd("tls");
     p.timeout = Duration::from_secs(120);
     p.action = PlanAction::Tls(TlsPlan::Handshake(TlsHandshake {
@@ -194,7 +194,7 @@ pub fn handshake(client: &Arc<TlsClient>, chunk: Option<usize>) -> StepPlan {
 }
 
 /// A data send of `payload` (chunks of at most `chunk`, or the modem's size).
-pub fn data(payload: &[u8], chunk: Option<usize>) -> StepPlan {
+pub(crate) fn data(payload: &[u8], chunk: Option<usize>) -> StepPlan {
     let mut p = cmd("send");
     p.timeout = Duration::from_secs(30);
     p.action = PlanAction::Data(DataPlan {
@@ -208,7 +208,7 @@ pub fn data(payload: &[u8], chunk: Option<usize>) -> StepPlan {
 }
 
 /// An MQTT wait for `want`.
-pub fn mqtt(want: MqttWant, packet_id: Option<u16>) -> StepPlan {
+pub(crate) fn mqtt(want: MqttWant, packet_id: Option<u16>) -> StepPlan {
     let mut p = cmd("mqtt");
     p.timeout = Duration::from_secs(60);
     p.action = PlanAction::Mqtt(MqttPlan {
@@ -221,14 +221,14 @@ pub fn mqtt(want: MqttWant, packet_id: Option<u16>) -> StepPlan {
 }
 
 /// CONNECT (client id `dev`, keep-alive `keep_alive`).
-pub fn connect_packet(keep_alive: u16) -> Vec<u8> {
+pub(crate) fn connect_packet(keep_alive: u16) -> Vec<u8> {
     let mut c = MqttConnect::new(Protocol::V311, "dev");
     c.keep_alive = keep_alive;
     Packet::Connect(c).encode(Protocol::V311).expect("CONNECT")
 }
 
 /// PUBLISH of `payload` on `topic` at `qos` (packet id 1 for QoS 1 and 2).
-pub fn publish_packet(topic: &str, payload: &[u8], qos: QoS) -> Vec<u8> {
+pub(crate) fn publish_packet(topic: &str, payload: &[u8], qos: QoS) -> Vec<u8> {
     let mut p = Publish::new(topic, payload.to_vec());
     p.qos = qos;
     if qos != QoS::AtMostOnce {
@@ -239,7 +239,7 @@ pub fn publish_packet(topic: &str, payload: &[u8], qos: QoS) -> Vec<u8> {
 
 /// How the modem hands over received data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rx {
+pub(crate) enum Rx {
     /// `AT+CIPRXGET=1`: `+CIPRXGET: 1`, then `AT+CIPRXGET=2,<n>` reads.
     Manual,
     /// `AT+CIPHEAD=1`: `+IPD,<n>:` headers.
@@ -250,7 +250,7 @@ pub enum Rx {
 
 impl Rig {
     /// A zero-latency modem with `faults`, its connections served by `net`.
-    pub fn new(net: TlsBroker, start: Instant, faults: Vec<Fault>) -> Rig {
+    pub(crate) fn new(net: TlsBroker, start: Instant, faults: Vec<Fault>) -> Rig {
         let config = EmulatorConfig {
             faults,
             ..EmulatorConfig::default()
@@ -264,7 +264,7 @@ impl Rig {
     }
 
     /// Run one step to its end.
-    pub fn step(&mut self, plan: StepPlan) -> StepOutcome {
+    pub(crate) fn step(&mut self, plan: StepPlan) -> StepOutcome {
         let name = plan.name.clone();
         self.session.start(plan, self.bench.now(), None);
         for _ in 0..20_000_000u64 {
@@ -297,7 +297,7 @@ impl Rig {
     }
 
     /// Run a step that must pass.
-    pub fn ok(&mut self, plan: StepPlan) -> StepOutcome {
+    pub(crate) fn ok(&mut self, plan: StepPlan) -> StepOutcome {
         let name = plan.name.clone();
         let o = self.step(plan);
         assert!(
@@ -310,7 +310,7 @@ impl Rig {
     }
 
     /// The last `n` events, one per line.
-    pub fn tail(&self, n: usize) -> String {
+    pub(crate) fn tail(&self, n: usize) -> String {
         let skip = self.events.len().saturating_sub(n);
         self.events
             .iter()
@@ -321,7 +321,7 @@ impl Rig {
     }
 
     /// Attach and open TCP to `broker.test:8883` with receive mode `rx`.
-    pub fn open(&mut self, rx: Rx) {
+    pub(crate) fn open(&mut self, rx: Rx) {
         self.ok(cmd("AT"));
         self.ok(cmd("ATE0"));
         let (rxget, head) = match rx {
@@ -342,7 +342,7 @@ impl Rig {
     }
 
     /// CONNECT + PUBLISH over the session, the CONNACK and the QoS's acknowledgement.
-    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, chunk: Option<usize>) {
+    pub(crate) fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, chunk: Option<usize>) {
         let mut bytes = connect_packet(60);
         bytes.extend_from_slice(&publish_packet(topic, payload, qos));
         self.ok(data(&bytes, chunk));
@@ -359,7 +359,7 @@ impl Rig {
     }
 
     /// The TLS transcript lines so far.
-    pub fn tls_lines(&self) -> Vec<String> {
+    pub(crate) fn tls_lines(&self) -> Vec<String> {
         self.events
             .iter()
             .filter_map(|e| match e {
@@ -370,7 +370,7 @@ impl Rig {
     }
 
     /// Let `d` of virtual time pass with the engine idle between steps.
-    pub fn idle(&mut self, d: Duration) {
+    pub(crate) fn idle(&mut self, d: Duration) {
         self.bench.advance(d);
         let out = self.bench.read();
         self.session.feed(&out, self.bench.now());

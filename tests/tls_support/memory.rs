@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// What the in-memory server does.
 #[derive(Clone)]
-pub struct ServerOpts {
+pub(crate) struct ServerOpts {
     /// Versions it accepts.
     pub versions: Vec<&'static SupportedProtocolVersion>,
     /// Require a client certificate issued by this CA (PEM).
@@ -36,7 +36,7 @@ impl Default for ServerOpts {
 }
 
 /// A server config for `cert`.
-pub fn server_config(cert: &Issued, opts: &ServerOpts) -> Arc<ServerConfig> {
+pub(crate) fn server_config(cert: &Issued, opts: &ServerOpts) -> Arc<ServerConfig> {
     let mut provider = rustls::crypto::ring::default_provider();
     if opts.p256_only {
         provider.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];
@@ -66,7 +66,7 @@ pub fn server_config(cert: &Issued, opts: &ServerOpts) -> Arc<ServerConfig> {
 }
 
 /// The server side of an in-memory connection.
-pub struct MemServer {
+pub(crate) struct MemServer {
     /// The rustls connection.
     pub conn: ServerConnection,
     /// Plaintext it received.
@@ -83,7 +83,7 @@ pub struct MemServer {
 
 impl MemServer {
     /// A fresh server connection.
-    pub fn new(config: &Arc<ServerConfig>) -> MemServer {
+    pub(crate) fn new(config: &Arc<ServerConfig>) -> MemServer {
         MemServer {
             conn: ServerConnection::new(config.clone()).expect("server connection"),
             plain_in: Vec::new(),
@@ -95,7 +95,7 @@ impl MemServer {
     }
 
     /// Ciphertext from the client.
-    pub fn take_in(&mut self, mut data: &[u8]) {
+    pub(crate) fn take_in(&mut self, mut data: &[u8]) {
         self.received += data.len();
         while !data.is_empty() && self.error.is_none() {
             match self.conn.read_tls(&mut data) {
@@ -121,7 +121,7 @@ impl MemServer {
     }
 
     /// Ciphertext for the client.
-    pub fn take_out(&mut self) -> Vec<u8> {
+    pub(crate) fn take_out(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
         while self.conn.wants_write() {
             if self.conn.write_tls(&mut out).unwrap_or(0) == 0 {
@@ -133,14 +133,14 @@ impl MemServer {
     }
 
     /// Queue plaintext to the client.
-    pub fn write(&mut self, data: &[u8]) {
+    pub(crate) fn write(&mut self, data: &[u8]) {
         self.conn.writer().write_all(data).expect("server write");
     }
 }
 
 /// How bytes move: sends of at most `chunk` bytes; receives in pieces of `reads` (cycled).
 #[derive(Debug, Clone)]
-pub struct Feed {
+pub(crate) struct Feed {
     /// Largest send (`AT+CIPSEND` size).
     pub chunk: usize,
     /// Receive piece sizes, cycled (`[1]` drips byte by byte).
@@ -149,7 +149,7 @@ pub struct Feed {
 
 impl Feed {
     /// 1460-byte sends and reads, as the SIM7000 does.
-    pub fn modem() -> Feed {
+    pub(crate) fn modem() -> Feed {
         Feed {
             chunk: 1460,
             reads: vec![1460],
@@ -157,7 +157,7 @@ impl Feed {
     }
 
     /// Sends of 1460 bytes, receives dripping one byte at a time.
-    pub fn drip() -> Feed {
+    pub(crate) fn drip() -> Feed {
         Feed {
             chunk: 1460,
             reads: vec![1],
@@ -165,7 +165,7 @@ impl Feed {
     }
 
     /// Odd sizes that split record headers: 1, 4, 5, 3, 7, 1460, 2.
-    pub fn split() -> Feed {
+    pub(crate) fn split() -> Feed {
         Feed {
             chunk: 97,
             reads: vec![1, 4, 5, 3, 7, 1460, 2],
@@ -174,7 +174,11 @@ impl Feed {
 }
 
 /// Move bytes both ways until nothing moves. The client's failure ends the pump.
-pub fn pump(client: &mut TlsStream, server: &mut MemServer, feed: &Feed) -> Result<(), TlsFailure> {
+pub(crate) fn pump(
+    client: &mut TlsStream,
+    server: &mut MemServer,
+    feed: &Feed,
+) -> Result<(), TlsFailure> {
     let mut turn = 0usize;
     loop {
         let mut moved = false;

@@ -3,10 +3,10 @@
 //! driver that moves bytes as the modem would, and real peers (`openssl s_server`, mosquitto).
 #![allow(dead_code)]
 
-pub mod bench;
-pub mod memory;
-pub mod net;
-pub mod peers;
+pub(crate) mod bench;
+pub(crate) mod memory;
+pub(crate) mod net;
+pub(crate) mod peers;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -17,14 +17,14 @@ use std::process::Command;
 
 /// True when CI demands the real peers (`SIM7K_REQUIRE_MOSQUITTO=1`, as `.ci/run` sets, or
 /// `SIM7K_REQUIRE_OPENSSL=1`): tests then fail instead of skipping when one is missing.
-pub fn peers_required() -> bool {
+pub(crate) fn peers_required() -> bool {
     ["SIM7K_REQUIRE_MOSQUITTO", "SIM7K_REQUIRE_OPENSSL"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|v| v == "1"))
 }
 
 /// The path of a program, or `None` (skip) / panic (required).
-pub fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
         let p = Path::new(dir).join(name);
         if p.exists() {
@@ -40,11 +40,11 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 
 /// A temporary directory removed on drop (mode 0755: mosquitto, which drops to its own user
 /// when started as root, must read the certificates in it).
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// A fresh directory under the system temp dir.
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let p = std::env::temp_dir().join(format!("sim7k-tls-{tag}-{}-{n}", std::process::id()));
@@ -55,12 +55,12 @@ impl TempDir {
     }
 
     /// The path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 
     /// A path inside.
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -77,14 +77,14 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// Write a file readable by every user (test material only).
-pub fn write_file(path: &Path, text: &[u8]) {
+pub(crate) fn write_file(path: &Path, text: &[u8]) {
     std::fs::write(path, text).expect("write test file");
     set_mode(path, 0o644);
 }
 
 /// Key algorithms of the generated certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
+pub(crate) enum Alg {
     /// ECDSA P-256 with SHA-256.
     EcdsaP256,
     /// RSA 2048 with SHA-256 (key from the openssl CLI).
@@ -93,7 +93,7 @@ pub enum Alg {
 
 impl Alg {
     /// A fresh key pair.
-    pub fn key(self) -> KeyPair {
+    pub(crate) fn key(self) -> KeyPair {
         match self {
             Alg::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key"),
             Alg::Rsa2048 => {
@@ -116,7 +116,7 @@ impl Alg {
 }
 
 /// A certificate and its key, as PEM text and as files.
-pub struct Issued {
+pub(crate) struct Issued {
     /// The certificate, PEM.
     pub cert_pem: String,
     /// The key, PEM (PKCS#8).
@@ -130,27 +130,27 @@ pub struct Issued {
 }
 
 /// A CA that can issue certificates.
-pub struct Ca {
+pub(crate) struct Ca {
     /// Its own certificate and key.
     pub issued: Issued,
     issuer: Issuer<'static, KeyPair>,
 }
 
 /// Validity of a generated certificate: (year, month, day) from and to.
-pub type Validity = ((i32, u8, u8), (i32, u8, u8));
+pub(crate) type Validity = ((i32, u8, u8), (i32, u8, u8));
 
 /// Valid from 2020 to 2099: any plausible clock passes.
-pub const ALWAYS: Validity = ((2020, 1, 1), (2099, 1, 1));
+pub(crate) const ALWAYS: Validity = ((2020, 1, 1), (2099, 1, 1));
 
 /// Certificates for one test, as files in their own temp dir.
-pub struct Pki {
+pub(crate) struct Pki {
     /// Where the files are.
     pub dir: TempDir,
 }
 
 impl Pki {
     /// A fresh directory.
-    pub fn new(tag: &str) -> Pki {
+    pub(crate) fn new(tag: &str) -> Pki {
         Pki {
             dir: TempDir::new(tag),
         }
@@ -172,7 +172,7 @@ impl Pki {
     }
 
     /// A self-signed CA named `name` (files `<name>.pem`, `<name>.key`).
-    pub fn ca(&self, name: &str, alg: Alg) -> Ca {
+    pub(crate) fn ca(&self, name: &str, alg: Alg) -> Ca {
         let key = alg.key();
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -198,7 +198,7 @@ impl Pki {
     }
 
     /// A server certificate for `names` (DNS names or IP addresses) issued by `ca`.
-    pub fn server(
+    pub(crate) fn server(
         &self,
         ca: &Ca,
         file: &str,
@@ -219,7 +219,7 @@ impl Pki {
     }
 
     /// A client certificate with common name `cn` issued by `ca`.
-    pub fn client(&self, ca: &Ca, file: &str, cn: &str, alg: Alg) -> Issued {
+    pub(crate) fn client(&self, ca: &Ca, file: &str, cn: &str, alg: Alg) -> Issued {
         self.leaf(
             ca,
             file,
@@ -255,14 +255,14 @@ impl Pki {
     }
 
     /// Write `text` to a file in the directory.
-    pub fn file(&self, name: &str, text: &[u8]) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, text: &[u8]) -> PathBuf {
         let p = self.dir.join(name);
         write_file(&p, text);
         p
     }
 
     /// Run `openssl` with `args` in the directory (key format conversions).
-    pub fn openssl(&self, args: &[&str]) {
+    pub(crate) fn openssl(&self, args: &[&str]) {
         let out = Command::new("openssl")
             .args(args)
             .current_dir(self.dir.path())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const STUCK: Duration = Duration::from_secs(30);
 
 /// A TLS connection over a real socket.
-pub struct Link {
+pub(crate) struct Link {
     /// The socket.
     pub sock: TcpStream,
     /// The TLS stream.
@@ -40,7 +40,7 @@ pub struct Link {
 
 impl Link {
     /// Connect to `addr` and start driving `tls`.
-    pub fn connect(addr: SocketAddr, tls: TlsStream, feed: Feed) -> Link {
+    pub(crate) fn connect(addr: SocketAddr, tls: TlsStream, feed: Feed) -> Link {
         let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         sock.set_read_timeout(Some(Duration::from_millis(20)))
             .expect("read timeout");
@@ -62,7 +62,7 @@ impl Link {
     }
 
     /// Send what the stream has queued, in chunks.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         while let Some(chunk) = self.tls.take_send(self.feed.chunk) {
             self.largest_send = self.largest_send.max(chunk.len());
             self.sends += 1;
@@ -109,7 +109,7 @@ impl Link {
     }
 
     /// Run the handshake to its end.
-    pub fn handshake(&mut self) -> Result<(), TlsFailure> {
+    pub(crate) fn handshake(&mut self) -> Result<(), TlsFailure> {
         let start = Instant::now();
         self.flush();
         while self.tls.is_handshaking() {
@@ -122,14 +122,14 @@ impl Link {
     }
 
     /// Write plaintext and send it.
-    pub fn send(&mut self, plain: &[u8]) -> Result<(), TlsFailure> {
+    pub(crate) fn send(&mut self, plain: &[u8]) -> Result<(), TlsFailure> {
         self.tls.write(plain)?;
         self.flush();
         Ok(())
     }
 
     /// Read until `done` says the plaintext gathered so far is enough; returns it all.
-    pub fn recv_until(
+    pub(crate) fn recv_until(
         &mut self,
         mut done: impl FnMut(&[u8]) -> bool,
     ) -> Result<Vec<u8>, TlsFailure> {
@@ -149,7 +149,7 @@ impl Link {
     }
 
     /// Keep reading (for a late alert) until the peer closes or `wait` passes.
-    pub fn drain(&mut self, wait: Duration) -> Result<(), TlsFailure> {
+    pub(crate) fn drain(&mut self, wait: Duration) -> Result<(), TlsFailure> {
         let start = Instant::now();
         while !self.eof && start.elapsed() < wait {
             self.pump_once()?;
@@ -158,7 +158,7 @@ impl Link {
     }
 
     /// Send close_notify, then close our side and wait for the peer's close.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.tls.close();
         self.flush();
         let _ = self.sock.shutdown(std::net::Shutdown::Write);

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A free TCP port on loopback.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 /// `openssl s_server` on 127.0.0.1.
-pub struct OpensslServer {
+pub(crate) struct OpensslServer {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -26,7 +26,7 @@ pub struct OpensslServer {
 
 impl OpensslServer {
     /// Start `openssl s_server -accept PORT <args>`; `None` when openssl is missing (skip).
-    pub fn start(args: &[&str]) -> Option<OpensslServer> {
+    pub(crate) fn start(args: &[&str]) -> Option<OpensslServer> {
         let bin = find_program("openssl")?;
         for _ in 0..5 {
             let port = free_port();
@@ -83,7 +83,7 @@ impl OpensslServer {
     }
 
     /// What it printed so far.
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         self.output.lock().map(|o| o.clone()).unwrap_or_default()
     }
 }
@@ -96,7 +96,7 @@ impl Drop for OpensslServer {
 }
 
 /// mosquitto with one TLS listener on 127.0.0.1; its log (stderr) goes to a file.
-pub struct MosquittoTls {
+pub(crate) struct MosquittoTls {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -107,7 +107,7 @@ pub struct MosquittoTls {
 impl MosquittoTls {
     /// Start with `cafile`/`certfile`/`keyfile` and extra listener lines (e.g.
     /// `require_certificate true`). `None` when mosquitto is missing (skip).
-    pub fn start(
+    pub(crate) fn start(
         ca: &std::path::Path,
         cert: &std::path::Path,
         key: &std::path::Path,
@@ -164,12 +164,12 @@ impl MosquittoTls {
     }
 
     /// Its log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Wait until the log contains `needle` (up to 10 s); the log either way.
-    pub fn wait_log(&self, needle: &str) -> String {
+    pub(crate) fn wait_log(&self, needle: &str) -> String {
         let start = Instant::now();
         loop {
             let log = self.log();

@@ -38,11 +38,11 @@ pub(crate) struct Param {
 
 impl Param {
     /// Integer value (quoted or not), if any.
-    pub fn int(&self) -> Option<i64> {
+    pub(super) fn int(&self) -> Option<i64> {
         self.text.trim().parse().ok()
     }
     /// Empty (omitted) parameter.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         !self.quoted && self.text.is_empty()
     }
 }

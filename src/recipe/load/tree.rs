@@ -41,12 +41,12 @@ pub(crate) struct Key {
 
 impl Node {
     /// The value under `key` of a map node.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&Node> {
         self.entry(key).map(|(_, v)| v)
     }
 
     /// The key and value under `key` of a map node.
-    pub fn entry(&self, key: &str) -> Option<(&Key, &Node)> {
+    pub(super) fn entry(&self, key: &str) -> Option<(&Key, &Node)> {
         match &self.kind {
             Kind::Map(entries) => entries
                 .iter()
@@ -57,7 +57,7 @@ impl Node {
     }
 
     /// The `i`th item of a list node.
-    pub fn item(&self, i: usize) -> Option<&Node> {
+    pub(super) fn item(&self, i: usize) -> Option<&Node> {
         match &self.kind {
             Kind::Seq(items) => items.get(i),
             _ => None,
@@ -65,7 +65,7 @@ impl Node {
     }
 
     /// The items of a list node, or the node itself (for one-or-many fields).
-    pub fn items_or_self(&self) -> Vec<&Node> {
+    pub(super) fn items_or_self(&self) -> Vec<&Node> {
         match &self.kind {
             Kind::Seq(items) => items.iter().collect(),
             Kind::Null => Vec::new(),

@@ -259,7 +259,7 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Most aliases (`*name`) in one file.
-pub const MAX_ALIASES: usize = 1000;
+pub(super) const MAX_ALIASES: usize = 1000;
 
 /// Tags that only restate a YAML core type (`!!str 0000`) or force text (`!`).
 fn harmless_tag(tag: &granit_parser::Tag) -> bool {
