@@ -330,3 +330,52 @@ fn a_second_connection_to_the_broker_resumes() {
         assert!(sizes[1] < sizes[0]);
     }
 }
+
+/// Issue 15 with issue 13: the MQTT record sink speaks TLS with sim7k's own client
+/// (`--record-to mqtts://HOST:PORT/PREFIX?ca=FILE`). A device's record reaches a TLS-only
+/// mosquitto at QoS 1 on `<prefix>/<station>/<imei>`; a CA that does not match is a clear
+/// message naming TLS, and with `--record-required` the run exits 4 (the record stays kept).
+#[test]
+fn records_go_to_an_mqtts_sink() {
+    let Some(b) = broker("mosq-records", "") else {
+        return;
+    };
+    let client = trusting(&b.ca, TlsVersion::V1_3).build().expect("client");
+    let mut sub = Mqtt::open(&client, &b.broker, Feed::modem(), "records-sub").expect("session");
+    sub.send(Subscribe::new(1, "fac/#", QoS::AtLeastOnce).into())
+        .expect("SUBSCRIBE");
+    assert!(matches!(sub.packet().expect("SUBACK"), Packet::SubAck(_)));
+    let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/modem-info.yaml");
+    let run = |ca: &std::path::Path| {
+        let url = format!(
+            "mqtts://localhost:{}/fac?ca={}",
+            b.broker.addr.port(),
+            ca.display()
+        );
+        std::process::Command::new(env!("CARGO_BIN_EXE_sim7k"))
+            .args(["run", recipe, "--emulate", "--emulator-profile", "zero"])
+            .args(["--record-to", &url, "--station", "st1", "--record-required"])
+            .output()
+            .expect("run")
+    };
+    let out = run(&b.ca.issued.cert);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let p = loop {
+        if let Packet::Publish(p) = sub.packet().expect("the record") {
+            break p;
+        }
+    };
+    assert!(p.topic.starts_with("fac/st1/"), "{}", p.topic);
+    assert_eq!(p.qos, QoS::AtLeastOnce);
+    let record: serde_json::Value = serde_json::from_slice(&p.payload).expect("JSON record");
+    assert!(record["record_id"].is_string(), "{record}");
+    assert_eq!(record["station"], "st1");
+    // A CA that did not sign the broker's certificate.
+    let other = b._pki.ca("other", Alg::EcdsaP256);
+    let out = run(&other.issued.cert);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
+    sub.disconnect();
+}

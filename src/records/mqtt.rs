@@ -1,6 +1,7 @@
 //! The MQTT sink: each record as JSON, QoS 1, on `<prefix>/<station>/<imei>` (the device
-//! label when there is no IMEI), published with the crate's own codec over a plain
-//! `TcpStream` with every read and write bounded by the push deadline.
+//! label when there is no IMEI), published with the crate's own codec over a `TcpStream`
+//! (`mqtt://`) or through sim7k's TLS client on that stream (`mqtts://`: the bundled web
+//! roots, or `?ca=FILE`), with every read and write bounded by the push deadline.
 //!
 //! A push waits for the PUBACK; acknowledged records go to the [`Ledger`] next to the JSONL
 //! so `records push` later sends only the rest. The connection is kept between pushes and
@@ -57,6 +58,8 @@ pub struct MqttSink {
 
 struct Conn {
     stream: TcpStream,
+    /// `mqtts://`: the TLS session on `stream` (sans IO: ciphertext in and out here).
+    tls: Option<crate::tls::TlsStream>,
     decoder: StreamDecoder,
     next_id: u16,
     last_used: Instant,
@@ -189,15 +192,23 @@ fn client_id(prefix: &str) -> String {
 
 impl Conn {
     fn open(url: &MqttUrl, place: &str, deadline: Instant) -> Result<Conn, SinkError> {
-        if url.tls {
-            // The seam for the TLS stage: wrap the TcpStream in a rustls client here.
-            return Err(SinkError::new(
-                SinkErrorKind::Config,
-                format!(
-                    "{place}: mqtts:// needs TLS, which this build of sim7k does not have yet; use mqtt:// on a trusted network"
-                ),
-            ));
-        }
+        // mqtts://: the TLS client first, so a bad CA file is a configuration error before
+        // any connection.
+        let tls = if url.tls {
+            let config = crate::tls::TlsConfig {
+                ca_file: url.ca_file.clone(),
+                ..crate::tls::TlsConfig::default()
+            };
+            let client = config
+                .build()
+                .map_err(|e| SinkError::new(SinkErrorKind::Config, format!("{place}: TLS: {e}")))?;
+            let stream = client
+                .connect(&url.host)
+                .map_err(|f| tls_error(place, &f))?;
+            Some(stream)
+        } else {
+            None
+        };
         let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| {
@@ -233,6 +244,7 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         let mut c = Conn {
             stream,
+            tls,
             decoder: StreamDecoder::new(Protocol::V311),
             next_id: 0,
             last_used: Instant::now(),
@@ -307,11 +319,40 @@ impl Conn {
                 format!("cannot encode the packet: {e}"),
             )
         })?;
-        let left = left(deadline).ok_or_else(|| timeout(&self.place, "sending"))?;
+        if let Some(t) = self.tls.as_mut() {
+            // Before the handshake completes the packet waits inside the TLS session and
+            // goes out after the client's Finished.
+            t.write(&bytes).map_err(|f| tls_error(&self.place, &f))?;
+        } else {
+            self.write_wire(&bytes, deadline, "sending")?;
+        }
+        self.flush_tls(deadline)
+    }
+
+    /// Write bytes to the socket, bounded by the deadline.
+    fn write_wire(
+        &mut self,
+        bytes: &[u8],
+        deadline: Instant,
+        doing: &str,
+    ) -> Result<(), SinkError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let left = left(deadline).ok_or_else(|| timeout(&self.place, doing))?;
         let _ = self.stream.set_write_timeout(Some(left));
         self.stream
-            .write_all(&bytes)
-            .map_err(|e| io_error(&self.place, e, "sending"))
+            .write_all(bytes)
+            .map_err(|e| io_error(&self.place, e, doing))
+    }
+
+    /// Send the ciphertext the TLS session has waiting (handshake flights, records).
+    fn flush_tls(&mut self, deadline: Instant) -> Result<(), SinkError> {
+        let out = match self.tls.as_mut() {
+            Some(t) => t.take_all_send(),
+            None => return Ok(()),
+        };
+        self.write_wire(&out, deadline, "sending TLS")
     }
 
     fn next_packet(&mut self, deadline: Instant, doing: &str) -> Result<Packet, SinkError> {
@@ -334,12 +375,28 @@ impl Conn {
                 .read(&mut buf)
                 .map_err(|e| io_error(&self.place, e, doing))?;
             if n == 0 {
+                if let Some(Err(f)) = self.tls.as_mut().map(|t| t.socket_closed()) {
+                    return Err(tls_error(&self.place, &f));
+                }
                 return Err(SinkError::new(
                     SinkErrorKind::Unreachable,
                     format!("{}: the broker closed the connection ({doing})", self.place),
                 ));
             }
-            self.decoder.push(buf.get(..n).unwrap_or_default());
+            let data = buf.get(..n).unwrap_or_default();
+            match self.tls.as_mut() {
+                Some(t) => {
+                    let received = t.receive(data);
+                    // Handshake answers (or the alert saying why it failed) go out first.
+                    self.flush_tls(deadline)?;
+                    received.map_err(|f| tls_error(&self.place, &f))?;
+                    if let Some(t) = self.tls.as_mut() {
+                        let plain = t.read();
+                        self.decoder.push(&plain);
+                    }
+                }
+                None => self.decoder.push(data),
+            }
         }
     }
 }
@@ -353,6 +410,14 @@ impl Drop for Conn {
             let _ = self
                 .stream
                 .set_write_timeout(Some(Duration::from_millis(100)));
+            let bytes = match self.tls.as_mut() {
+                Some(t) => {
+                    let _ = t.write(&bytes);
+                    t.close();
+                    t.take_all_send()
+                }
+                None => bytes,
+            };
             let _ = self.stream.write_all(&bytes);
         }
     }
@@ -369,6 +434,12 @@ fn timeout(place: &str, doing: &str) -> SinkError {
         SinkErrorKind::Timeout,
         format!("{place}: no answer in time ({doing})"),
     )
+}
+
+/// A TLS failure: the connection was refused for a reason the user can act on (the
+/// failure says what to check: CA, name, validity…).
+fn tls_error(place: &str, f: &crate::tls::TlsFailure) -> SinkError {
+    SinkError::new(SinkErrorKind::Refused, format!("{place}: TLS: {f}"))
 }
 
 fn io_error(place: &str, e: io::Error, doing: &str) -> SinkError {

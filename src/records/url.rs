@@ -1,4 +1,4 @@
-//! Sink URLs: `postgres://…` and `mqtt://…` (`mqtts://` once TLS lands), parsed once.
+//! Sink URLs: `postgres://…` and `mqtt://…` / `mqtts://…` (TLS by sim7k's own client), parsed once.
 //!
 //! Secrets: a password may be written in the URL, as an env reference `{{env.NAME}}` (in any
 //! part of the URL, expanded after the URL is split, so the value needs no escaping), or for
@@ -58,8 +58,11 @@ pub struct PgUrl {
 /// Where an MQTT sink publishes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MqttUrl {
-    /// `mqtts://`: TLS to the broker (needs the TLS stage).
+    /// `mqtts://`: TLS to the broker (sim7k's TLS client on the host: the bundled web roots,
+    /// or `?ca=FILE`).
     pub tls: bool,
+    /// `?ca=FILE`: PEM CA certificate(s) to trust for `mqtts://` instead of the web roots.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Host name or address.
     pub host: String,
     /// TCP port (1883, or 8883 for `mqtts`).
@@ -410,6 +413,7 @@ fn parse_mqtt(p: &Parts, env: &dyn Fn(&str) -> Option<String>) -> Result<MqttUrl
     }
     let mut url = MqttUrl {
         tls,
+        ca_file: None,
         host: expand(&p.host, env, shown)?,
         port: p.port.unwrap_or(if tls { 8883 } else { 1883 }),
         username: opt_expand(&p.user, env, shown)?.filter(|u| !u.is_empty()),
@@ -423,9 +427,11 @@ fn parse_mqtt(p: &Parts, env: &dyn Fn(&str) -> Option<String>) -> Result<MqttUrl
         match k.as_str() {
             "timeout" => url.timeout = parse_timeout(&v, shown)?,
             "client_id" => url.client_id = v,
+            "ca" if tls => url.ca_file = Some(v.into()),
             other => {
                 return Err(format!(
-                    "`{shown}`: unknown option `{other}` (known: timeout, client_id)"
+                    "`{shown}`: unknown option `{other}` (known: timeout, client_id{})",
+                    if tls { ", ca" } else { "" }
                 ));
             }
         }
