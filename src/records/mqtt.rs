@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -209,38 +209,7 @@ impl Conn {
         } else {
             None
         };
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                SinkError::new(
-                    SinkErrorKind::Unreachable,
-                    format!("{place}: cannot resolve the host: {e}"),
-                )
-            })?
-            .collect();
-        let mut last = None;
-        let mut stream = None;
-        for a in &addrs {
-            let left = left(deadline).ok_or_else(|| timeout(place, "connecting"))?;
-            match TcpStream::connect_timeout(a, left) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = stream.ok_or_else(|| match last {
-            Some(e) if e.kind() == io::ErrorKind::TimedOut => timeout(place, "connecting"),
-            Some(e) => SinkError::new(
-                SinkErrorKind::Unreachable,
-                format!("{place}: cannot connect: {e}"),
-            ),
-            None => SinkError::new(
-                SinkErrorKind::Unreachable,
-                format!("{place}: the host resolves to no address"),
-            ),
-        })?;
+        let stream = super::sink::connect_tcp(&url.host, url.port, place, deadline)?;
         let _ = stream.set_nodelay(true);
         let mut c = Conn {
             stream,

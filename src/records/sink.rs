@@ -423,3 +423,40 @@ fn push_one(slot: &Slot, record: &Record, station: &str) -> Outcome {
         }
     }
 }
+
+/// Open a TCP connection to `host:port` before `deadline`, trying each address the name
+/// resolves to; errors name `place` (`PostgreSQL at db:5432`, `MQTT broker at …`).
+pub(crate) fn connect_tcp(
+    host: &str,
+    port: u16,
+    place: &str,
+    deadline: Instant,
+) -> Result<std::net::TcpStream, SinkError> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let unreachable = |what: String| SinkError::new(SinkErrorKind::Unreachable, what);
+    let timed_out = || {
+        SinkError::new(
+            SinkErrorKind::Timeout,
+            format!("{place}: no answer in time (connecting)"),
+        )
+    };
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("{place}: cannot resolve the host: {e}")))?;
+    let mut last = None;
+    for a in addrs {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(timed_out)?;
+        match TcpStream::connect_timeout(&a, left) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) if e.kind() == std::io::ErrorKind::TimedOut => timed_out(),
+        Some(e) => unreachable(format!("{place}: cannot connect: {e}")),
+        None => unreachable(format!("{place}: the host resolves to no address")),
+    })
+}

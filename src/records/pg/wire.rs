@@ -7,7 +7,7 @@
 //! TLS (`sslmode=require`) plugs in at `Stream` once the TLS stage lands.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -128,38 +128,7 @@ impl Connection {
                 ),
             ));
         }
-        let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                SinkError::new(
-                    SinkErrorKind::Unreachable,
-                    format!("{place}: cannot resolve the host: {e}"),
-                )
-            })?
-            .collect();
-        let mut last = None;
-        let mut tcp = None;
-        for a in &addrs {
-            let left = remaining(deadline).ok_or_else(|| timeout_error(&place, "connecting"))?;
-            match TcpStream::connect_timeout(a, left) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let tcp = tcp.ok_or_else(|| match last {
-            Some(e) if e.kind() == io::ErrorKind::TimedOut => timeout_error(&place, "connecting"),
-            Some(e) => SinkError::new(
-                SinkErrorKind::Unreachable,
-                format!("{place}: cannot connect: {e}"),
-            ),
-            None => SinkError::new(
-                SinkErrorKind::Unreachable,
-                format!("{place}: the host resolves to no address"),
-            ),
-        })?;
+        let tcp = crate::records::sink::connect_tcp(&url.host, url.port, &place, deadline)?;
         let _ = tcp.set_nodelay(true);
         let mut c = Connection {
             stream: Stream::Plain(tcp),
